@@ -1,0 +1,88 @@
+// Command worker is DocShield's voice worker: the daemon that runs call
+// campaigns, and the operator's tool to check and feed it.
+//
+//	worker [run]            the daemon (Heroku: `worker: bin/worker run`)
+//	worker health [--json]  one pass of all dependency checks; exit 0/1
+//	worker verify TARGET    deeper checks: redis, mongo, s3, all
+//	worker enqueue ...      enqueue a task, print its id
+//	worker queue stats      per-queue counters
+//	worker version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/docshield/voice-worker/internal/config"
+)
+
+func main() {
+	// SIGTERM is how Heroku stops a dyno; the daemon turns it into a
+	// graceful shutdown, the short commands simply stop.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// env bundles what every command gets from its surroundings, so tests can
+// run commands in-process with their own environment and buffers.
+type env struct {
+	stdout, stderr io.Writer
+	lookup         config.LookupFunc
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, e env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run the worker daemon (default)", cmdRun},
+		{"health", "check Redis, MongoDB and S3 once; exit 1 if any fails", cmdHealth},
+		{"verify", "deeper checks of one dependency: redis | mongo | s3 | all", cmdVerify},
+		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
+		{"queue", "queue stats: per-queue counters", cmdQueue},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+// Main runs one command and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup config.LookupFunc) int {
+	e := env{stdout: stdout, stderr: stderr, lookup: lookup}
+	// Under the image's ENTRYPOINT, `heroku run bin/worker health` arrives
+	// as `worker bin/worker health`; the Procfile form must work too.
+	if len(args) > 0 && filepath.Base(args[0]) == "worker" {
+		args = args[1:]
+	}
+	name := "run"
+	if len(args) > 0 {
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "-h", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(ctx, e, args)
+		}
+	}
+	fmt.Fprintf(stderr, "worker: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: worker <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'worker <command> --help' for a command's flags. Settings come from the environment; see README.md.")
+}

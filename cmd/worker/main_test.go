@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+)
+
+var workerBin string
+
+// TestMain builds the real binary once: the shutdown and config tests must
+// exercise the process as Heroku runs it, signals and exit codes included.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "worker-bin")
+	if err != nil {
+		panic(err)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	out, err := exec.Command("go", "build", "-o", workerBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build worker: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stackEnv is a full worker environment pointing at the devstack, with a
+// private Redis so no other test's worker takes our tasks.
+func stackEnv(t *testing.T, redisURL string) map[string]string {
+	s3 := testenv.S3(t)
+	return map[string]string{
+		"APP_ENV":               "development",
+		"REDIS_URL":             redisURL,
+		"MONGODB_URI":           testenv.MongoURI(t),
+		"MONGODB_DATABASE":      testenv.UniqueName(t),
+		"AWS_REGION":            s3.Region,
+		"AWS_ACCESS_KEY_ID":     s3.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY": s3.SecretAccessKey,
+		"S3_BUCKET":             s3.Bucket,
+		"S3_ENDPOINT":           s3.Endpoint,
+		"WORKER_CONCURRENCY":    "2",
+		"SHUTDOWN_TIMEOUT":      "6s",
+	}
+}
+
+func binCommand(env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.Command(workerBin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runBin(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	cmd := binCommand(env, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func TestConfigErrorsNamedAllAndNoSecrets(t *testing.T) {
+	env := map[string]string{
+		"APP_ENV":               "prod",
+		"REDIS_URL":             "http://:hunter2redis@127.0.0.1:1",
+		"MONGODB_URI":           "postgres://admin:hunter2mongo@db/",
+		"AWS_ACCESS_KEY_ID":     "AKIAHUNTER2",
+		"AWS_SECRET_ACCESS_KEY": "hunter2aws",
+		"WORKER_CONCURRENCY":    "0",
+	}
+	r := runBin(t, env, "run")
+	require.Equal(t, 1, r.code)
+	for _, v := range []string{"APP_ENV", "REDIS_URL", "MONGODB_URI", "AWS_REGION", "S3_BUCKET", "WORKER_CONCURRENCY"} {
+		require.Contains(t, r.stderr, v)
+		require.Contains(t, r.stdout, v, "the JSON log line names it too")
+	}
+	require.Contains(t, r.stdout, `"msg":"config.invalid"`)
+	require.NotContains(t, r.stdout+r.stderr, "hunter2")
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"health", "--help"}, {"verify", "--help"},
+		{"enqueue", "--help"}, {"queue", "--help"}, {"version", "--help"}} {
+		r := runBin(t, nil, args...)
+		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
+		require.Contains(t, r.stdout, "Usage: worker", "%v", args)
+	}
+	r := runBin(t, nil, "version")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "worker ")
+	require.Equal(t, 2, runBin(t, nil, "frobnicate").code)
+}
+
+func TestHealthAgainstStackAndStoppedRedis(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+
+	res := runBin(t, env, "health")
+	require.Equal(t, 0, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	for _, name := range []string{"redis", "mongodb", "s3"} {
+		require.Regexp(t, `(?m)^`+name+`\s+OK\s`, res.stdout)
+	}
+
+	res = runBin(t, env, "health", "--json")
+	require.Equal(t, 0, res.code)
+	var parsed struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &parsed))
+	require.True(t, parsed.OK)
+	require.Len(t, parsed.Checks, 3)
+
+	r.Kill()
+	res = runBin(t, env, "health")
+	require.Equal(t, 1, res.code)
+	require.Regexp(t, `(?m)^redis\s+FAIL\s`, res.stdout)
+	require.Regexp(t, `(?m)^mongodb\s+OK\s`, res.stdout)
+	require.NotContains(t, res.stdout, env["AWS_SECRET_ACCESS_KEY"])
+}
+
+func TestVerifyEachTargetNeedsOnlyItsSettings(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := map[string]string{"REDIS_URL": r.URL()} // nothing else configured
+	res := runBin(t, env, "verify", "redis")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^redis\s+aof\s+OK`, res.stdout)
+	require.Regexp(t, `(?m)^redis\s+maxmemory-policy\s+(OK|WARN)`, res.stdout)
+
+	res = runBin(t, env, "verify", "mongo")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, "MONGODB_URI")
+
+	full := stackEnv(t, r.URL())
+	res = runBin(t, full, "verify", "s3")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^s3\s+versioning\s+OK`, res.stdout)
+	require.Regexp(t, `(?m)^s3\s+default encryption\s+OK`, res.stdout)
+	require.Regexp(t, `(?m)^s3\s+lifecycle\s+OK`, res.stdout)
+
+	// mongo: indexes are missing until `run` creates them; that is a warning.
+	res = runBin(t, full, "verify", "--json", "all")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, `"target": "mongo"`)
+}
+
+func TestEnqueueValidatesAndPrintsID(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := map[string]string{"REDIS_URL": r.URL()}
+
+	res := runBin(t, env, "enqueue", "--type", tasks.TypeCampaignDispatch, "--payload", `{"campaign_id":"nope"}`)
+	require.Equal(t, 2, res.code)
+	require.Contains(t, res.stderr, "campaign_id")
+
+	res = runBin(t, env, "enqueue", "--type", tasks.TypeCampaignDispatch,
+		"--payload", `{"campaign_id":"65f1c0ffee0000000000abcd"}`, "--task-id", "dispatch-1")
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Equal(t, "dispatch-1\n", res.stdout)
+
+	file := filepath.Join(t.TempDir(), "task.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"type":"system:probe","payload":{"hold":"1s"}}`), 0o600))
+	res = runBin(t, env, "enqueue", "--file", file)
+	require.Equal(t, 0, res.code, res.stderr)
+
+	res = runBin(t, env, "queue", "stats", "--json")
+	require.Equal(t, 0, res.code, res.stderr)
+	var stats []struct {
+		Queue   string `json:"queue"`
+		Pending int    `json:"pending"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &stats))
+	got := map[string]int{}
+	for _, s := range stats {
+		got[s.Queue] = s.Pending
+	}
+	require.Equal(t, map[string]int{"calls": 0, "default": 1, "low": 1}, got)
+}
+
+// proc is a running `worker run`.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed when the process has exited; err is then set
+	err  error
+}
+
+// startWorker runs `worker run`; the process is killed when the test ends.
+func startWorker(t *testing.T, env map[string]string) *proc {
+	t.Helper()
+	p := &proc{cmd: binCommand(env, "run"), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// sigterm sends SIGTERM and waits for the exit, bounded by Heroku's 30 s
+// (its SIGKILL point): a hard bound, not a measurement.
+func (p *proc) sigterm(t *testing.T) error {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker still running 30s after SIGTERM; output:\n%s", p.out.String())
+		return nil
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func TestBinaryProcessesTasksAndArchivesInvalidPayload(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	out := startWorker(t, env).out
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+
+	bad, err := client.Enqueue(asynq.NewTask(tasks.TypeCallOutbound, []byte(`{"attempt_id":"has spaces"}`)),
+		asynq.Queue(tasks.QueueCalls), asynq.MaxRetry(3))
+	require.NoError(t, err)
+	waitFor(t, "invalid call archived", func() bool {
+		info, err := insp.GetTaskInfo(tasks.QueueCalls, bad.ID)
+		return err == nil && info.State == asynq.TaskStateArchived
+	})
+	info, err := insp.GetTaskInfo(tasks.QueueCalls, bad.ID)
+	require.NoError(t, err)
+	require.Contains(t, info.LastErr, "attempt_id: must be")
+
+	good, err := tasks.New(tasks.SystemProbe{})
+	require.NoError(t, err)
+	gi, err := client.Enqueue(good, asynq.Retention(time.Hour))
+	require.NoError(t, err)
+	waitFor(t, "probe completed", func() bool {
+		info, err := insp.GetTaskInfo(tasks.QueueLow, gi.ID)
+		return err == nil && info.State == asynq.TaskStateCompleted
+	})
+	require.Contains(t, out.String(), `"msg":"task.archived"`)
+	require.Contains(t, out.String(), `"task_id":"`+gi.ID+`"`)
+}
+
+func TestSIGTERMRequeuesActiveTaskAndExitsZero(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	env["SHUTDOWN_TIMEOUT"] = "6s"
+	w := startWorker(t, env)
+	out := w.out
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+
+	long, err := tasks.New(tasks.SystemProbe{Hold: tasks.Duration(2 * time.Minute)}, asynq.TaskID("long-probe"))
+	require.NoError(t, err)
+	_, err = client.Enqueue(long)
+	require.NoError(t, err)
+	waitFor(t, "probe active", func() bool { return strings.Contains(out.String(), "probe.received") })
+
+	start := time.Now()
+	require.NoError(t, w.sigterm(t), "worker must exit 0 after SIGTERM; output:\n%s", out.String())
+	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	require.NotContains(t, out.String(), "worker.shutdown_overrun")
+
+	info, err := insp.GetTaskInfo(tasks.QueueLow, "long-probe")
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, info.State, "the interrupted task is back in its queue")
+}
+
+func TestSIGTERMLetsShortTaskFinish(t *testing.T) {
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	env["SHUTDOWN_TIMEOUT"] = "20s"
+	w := startWorker(t, env)
+	out := w.out
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+
+	short, err := tasks.New(tasks.SystemProbe{Hold: tasks.Duration(time.Second)}, asynq.TaskID("short-probe"), asynq.Retention(time.Hour))
+	require.NoError(t, err)
+	_, err = client.Enqueue(short)
+	require.NoError(t, err)
+	waitFor(t, "probe active", func() bool { return strings.Contains(out.String(), "probe.received") })
+	require.NoError(t, w.sigterm(t), out.String())
+	info, err := insp.GetTaskInfo(tasks.QueueLow, "short-probe")
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateCompleted, info.State)
+}

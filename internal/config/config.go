@@ -1,0 +1,345 @@
+// Package config reads every setting of the worker from the environment,
+// once, into one typed struct. Problems are collected, not returned one at a
+// time, so an operator fixes a misconfigured dyno in one pass; messages name
+// the variable and never echo a value that could be a secret.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env is the deployment environment. Production refuses simulators and
+// local-only settings.
+type Env string
+
+const (
+	Development Env = "development"
+	Staging     Env = "staging"
+	Production  Env = "production"
+)
+
+// Config is the whole configuration. Sections are read independently so a
+// `verify` target can check one dependency while others are misconfigured.
+type Config struct {
+	Env      Env
+	LogLevel string
+	Redis    Redis
+	Mongo    Mongo
+	S3       S3
+	Worker   Worker
+}
+
+// Redis settings. URL may come from REDIS_TLS_URL, REDIS_URL or
+// REDISCLOUD_URL (Heroku add-ons); Source says which.
+type Redis struct {
+	URL    string
+	Source string
+	// InsecureSkipVerify accepts the self-signed certificate Heroku Redis
+	// presents on rediss://. Only honoured when asked for explicitly.
+	InsecureSkipVerify bool
+}
+
+// Mongo settings.
+type Mongo struct {
+	URI         string
+	Database    string
+	MaxPoolSize uint64
+}
+
+// S3 settings. Endpoint is for MinIO/local stacks only.
+type S3 struct {
+	Region          string
+	AccessKeyID     string
+	SecretAccessKey string
+	Bucket          string
+	Endpoint        string
+}
+
+// Worker settings for the asynq server.
+type Worker struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	// Name identifies this process as the owner of claimed attempts;
+	// defaults to Heroku's DYNO plus the host name.
+	Name string
+}
+
+// FieldError is one problem with one variable.
+type FieldError struct {
+	Var string
+	Msg string
+}
+
+func (e FieldError) Error() string { return e.Var + ": " + e.Msg }
+
+// Errors is every problem found, sorted by variable name.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = "  " + e.Error()
+	}
+	return fmt.Sprintf("invalid configuration (%d problems):\n%s", len(es), strings.Join(lines, "\n"))
+}
+
+// Vars returns the names of the variables with problems.
+func (es Errors) Vars() []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Var
+	}
+	return out
+}
+
+// LookupFunc reads one environment variable; os.LookupEnv in production,
+// a map in tests.
+type LookupFunc func(string) (string, bool)
+
+// MapLookup adapts a map for tests and tools.
+func MapLookup(m map[string]string) LookupFunc {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// reader collects problems while reading variables.
+type reader struct {
+	lookup LookupFunc
+	errs   Errors
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, FieldError{Var: name, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (r *reader) str(name, def string) string {
+	v, ok := r.lookup(name)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return def
+	}
+	return v
+}
+
+func (r *reader) required(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		r.fail(name, "is required")
+	}
+	return v
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		r.fail(name, "must be a whole number, got %q", s)
+		return def
+	}
+	if n < min || n > max {
+		r.fail(name, "must be between %d and %d, got %d", min, max, n)
+		return def
+	}
+	return n
+}
+
+func (r *reader) duration(name string, def, min, max time.Duration) time.Duration {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		// Heroku users often write plain seconds.
+		if n, nerr := strconv.Atoi(s); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+	}
+	if err != nil {
+		r.fail(name, "must be a duration like 25s or 1m, got %q", s)
+		return def
+	}
+	if d < min || d > max {
+		r.fail(name, "must be between %s and %s, got %s", min, max, d)
+		return def
+	}
+	return d
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.fail(name, "must be true or false, got %q", s)
+		return def
+	}
+	return b
+}
+
+func (r *reader) err() error {
+	if len(r.errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(r.errs, func(i, j int) bool { return r.errs[i].Var < r.errs[j].Var })
+	return r.errs
+}
+
+// Load reads and validates the whole configuration.
+func Load(lookup LookupFunc) (Config, error) {
+	r := &reader{lookup: lookup}
+	c := Config{
+		Env:      r.env(),
+		LogLevel: r.logLevel(),
+		Redis:    r.redis(),
+		Mongo:    r.mongo(),
+		Worker:   r.worker(),
+	}
+	c.S3 = r.s3(c.Env)
+	return c, r.err()
+}
+
+// LoadRedis reads only what talking to Redis needs (plus APP_ENV).
+func LoadRedis(lookup LookupFunc) (Redis, error) {
+	r := &reader{lookup: lookup}
+	c := r.redis()
+	return c, r.err()
+}
+
+// LoadMongo reads only what talking to MongoDB needs.
+func LoadMongo(lookup LookupFunc) (Mongo, error) {
+	r := &reader{lookup: lookup}
+	c := r.mongo()
+	return c, r.err()
+}
+
+// LoadS3 reads only what talking to S3 needs.
+func LoadS3(lookup LookupFunc) (S3, error) {
+	r := &reader{lookup: lookup}
+	c := r.s3(r.env())
+	return c, r.err()
+}
+
+// LoadBase reads the settings every command needs: environment and log level.
+func LoadBase(lookup LookupFunc) (Env, string, error) {
+	r := &reader{lookup: lookup}
+	e, l := r.env(), r.logLevel()
+	return e, l, r.err()
+}
+
+func (r *reader) env() Env {
+	switch e := Env(r.str("APP_ENV", string(Development))); e {
+	case Development, Staging, Production:
+		return e
+	default:
+		r.fail("APP_ENV", "must be development, staging or production, got %q", string(e))
+		return Development
+	}
+}
+
+func (r *reader) logLevel() string {
+	l := strings.ToLower(r.str("LOG_LEVEL", "info"))
+	switch l {
+	case "debug", "info", "warn", "error":
+		return l
+	}
+	r.fail("LOG_LEVEL", "must be debug, info, warn or error, got %q", l)
+	return "info"
+}
+
+// redisURLVars is the order in which the Redis URL is looked for: the TLS
+// URL first because Heroku sets it next to a plain URL for the same server.
+var redisURLVars = []string{"REDIS_TLS_URL", "REDIS_URL", "REDISCLOUD_URL"}
+
+func (r *reader) redis() Redis {
+	var c Redis
+	for _, name := range redisURLVars {
+		if v := r.str(name, ""); v != "" {
+			c.URL, c.Source = v, name
+			break
+		}
+	}
+	c.InsecureSkipVerify = r.boolean("REDIS_TLS_INSECURE_SKIP_VERIFY", false)
+	if c.URL == "" {
+		r.fail("REDIS_URL", "is required (or REDIS_TLS_URL / REDISCLOUD_URL)")
+		return c
+	}
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil:
+		// url.Parse's error repeats the URL, which holds the password.
+		r.fail(c.Source, "is not a valid URL")
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		r.fail(c.Source, "must start with redis:// or rediss://, got scheme %q", u.Scheme)
+	case u.Host == "":
+		r.fail(c.Source, "has no host")
+	}
+	return c
+}
+
+func (r *reader) mongo() Mongo {
+	c := Mongo{
+		URI:         r.required("MONGODB_URI"),
+		Database:    r.str("MONGODB_DATABASE", "docshield"),
+		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", 20, 1, 500)),
+	}
+	if c.URI != "" && !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://") {
+		r.fail("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
+	}
+	if strings.ContainsAny(c.Database, `/\. "$`) || len(c.Database) > 63 {
+		r.fail("MONGODB_DATABASE", "must be a MongoDB database name (no /\\. \"$, at most 63 characters), got %q", c.Database)
+	}
+	return c
+}
+
+func (r *reader) s3(env Env) S3 {
+	c := S3{
+		Region:          r.required("AWS_REGION"),
+		AccessKeyID:     r.str("AWS_ACCESS_KEY_ID", ""),
+		SecretAccessKey: r.str("AWS_SECRET_ACCESS_KEY", ""),
+		Bucket:          r.required("S3_BUCKET"),
+		Endpoint:        r.str("S3_ENDPOINT", ""),
+	}
+	// Keys come in pairs; with neither, the SDK's default chain (an IAM
+	// role) is used.
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		if c.AccessKeyID == "" {
+			r.fail("AWS_ACCESS_KEY_ID", "is required when AWS_SECRET_ACCESS_KEY is set")
+		} else {
+			r.fail("AWS_SECRET_ACCESS_KEY", "is required when AWS_ACCESS_KEY_ID is set")
+		}
+	}
+	if c.Endpoint != "" {
+		if env == Production {
+			r.fail("S3_ENDPOINT", "is for local stacks (MinIO) only and is refused when APP_ENV=production")
+		} else if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("S3_ENDPOINT", "must be an http(s) URL like http://127.0.0.1:9000")
+		}
+	}
+	return c
+}
+
+func (r *reader) worker() Worker {
+	c := Worker{
+		Concurrency:     r.integer("WORKER_CONCURRENCY", 10, 1, 200),
+		ShutdownTimeout: r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
+		Name:            r.str("WORKER_NAME", ""),
+	}
+	if c.Name == "" {
+		c.Name = r.str("DYNO", "")
+	}
+	return c
+}
+
+// ErrNotConfigured reports a section an optional feature needs.
+var ErrNotConfigured = errors.New("not configured")

@@ -1,0 +1,94 @@
+// Package logging builds the process's zap logger: JSON lines on stdout
+// (Heroku's log stream) plus any extra sinks (LogTail), all behind the same
+// redaction. Log messages are stable event names ("task.done",
+// "health.failed") so alerts in LogTail can match them.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options for New.
+type Options struct {
+	// Level is debug, info, warn or error.
+	Level string
+	// Out is where JSON lines go; stdout when nil.
+	Out zapcore.WriteSyncer
+	// Sinks are extra cores (the LogTail shipper) that receive every entry
+	// Out receives.
+	Sinks []zapcore.Core
+	// Fields are added to every line (service, env, dyno, version).
+	Fields []zap.Field
+}
+
+// EncoderConfig is the JSON shape of every line: `ts` in RFC 3339 with
+// milliseconds, `level`, `msg` (the event name), `caller`.
+func EncoderConfig() zapcore.EncoderConfig {
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	ec.EncodeDuration = zapcore.MillisDurationEncoder
+	return ec
+}
+
+// New builds the logger. Extra sinks see the same entries as stdout.
+func New(o Options) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if o.Level == "" {
+		o.Level = "info"
+	}
+	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	out := o.Out
+	if out == nil {
+		out = zapcore.Lock(os.Stdout)
+	}
+	// Each leaf core is wrapped on its own: Redact writes straight to the
+	// core it wraps, so it must wrap something that already filtered levels.
+	cores := []zapcore.Core{Redact(zapcore.NewCore(zapcore.NewJSONEncoder(EncoderConfig()), out, lvl))}
+	for _, s := range o.Sinks {
+		cores = append(cores, Redact(levelFiltered{Core: s, min: lvl}))
+	}
+	return zap.New(zapcore.NewTee(cores...), zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel)).With(o.Fields...), nil
+}
+
+// levelFiltered applies the process's level to a sink that has none of its own.
+type levelFiltered struct {
+	zapcore.Core
+	min zapcore.Level
+}
+
+func (l levelFiltered) Enabled(lvl zapcore.Level) bool { return lvl >= l.min && l.Core.Enabled(lvl) }
+
+func (l levelFiltered) With(f []zapcore.Field) zapcore.Core {
+	return levelFiltered{Core: l.Core.With(f), min: l.min}
+}
+
+func (l levelFiltered) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if !l.Enabled(e.Level) {
+		return ce
+	}
+	return l.Core.Check(e, ce)
+}
+
+type ctxKey struct{}
+
+// WithContext returns ctx carrying l, so code deep in a task logs with the
+// task's fields (task id, type, attempt id) without passing them around.
+func WithContext(ctx context.Context, l *zap.Logger) context.Context {
+	return context.WithValue(ctx, ctxKey{}, l)
+}
+
+// FromContext returns the logger in ctx, or a no-op logger.
+func FromContext(ctx context.Context) *zap.Logger {
+	if l, ok := ctx.Value(ctxKey{}).(*zap.Logger); ok {
+		return l
+	}
+	return zap.NewNop()
+}

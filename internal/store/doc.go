@@ -1,0 +1,34 @@
+// Package store keeps DocShield's records in MongoDB: campaigns, contacts,
+// call attempts and the do-not-call list, plus the fenced state changes that
+// make "never dial a contact twice for one attempt" hold across workers.
+//
+// Production runs on MongoDB Atlas; tests run on FerretDB v1.24 (SQLite).
+// Code here uses only what both speak, and only single-document writes.
+//
+// # Why a claim is an insert, not a conditional update
+//
+// On Atlas a conditional UpdateOne({_id, status: "queued"}) is atomic, so it
+// alone would decide a race between claimers. FerretDB v1.24 is different:
+// it runs an update as "query, change in Go, write the whole document back by
+// _id" without holding a lock between the read and the write (see its
+// internal/handler/common/update.go). Measured here: 50 concurrent
+// conditional updates of one queued document reported up to 34 winners, and
+// $inc lost increments. An insert, by contrast, is decided by SQLite's unique
+// _id index, and 50 concurrent inserts of one _id always gave one winner.
+//
+// So ClaimAttempt first inserts a ledger document (collection call_claims,
+// _id = attempt id): that insert elects the single owner on both servers.
+// Only the owner then writes the call document (queued → dialing with its
+// fence token). A claim is never deleted, so an attempt can never be claimed
+// twice; an owner that dies after the insert leaves the attempt queued but
+// unclaimable until the lease passes, then it is settled as interrupted
+// (by the next ClaimAttempt for it, or by ReapExpired) and never redialed.
+//
+// FerretDB's read-modify-write also means two concurrent writers to one
+// document can silently undo each other (a lease extension written after a
+// final transition would put the status back). After the claim, only the
+// owner and, once its lease has lapsed, the reaper write a call document, and
+// Store serializes its own writes per attempt inside the process, so one
+// worker's goroutines (transcript writer, lease keeper) cannot clobber each
+// other. On Atlas that lock is redundant but cheap.
+package store
