@@ -1,10 +1,5 @@
-
-// The canonical-format check needs hclwrite, whose go-cmp dependency is not
-// yet in go.mod. Until it is (one line: `github.com/google/go-cmp v0.7.0
-// // indirect`; go.sum already has it), this file builds only with
-// `go test -tags tffmt`; then delete the build line above.
-// TestTerraformFmtCheck runs the same check with a terraform binary when one
-// is installed.
+// TestTerraformFmtCheck (terraform_test.go) runs the same check with a
+// terraform binary when one is installed; this one needs none.
 
 package terraform_test
 
