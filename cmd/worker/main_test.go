@@ -115,6 +115,10 @@ func TestHelpAndVersion(t *testing.T) {
 	r := runBin(t, nil, "version")
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "worker ")
+	// `heroku run bin/worker version` under the image's ENTRYPOINT.
+	r2 := runBin(t, nil, "bin/worker", "version")
+	require.Equal(t, 0, r2.code, r2.stderr)
+	require.Equal(t, r.stdout, r2.stdout)
 	require.Equal(t, 2, runBin(t, nil, "frobnicate").code)
 }
 
