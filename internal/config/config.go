@@ -5,9 +5,10 @@
 package config
 
 import (
-	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,58 @@ type Config struct {
 	Mongo    Mongo
 	S3       S3
 	Worker   Worker
+	LiveKit  LiveKit
+	OpenAI   OpenAI
+	LogTail  LogTail
+	Health   Health
+}
+
+// LiveKit settings. Telephony is enabled when URL is set; the phone network
+// simulator only by SimulateCallee, which production refuses.
+type LiveKit struct {
+	URL            string
+	APIKey         string
+	APISecret      string
+	SIPTrunkID     string
+	CallerID       string
+	SimulateCallee bool
+}
+
+// Enabled reports whether telephony is configured.
+func (l LiveKit) Enabled() bool { return l.URL != "" }
+
+// OpenAI settings. BaseURL may point at the local simulator outside
+// production only.
+type OpenAI struct {
+	APIKey        string
+	BaseURL       string
+	RealtimeModel string
+	Voice         string
+	AnalysisModel string
+}
+
+// Enabled reports whether the OpenAI settings are present.
+func (o OpenAI) Enabled() bool { return o.APIKey != "" }
+
+// LogTail settings; shipping is off without a token.
+type LogTail struct {
+	SourceToken string
+	IngestURL   string
+	BufferBytes int
+}
+
+// Enabled reports whether logs are shipped.
+func (l LogTail) Enabled() bool { return l.SourceToken != "" }
+
+// Health settings: check intervals and alert thresholds (the operations
+// doc's table) and the optional Prometheus listener.
+type Health struct {
+	WorkerInterval, RedisInterval, MongoInterval, S3Interval, EvalInterval time.Duration
+	CPUWarnPct, CPUCritPct                                                 int
+	MemWarnMB, MemCritMB                                                   int
+	QueueWarn, QueueCrit                                                   int
+	ErrorRateWarnPct, ErrorRateCritPct                                     int
+	MetricsAddr                                                            string
 }
 
 // Redis settings. URL may come from REDIS_TLS_URL, REDIS_URL or
@@ -206,6 +259,40 @@ func Load(lookup LookupFunc) (Config, error) {
 		Worker:   r.worker(),
 	}
 	c.S3 = r.s3(c.Env)
+	c.LiveKit = r.livekit(c.Env)
+	c.OpenAI = r.openai(c.Env)
+	c.LogTail = r.logtail()
+	c.Health = r.health()
+	return c, r.err()
+}
+
+// LoadLiveKit reads only the LiveKit settings, for `verify livekit`.
+func LoadLiveKit(lookup LookupFunc) (LiveKit, error) {
+	r := &reader{lookup: lookup}
+	c := r.livekit(r.env())
+	if c.URL == "" {
+		r.fail("LIVEKIT_URL", "is required")
+	}
+	return c, r.err()
+}
+
+// LoadOpenAI reads only the OpenAI settings, for `verify openai`.
+func LoadOpenAI(lookup LookupFunc) (OpenAI, error) {
+	r := &reader{lookup: lookup}
+	c := r.openai(r.env())
+	if c.APIKey == "" {
+		r.fail("OPENAI_API_KEY", "is required")
+	}
+	return c, r.err()
+}
+
+// LoadLogTail reads only the LogTail settings, for `verify logtail`.
+func LoadLogTail(lookup LookupFunc) (LogTail, error) {
+	r := &reader{lookup: lookup}
+	c := r.logtail()
+	if c.SourceToken == "" {
+		r.fail("LOGTAIL_SOURCE_TOKEN", "is required")
+	}
 	return c, r.err()
 }
 
@@ -329,6 +416,126 @@ func (r *reader) s3(env Env) S3 {
 	return c
 }
 
+// isLoopbackURL reports whether raw points at this machine: where the local
+// simulators live, and where production must never point.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (r *reader) livekit(env Env) LiveKit {
+	c := LiveKit{
+		URL:            r.str("LIVEKIT_URL", ""),
+		APIKey:         r.str("LIVEKIT_API_KEY", ""),
+		APISecret:      r.str("LIVEKIT_API_SECRET", ""),
+		SIPTrunkID:     r.str("LIVEKIT_SIP_TRUNK_ID", ""),
+		CallerID:       r.str("CALLER_ID", ""),
+		SimulateCallee: r.boolean("TELEPHONY_SIMULATOR", false),
+	}
+	if c.URL == "" {
+		return c
+	}
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail("LIVEKIT_URL", "must be a ws(s):// or http(s):// URL")
+	}
+	if c.APIKey == "" {
+		r.fail("LIVEKIT_API_KEY", "is required when LIVEKIT_URL is set")
+	}
+	if c.APISecret == "" {
+		r.fail("LIVEKIT_API_SECRET", "is required when LIVEKIT_URL is set")
+	}
+	if c.SimulateCallee && env == Production {
+		r.fail("TELEPHONY_SIMULATOR", "simulates the phone network and is refused when APP_ENV=production")
+	}
+	if !c.SimulateCallee && c.SIPTrunkID == "" {
+		r.fail("LIVEKIT_SIP_TRUNK_ID", "is required to place real calls (or set TELEPHONY_SIMULATOR=true outside production)")
+	}
+	if c.CallerID != "" && !e164.MatchString(c.CallerID) {
+		r.fail("CALLER_ID", "must be an E.164 number like +15551234567")
+	}
+	return c
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+func (r *reader) openai(env Env) OpenAI {
+	c := OpenAI{
+		APIKey:        r.str("OPENAI_API_KEY", ""),
+		BaseURL:       strings.TrimRight(r.str("OPENAI_BASE_URL", "https://api.openai.com/v1"), "/"),
+		RealtimeModel: r.str("OPENAI_REALTIME_MODEL", "gpt-realtime"),
+		Voice:         r.str("OPENAI_VOICE", "marin"),
+		AnalysisModel: r.str("OPENAI_ANALYSIS_MODEL", "gpt-4o-mini"),
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail("OPENAI_BASE_URL", "must be an http(s) URL like https://api.openai.com/v1")
+	} else if env == Production && isLoopbackURL(c.BaseURL) {
+		r.fail("OPENAI_BASE_URL", "points at this machine (a simulator) and is refused when APP_ENV=production")
+	}
+	return c
+}
+
+func (r *reader) logtail() LogTail {
+	c := LogTail{
+		SourceToken: r.str("LOGTAIL_SOURCE_TOKEN", ""),
+		IngestURL:   r.str("LOGTAIL_INGEST_URL", "https://in.logs.betterstack.com"),
+		BufferBytes: r.integer("LOGTAIL_BUFFER_BYTES", 8<<20, 64<<10, 256<<20),
+	}
+	if u, err := url.Parse(c.IngestURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail("LOGTAIL_INGEST_URL", "must be an http(s) URL")
+	}
+	return c
+}
+
+func (r *reader) health() Health {
+	iv := func(name string, def time.Duration) time.Duration {
+		return r.duration(name, def, time.Second, time.Hour)
+	}
+	c := Health{
+		WorkerInterval:   iv("HEALTH_WORKER_INTERVAL", 30*time.Second),
+		RedisInterval:    iv("HEALTH_REDIS_INTERVAL", 30*time.Second),
+		MongoInterval:    iv("HEALTH_MONGO_INTERVAL", 60*time.Second),
+		S3Interval:       iv("HEALTH_S3_INTERVAL", 120*time.Second),
+		EvalInterval:     iv("ALERT_EVAL_INTERVAL", 30*time.Second),
+		CPUWarnPct:       r.integer("ALERT_CPU_WARN_PCT", 70, 1, 100),
+		CPUCritPct:       r.integer("ALERT_CPU_CRIT_PCT", 85, 1, 100),
+		MemWarnMB:        r.integer("ALERT_MEMORY_WARN_MB", 450, 16, 1<<20),
+		MemCritMB:        r.integer("ALERT_MEMORY_CRIT_MB", 490, 16, 1<<20),
+		QueueWarn:        r.integer("ALERT_QUEUE_WARN", 100, 1, 1<<30),
+		QueueCrit:        r.integer("ALERT_QUEUE_CRIT", 200, 1, 1<<30),
+		ErrorRateWarnPct: r.integer("ALERT_ERROR_RATE_WARN_PCT", 5, 1, 100),
+		ErrorRateCritPct: r.integer("ALERT_ERROR_RATE_CRIT_PCT", 10, 1, 100),
+		MetricsAddr:      r.str("METRICS_ADDR", ""),
+	}
+	pairs := []struct {
+		warn, crit int
+		name       string
+	}{
+		{c.CPUWarnPct, c.CPUCritPct, "ALERT_CPU_CRIT_PCT"},
+		{c.MemWarnMB, c.MemCritMB, "ALERT_MEMORY_CRIT_MB"},
+		{c.QueueWarn, c.QueueCrit, "ALERT_QUEUE_CRIT"},
+		{c.ErrorRateWarnPct, c.ErrorRateCritPct, "ALERT_ERROR_RATE_CRIT_PCT"},
+	}
+	for _, p := range pairs {
+		if p.crit < p.warn {
+			r.fail(p.name, "must not be below its warning level (%d < %d)", p.crit, p.warn)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			r.fail("METRICS_ADDR", "must be host:port like 127.0.0.1:9090 or :9090")
+		}
+	}
+	return c
+}
+
 func (r *reader) worker() Worker {
 	c := Worker{
 		Concurrency:     r.integer("WORKER_CONCURRENCY", 10, 1, 200),
@@ -340,6 +547,3 @@ func (r *reader) worker() Worker {
 	}
 	return c
 }
-
-// ErrNotConfigured reports a section an optional feature needs.
-var ErrNotConfigured = errors.New("not configured")

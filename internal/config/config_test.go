@@ -96,3 +96,43 @@ func TestShutdownTimeoutPlainSeconds(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 20*time.Second, c.Worker.ShutdownTimeout)
 }
+
+func TestOptionalSections(t *testing.T) {
+	env := validEnv()
+	c, err := config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.False(t, c.LiveKit.Enabled())
+	require.False(t, c.OpenAI.Enabled())
+	require.False(t, c.LogTail.Enabled())
+	require.Equal(t, 450, c.Health.MemWarnMB)
+	require.Equal(t, 30*time.Second, c.Health.RedisInterval)
+
+	env["LIVEKIT_URL"] = "ws://127.0.0.1:7880"
+	env["OPENAI_API_KEY"] = "sk-hunter2"
+	env["OPENAI_BASE_URL"] = "http://127.0.0.1:9999/v1/"
+	_, err = config.Load(config.MapLookup(env))
+	var errs config.Errors
+	require.ErrorAs(t, err, &errs)
+	require.ElementsMatch(t, []string{"LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_SIP_TRUNK_ID"}, errs.Vars())
+
+	env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"], env["TELEPHONY_SIMULATOR"] = "k", "s", "true"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.True(t, c.LiveKit.SimulateCallee)
+	require.Equal(t, "http://127.0.0.1:9999/v1", c.OpenAI.BaseURL)
+
+	// Simulators are refused in production.
+	env["APP_ENV"] = "production"
+	_, err = config.Load(config.MapLookup(env))
+	require.ErrorAs(t, err, &errs)
+	require.ElementsMatch(t, []string{"TELEPHONY_SIMULATOR", "OPENAI_BASE_URL"}, errs.Vars())
+	require.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestThresholdOrder(t *testing.T) {
+	env := validEnv()
+	env["ALERT_MEMORY_WARN_MB"] = "480"
+	env["ALERT_MEMORY_CRIT_MB"] = "470"
+	_, err := config.Load(config.MapLookup(env))
+	require.ErrorContains(t, err, "ALERT_MEMORY_CRIT_MB")
+}
