@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/queue"
+	"github.com/hibiken/asynq"
 )
 
 func cmdHealth(ctx context.Context, e env, args []string) int {
@@ -18,17 +20,55 @@ func cmdHealth(ctx context.Context, e env, args []string) int {
 		return code
 	}
 	results := health.RunAll(ctx, *timeout, healthChecks(ctx, e)...)
-	write := health.WriteTable
+	metrics := currentMetrics(ctx, e, *timeout)
+	var err error
 	if *asJSON {
-		write = health.WriteJSON
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(struct {
+			OK      bool                   `json:"ok"`
+			Checks  []health.Result        `json:"checks"`
+			Metrics []health.MetricReading `json:"metrics,omitempty"`
+		}{health.AllOK(results), results, metrics})
+	} else {
+		err = health.WriteTable(e.stdout, results)
+		if err == nil && len(metrics) > 0 {
+			fmt.Fprintln(e.stdout)
+			err = health.WriteMetrics(e.stdout, metrics)
+		}
 	}
-	if err := write(e.stdout, results); err != nil {
-		return 1
-	}
-	if !health.AllOK(results) {
+	if err != nil || !health.AllOK(results) {
 		return 1
 	}
 	return 0
+}
+
+// currentMetrics reads each queue now and what running workers last
+// published (CPU, memory, error rate), against the configured thresholds.
+// Without a usable Redis there is nothing to read; the checks say why.
+func currentMetrics(ctx context.Context, e env, timeout time.Duration) []health.MetricReading {
+	rc, err := config.LoadRedis(e.lookup)
+	if err != nil {
+		return nil
+	}
+	opt, err := queue.ConnOpt(rc)
+	if err != nil {
+		return nil
+	}
+	cfg, _ := config.Load(e.lookup) // thresholds have defaults even when other sections are wrong
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := queue.Ping(ctx, opt); err != nil {
+		return nil
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	snaps := health.NewRedisSnapshots(opt, 3*cfg.Health.EvalInterval)
+	defer snaps.Close()
+	return health.CurrentMetrics(ctx, health.MetricSources{
+		Queues:    func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) },
+		Snapshots: snaps.Read,
+	}, thresholds(cfg.Health))
 }
 
 // healthChecks builds one check per dependency. A dependency whose settings

@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -339,4 +346,98 @@ func TestSIGTERMLetsShortTaskFinish(t *testing.T) {
 	info, err := insp.GetTaskInfo(tasks.QueueLow, "short-probe")
 	require.NoError(t, err)
 	require.Equal(t, asynq.TaskStateCompleted, info.State)
+}
+
+// logSink is a loopback LogTail ingest endpoint that keeps every body.
+type logSink struct {
+	mu     sync.Mutex
+	bodies []string
+	auth   []string
+}
+
+func (s *logSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusNotAcceptable)
+			return
+		}
+		body = zr
+	}
+	b, _ := io.ReadAll(body)
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(b))
+	s.auth = append(s.auth, r.Header.Get("Authorization"))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *logSink) all() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.bodies, "\n")
+}
+
+// The real binary, with secrets in its environment, logs to stdout and to
+// a LogTail sink; neither sees a secret or a full phone number, even when a
+// task payload carries them into an error message.
+func TestSecretsNeverLogged(t *testing.T) {
+	r := testenv.StartRedis(t)
+	sink := &logSink{}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+
+	env := stackEnv(t, r.URL())
+	secrets := map[string]string{
+		"LOGTAIL_SOURCE_TOKEN": "lt-token-Zq9secret",
+		"OPENAI_API_KEY":       "sk-proj-Secret0penAIkey",
+		"LIVEKIT_API_KEY":      "APIkeySecret",
+		"LIVEKIT_API_SECRET":   "livekit-secret-value-32-characters!!",
+	}
+	for k, v := range secrets {
+		env[k] = v
+	}
+	env["LIVEKIT_URL"] = "ws://127.0.0.1:1"
+	env["TELEPHONY_SIMULATOR"] = "true"
+	env["LOGTAIL_INGEST_URL"] = srv.URL
+	env["LOG_LEVEL"] = "debug"
+	w := startWorker(t, env)
+
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	client := asynq.NewClient(opt)
+	defer client.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	// Validation echoes a bad attempt id; these must be redacted on the way out.
+	var ids []string
+	for _, bad := range []string{"password=PayloadPassw0rd", "+15551234567"} {
+		payload, _ := json.Marshal(map[string]string{"attempt_id": bad})
+		info, err := client.Enqueue(asynq.NewTask(tasks.TypeCallOutbound, payload), asynq.Queue(tasks.QueueCalls))
+		require.NoError(t, err)
+		ids = append(ids, info.ID)
+	}
+	waitFor(t, "both tasks archived", func() bool {
+		for _, id := range ids {
+			info, err := insp.GetTaskInfo(tasks.QueueCalls, id)
+			if err != nil || info.State != asynq.TaskStateArchived {
+				return false
+			}
+		}
+		return true
+	})
+	require.NoError(t, w.sigterm(t), w.out.String())
+
+	stdout, shipped := w.out.String(), sink.all()
+	require.Contains(t, shipped, `"msg":"task.archived"`, "the sink received the worker's lines")
+	require.Contains(t, shipped, `"dt":"`)
+	require.Contains(t, stdout, "4567", "the masked number keeps its last four digits")
+	leaks := append([]string{"PayloadPassw0rd", "5551234567", env["AWS_SECRET_ACCESS_KEY"]}, slices.Collect(maps.Values(secrets))...)
+	for _, s := range leaks {
+		require.NotContains(t, stdout, s)
+		require.NotContains(t, shipped, s)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Equal(t, "Bearer "+secrets["LOGTAIL_SOURCE_TOKEN"], sink.auth[0])
 }

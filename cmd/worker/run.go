@@ -9,6 +9,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/config"
+	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -16,6 +17,7 @@ import (
 	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 func cmdRun(ctx context.Context, e env, args []string) int {
@@ -24,15 +26,37 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 		return code
 	}
 	cfg, cfgErr := config.Load(e.lookup)
+	var sinks []zapcore.Core
+	var shipper *logging.LogTail
+	if cfgErr == nil && cfg.LogTail.Enabled() {
+		var err error
+		shipper, err = logging.NewLogTail(logging.LogTailOptions{
+			URL: cfg.LogTail.IngestURL, Token: cfg.LogTail.SourceToken,
+			BufferBytes: cfg.LogTail.BufferBytes, Stdout: e.stdout,
+		})
+		if err != nil {
+			return configError(e, err)
+		}
+		sinks = append(sinks, shipper.Core())
+	}
 	log, err := logging.New(logging.Options{
-		Level: cfg.LogLevel, Out: zapSync(e.stdout),
+		Level: cfg.LogLevel, Out: zapSync(e.stdout), Sinks: sinks,
 		Fields: []zap.Field{zap.String("service", "docshield-worker"), zap.String("env", string(cfg.Env)),
 			zap.String("version", version.Version)},
 	})
 	if err != nil {
 		return configError(e, err)
 	}
-	defer log.Sync() //nolint:errcheck // stdout sync fails on pipes; nothing to do about it
+	defer func() {
+		_ = log.Sync() // stdout sync fails on pipes; nothing to do about it
+		if shipper != nil {
+			// Last: everything else has logged by now. Bounded so the
+			// whole shutdown stays inside SHUTDOWN_TIMEOUT.
+			ctx, cancel := context.WithTimeout(context.Background(), worker.ShutdownReserve(cfg.Worker.ShutdownTimeout)/2)
+			defer cancel()
+			_ = shipper.Close(ctx)
+		}
+	}()
 	if cfgErr != nil {
 		var errs config.Errors
 		errors.As(cfgErr, &errs)
@@ -67,8 +91,9 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		select {
 		case <-stopped:
 		case <-t.C:
+			// No Sync: with LogTail down it could wait longer still; the
+			// line reaches stdout, which Heroku collects anyway.
 			log.Error("worker.shutdown_overrun", zap.Duration("shutdown_timeout", cfg.Worker.ShutdownTimeout))
-			_ = log.Sync()
 			os.Exit(1)
 		}
 	}()
@@ -78,7 +103,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		return err
 	}
 	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), worker.ShutdownReserve(cfg.Worker.ShutdownTimeout))
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), worker.ShutdownReserve(cfg.Worker.ShutdownTimeout)/2)
 		defer cancel()
 		if err := st.Close(closeCtx); err != nil {
 			log.Warn("mongo.close", zap.Error(err))
@@ -106,8 +131,48 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		Redis: redisOpt, Concurrency: cfg.Worker.Concurrency,
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout, Logger: log,
 	})
+	s3c, err := openStorage(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	queues := func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) }
+	snaps := health.NewRedisSnapshots(redisOpt, 3*cfg.Health.EvalInterval)
+	defer snaps.Close()
+	pressure := health.NewPressure(log)
+	mon, err := health.NewMonitor(health.MonitorOptions{
+		Logger: log, Worker: owner,
+		Checks: []health.ScheduledCheck{
+			{Check: health.RedisCheck(redisOpt), Interval: cfg.Health.RedisInterval},
+			{Check: health.Check{Name: "mongodb", Run: func(ctx context.Context) (string, error) { return health.MongoPing(ctx, st) }},
+				Interval: cfg.Health.MongoInterval},
+			{Check: health.Check{Name: "s3", Run: func(ctx context.Context) (string, error) { return health.S3Probe(ctx, s3c) }},
+				Interval: cfg.Health.S3Interval},
+		},
+		HeartbeatInterval: cfg.Health.WorkerInterval, EvalInterval: cfg.Health.EvalInterval,
+		Thresholds: thresholds(cfg.Health), Queues: queues, Pressure: pressure, Publish: snaps.Publish,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Health.MetricsAddr != "" {
+		ms, err := health.StartMetricsServer(cfg.Health.MetricsAddr, health.MetricsHandler(mon, queues), log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_ = ms.Shutdown(sctx)
+		}()
+	}
+	mon.Start(ctx)
+	defer mon.Shutdown()
+
 	srv.Handle(tasks.TypeSystemProbe, asynq.HandlerFunc(worker.ProbeHandler))
-	srv.Handle(tasks.TypeCallOutbound, &call.Handler{Calls: st, Owner: owner})
+	// Backpressure defers new calls while memory is above its warning level.
+	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(&call.Handler{Calls: st, Owner: owner}))
 	srv.Handle(tasks.TypeCampaignDispatch, notYet[tasks.CampaignDispatch]())
 	srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
 	return srv.Run(ctx)
@@ -127,6 +192,16 @@ func notYet[T any, P interface {
 		}
 		return fmt.Errorf("%s is not handled by worker %s yet; will retry", t.Type(), version.Version)
 	})
+}
+
+// thresholds maps the configured alert levels onto the health monitor's.
+func thresholds(h config.Health) health.Thresholds {
+	t := health.DefaultThresholds()
+	t.CPUPercent = health.Threshold{Warning: float64(h.CPUWarnPct), Critical: float64(h.CPUCritPct)}
+	t.RSSMB = health.Threshold{Warning: float64(h.MemWarnMB), Critical: float64(h.MemCritMB)}
+	t.QueueLength = health.Threshold{Warning: float64(h.QueueWarn), Critical: float64(h.QueueCrit)}
+	t.ErrorRatePercent = health.Threshold{Warning: float64(h.ErrorRateWarnPct), Critical: float64(h.ErrorRateCritPct)}
+	return t
 }
 
 // ownerName identifies this process in claimed attempts: the dyno name on

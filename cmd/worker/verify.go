@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/queue"
 )
 
@@ -14,15 +16,16 @@ import (
 // dependency's settings.
 var verifiers = []struct {
 	target string
-	run    func(ctx context.Context, e env) []health.Finding
+	run    func(ctx context.Context, e env, explicit bool) []health.Finding
 }{
 	{"redis", verifyRedis},
 	{"mongo", verifyMongo},
 	{"s3", verifyS3},
+	{"logtail", verifyLogTail},
 }
 
 func cmdVerify(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|all")
+	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|all")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the whole verification")
 	if code, done := parse(e, fs, args); done {
@@ -40,11 +43,11 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 	for _, v := range verifiers {
 		if target == v.target || target == "all" {
 			known = true
-			findings = append(findings, v.run(ctx, e)...)
+			findings = append(findings, v.run(ctx, e, target == v.target)...)
 		}
 	}
 	if !known {
-		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3 or all)\n", target)
+		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail or all)\n", target)
 		return 2
 	}
 	write := health.WriteFindings
@@ -61,7 +64,7 @@ func configFinding(target string, err error) []health.Finding {
 	return []health.Finding{{Target: target, Item: "config", Level: health.LevelFail, Detail: err.Error()}}
 }
 
-func verifyRedis(ctx context.Context, e env) []health.Finding {
+func verifyRedis(ctx context.Context, e env, _ bool) []health.Finding {
 	rc, err := config.LoadRedis(e.lookup)
 	if err != nil {
 		return configFinding("redis", err)
@@ -73,7 +76,7 @@ func verifyRedis(ctx context.Context, e env) []health.Finding {
 	return health.VerifyRedis(ctx, opt)
 }
 
-func verifyMongo(ctx context.Context, e env) []health.Finding {
+func verifyMongo(ctx context.Context, e env, _ bool) []health.Finding {
 	mc, err := config.LoadMongo(e.lookup)
 	if err != nil {
 		return configFinding("mongo", err)
@@ -86,7 +89,7 @@ func verifyMongo(ctx context.Context, e env) []health.Finding {
 	return health.VerifyMongo(ctx, st)
 }
 
-func verifyS3(ctx context.Context, e env) []health.Finding {
+func verifyS3(ctx context.Context, e env, _ bool) []health.Finding {
 	sc, err := config.LoadS3(e.lookup)
 	if err != nil {
 		return configFinding("s3", err)
@@ -96,4 +99,28 @@ func verifyS3(ctx context.Context, e env) []health.Finding {
 		return configFinding("s3", err)
 	}
 	return health.VerifyS3(ctx, c)
+}
+
+// verifyLogTail sends one test event. Shipping is optional, so under
+// `verify all` a missing token is a warning, not a failure.
+func verifyLogTail(ctx context.Context, e env, explicit bool) []health.Finding {
+	f := &health.Findings{Target: "logtail"}
+	lc, err := config.LoadLogTail(e.lookup)
+	if err != nil {
+		if !explicit && lc.SourceToken == "" {
+			f.Warn("config", "LOGTAIL_SOURCE_TOKEN not set: logs go to stdout only")
+			return f.List
+		}
+		return configFinding("logtail", err)
+	}
+	status, err := logging.VerifyLogTail(ctx, lc.IngestURL, lc.SourceToken)
+	switch {
+	case err != nil:
+		f.Fail("ingest", "%s: %v", logging.RedactURL(lc.IngestURL), err)
+	case status == http.StatusAccepted:
+		f.OK("ingest", "test event accepted by %s (HTTP %d)", logging.RedactURL(lc.IngestURL), status)
+	default:
+		f.Fail("ingest", "HTTP %d from %s: %s", status, logging.RedactURL(lc.IngestURL), logging.StatusMeaning(status))
+	}
+	return f.List
 }

@@ -35,11 +35,14 @@ func (s *Server) middleware(next asynq.Handler) asynq.Handler {
 				log.Error("task.panic", zap.Any("panic", r), zap.String("stack", string(debug.Stack())))
 			}
 			fields := []zap.Field{zap.Duration("duration_ms", time.Since(start)), zap.String("outcome", Outcome(err))}
-			if err != nil {
+			switch {
+			case Deferred(err):
+				log.Info("task.deferred", append(fields, zap.Error(err))...)
+			case err != nil:
 				log.Warn("task.failed", append(fields, zap.Error(err))...)
-				return
+			default:
+				log.Info("task.done", fields...)
 			}
-			log.Info("task.done", fields...)
 		}()
 		log.Debug("task.start")
 		return next.ProcessTask(ctx, t)
@@ -53,6 +56,8 @@ func Outcome(err error) string {
 		return "ok"
 	case errors.Is(err, asynq.SkipRetry):
 		return "rejected"
+	case Deferred(err):
+		return "deferred"
 	case errors.Is(err, context.Canceled):
 		return "interrupted"
 	default:

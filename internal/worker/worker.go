@@ -114,9 +114,17 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 }
 
 // isFailure decides what counts towards the failed counters and the error
-// rate alert: a shutdown interruption is not a failure of the task.
+// rate alert: a shutdown interruption is not a failure of the task, and
+// neither is a deferral (backpressure), which must not use up a retry.
 func isFailure(err error) bool {
-	return !errors.Is(err, context.Canceled)
+	return !errors.Is(err, context.Canceled) && !Deferred(err)
+}
+
+// Deferred reports whether err only postpones the task (it implements
+// Deferred() bool, as health.ErrBackpressure does).
+func Deferred(err error) bool {
+	var d interface{ Deferred() bool }
+	return errors.As(err, &d) && d.Deferred()
 }
 
 func (s *Server) handleError(ctx context.Context, t *asynq.Task, err error) {
@@ -127,6 +135,10 @@ func (s *Server) handleError(ctx context.Context, t *asynq.Task, err error) {
 		zap.String("task_id", id), zap.String("task_type", t.Type()),
 		zap.String("attempt_id", tasks.AttemptIDOf(t.Payload())),
 		zap.Int("retried", retried), zap.Int("max_retry", maxRetry), zap.Error(err),
+	}
+	if Deferred(err) {
+		s.log.Info("task.deferred", fields...)
+		return
 	}
 	if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
 		s.log.Error("task.archived", fields...)

@@ -1,0 +1,76 @@
+# DocShield voice worker. CI runs `make tools` then `make test` (.ci/run).
+#
+#   make build   the worker binary, bin/worker
+#   make tools   Debian packages, tools/bin/devstack, and the Go-built servers (cached)
+#   make test    all tests against a real local stack, then go vet; ends with a summary
+#   make dev     the worker against the local stack (Ctrl-C stops everything)
+#   make up      only the local stack, env in .devstack.env (Ctrl-C stops it)
+#   make lint    gofmt, go vet, staticcheck
+#   make bench   benchmarks against the local stack
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+MODULE   := github.com/docshield/voice-worker
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+DEVSTACK := tools/bin/devstack
+TESTOUT  := bin/test-results
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := tools/bin/staticcheck-$(STATICCHECK_VERSION)
+
+.PHONY: build tools test dev up lint bench clean
+
+build:
+	go build -trimpath -ldflags "-s -w -X $(MODULE)/internal/version.Version=$(VERSION)" -o bin/worker ./cmd/worker
+
+tools:
+	scripts/install-deps.sh
+	go build -C tools/devstack -o $(CURDIR)/$(DEVSTACK) .
+	$(DEVSTACK) install
+
+# Each go test run is recorded by `devstack gotest`, which prints it like
+# plain go test (failing tests' output only); `devstack summary` then ends
+# the log with the verdict and the counts.
+test: tools build
+	@rm -rf $(TESTOUT) && mkdir -p $(TESTOUT)
+	@rc=0; \
+	echo "==> go test ./... (against devstack)"; \
+	$(DEVSTACK) gotest --record $(TESTOUT)/worker.json -- \
+		$(DEVSTACK) exec -- go test -json -race -count=1 -timeout 20m ./... || rc=1; \
+	echo "==> go test (tools/devstack)"; \
+	$(DEVSTACK) gotest --record $(TESTOUT)/devstack.json -- \
+		go test -C tools/devstack -json -race -count=1 -timeout 10m ./... || rc=1; \
+	echo "==> go vet"; \
+	vet=ok; { go vet ./... && go vet -C tools/devstack ./...; } || { vet=fail; rc=1; }; \
+	$(DEVSTACK) summary --step "go vet=$$vet" $(TESTOUT)/worker.json $(TESTOUT)/devstack.json \
+		| tee $(TESTOUT)/summary.txt || rc=1; \
+	exit $$rc
+
+dev: tools build
+	$(DEVSTACK) exec -- scripts/dev.sh
+
+up: tools
+	$(DEVSTACK) up --env-file .devstack.env
+
+lint:
+	@bad=$$(gofmt -l .); if [ -n "$$bad" ]; then echo "gofmt -l reports unformatted files:"; echo "$$bad"; exit 1; fi
+	go vet ./...
+	go vet -C tools/devstack ./...
+	@if $(MAKE) -s $(STATICCHECK); then \
+		echo "$(STATICCHECK) ./..."; $(STATICCHECK) ./...; \
+		(cd tools/devstack && $(CURDIR)/$(STATICCHECK) ./...); \
+	else echo "lint: staticcheck could not be installed; skipped"; fi
+
+# Cached by version, so lint installs it once.
+$(STATICCHECK):
+	@mkdir -p tools/bin/.staticcheck
+	GOBIN=$(CURDIR)/tools/bin/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv tools/bin/.staticcheck/staticcheck $@
+
+bench: tools
+	$(DEVSTACK) exec -- go test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin tools/bin

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// mongoService embeds FerretDB on SQLite: it speaks the MongoDB wire
+// protocol and needs no server binary (MongoDB itself is not packaged
+// for these machines). It runs inside devstack, so stopping devstack
+// stops it.
+type mongoService struct {
+	uri     string
+	logFile *os.File
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when FerretDB's Run returns
+}
+
+func (m *mongoService) name() string              { return "mongo" }
+func (m *mongoService) logPath(dir string) string { return filepath.Join(dir, "ferretdb.log") }
+func (m *mongoService) endpoint() string          { return m.uri + "  (FerretDB on SQLite)" }
+
+func (m *mongoService) env() []envVar {
+	return []envVar{
+		{"MONGODB_URI", m.uri},
+		{"MONGODB_DATABASE", "docshield"},
+	}
+}
+
+func (m *mongoService) start(ctx context.Context, dir string) error {
+	data := filepath.Join(dir, "ferretdb")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return fmt.Errorf("ferretdb data dir: %w", err)
+	}
+	logFile, err := os.OpenFile(m.logPath(dir), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("ferretdb log: %w", err)
+	}
+	// FerretDB binds the listener in New, so port 0 is race-free here.
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + data + "/",
+		Logger:    slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		logFile.Close()
+		return fmt.Errorf("ferretdb: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.logFile, m.cancel, m.done = logFile, cancel, make(chan struct{})
+	go func() {
+		defer close(m.done)
+		_ = f.Run(runCtx)
+	}()
+	m.uri = f.MongoDBURI()
+
+	if err := m.waitPing(ctx); err != nil {
+		m.stop()
+		return err
+	}
+	return nil
+}
+
+// waitPing pings through the same driver the worker uses.
+func (m *mongoService) waitPing(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(m.uri).SetServerSelectionTimeout(2 * time.Second))
+	if err != nil {
+		return fmt.Errorf("mongo client: %w", err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := client.Ping(ctx, nil)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mongo ping %s: %w", m.uri, err)
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *mongoService) stop() {
+	m.cancel()
+	<-m.done
+	m.logFile.Close()
+}

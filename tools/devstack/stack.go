@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// service is one server of the stack.
+type service interface {
+	name() string
+	// start returns once the server answers. On error it has already
+	// stopped whatever it started.
+	start(ctx context.Context, dir string) error
+	// stop is called once, only after a successful start.
+	stop()
+	env() []envVar
+	// endpoint is shown in the summary; never a secret.
+	endpoint() string
+	// logPath is tailed when start fails.
+	logPath(dir string) string
+}
+
+// serviceNames are the names --without accepts, in start order.
+var serviceNames = []string{"redis", "mongo", "minio", "livekit"}
+
+// readyTimeout bounds each server's start; generous for a busy 2-core CI box.
+const readyTimeout = 2 * time.Minute
+
+// stopGrace is how long a server gets after SIGTERM before SIGKILL.
+const stopGrace = 15 * time.Second
+
+func selectServices(without string) ([]service, error) {
+	skip := map[string]bool{}
+	for _, n := range strings.Split(without, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if n == "ferretdb" {
+			n = "mongo"
+		}
+		if !slices.Contains(serviceNames, n) {
+			return nil, fmt.Errorf("--without: unknown service %q (known: %s)", n, strings.Join(serviceNames, ", "))
+		}
+		skip[n] = true
+	}
+	var svcs []service
+	for _, n := range serviceNames {
+		if skip[n] {
+			continue
+		}
+		switch n {
+		case "redis":
+			svcs = append(svcs, &redisService{})
+		case "mongo":
+			svcs = append(svcs, &mongoService{})
+		case "minio":
+			svcs = append(svcs, &minioService{})
+		case "livekit":
+			svcs = append(svcs, &livekitService{})
+		}
+	}
+	return svcs, nil
+}
+
+// stack owns the services of one devstack run and the directory holding
+// their data and logs.
+type stack struct {
+	dir     string
+	ownDir  bool // created by us, so removed after a clean stop
+	envFile string
+	svcs    []service
+}
+
+func newStack(dir string, svcs []service) (*stack, error) {
+	st := &stack{dir: dir, svcs: svcs}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "docshield-devstack-")
+		if err != nil {
+			return nil, fmt.Errorf("stack dir: %w", err)
+		}
+		st.dir, st.ownDir = d, true
+	} else {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--dir %s: %w", dir, err)
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("--dir %s: %w", dir, err)
+		}
+		st.dir = abs
+	}
+	return st, nil
+}
+
+// start brings all services up in parallel (a warm start is as slow as
+// the slowest server, not the sum), then writes the env file. If any
+// service fails, the others are cancelled and stopped.
+func (st *stack) start(ctx context.Context, envFile string) error {
+	began := time.Now()
+	if err := ensureBinaries(ctx, st.svcs); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(st.svcs))
+	var wg sync.WaitGroup
+	for i, svc := range st.svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := svc.start(ctx, st.dir); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", svc.name(), err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+
+	var failed []error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		failed = append(failed, err)
+		// Services cancelled because another failed have nothing to show.
+		if !errors.Is(err, context.Canceled) {
+			svc := st.svcs[i]
+			fmt.Fprintf(os.Stderr, "devstack: %s failed to start: %v\n--- last lines of %s ---\n%s\n---\n",
+				svc.name(), err, svc.logPath(st.dir), logTail(svc.logPath(st.dir), 30))
+		}
+	}
+	if len(failed) > 0 {
+		for i := len(st.svcs) - 1; i >= 0; i-- {
+			if errs[i] == nil {
+				st.svcs[i].stop()
+			}
+		}
+		fmt.Fprintf(os.Stderr, "devstack: logs kept in %s\n", st.dir)
+		return errors.Join(failed...)
+	}
+
+	st.envFile = envFile
+	if st.envFile == "" {
+		st.envFile = filepath.Join(st.dir, "devstack.env")
+	}
+	if err := writeEnvFile(st.envFile, st.env()); err != nil {
+		st.stop(false)
+		return err
+	}
+	st.printSummary(time.Since(began))
+	return nil
+}
+
+// stop stops the services in reverse start order. clean says whether the
+// run went well; only then is a directory we created removed, so logs
+// survive failures. The env file goes either way: it points at servers
+// that no longer run.
+func (st *stack) stop(clean bool) {
+	for i := len(st.svcs) - 1; i >= 0; i-- {
+		st.svcs[i].stop()
+	}
+	if st.envFile != "" {
+		_ = os.Remove(st.envFile)
+	}
+	if !clean || !st.ownDir {
+		fmt.Fprintf(os.Stderr, "devstack: stopped; data and logs in %s\n", st.dir)
+		return
+	}
+	if err := os.RemoveAll(st.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "devstack: remove %s: %v\n", st.dir, err)
+	}
+	fmt.Fprintln(os.Stderr, "devstack: stopped")
+}
+
+// env is what the worker's config and internal/testenv read.
+func (st *stack) env() []envVar {
+	vars := []envVar{{"APP_ENV", "development"}}
+	for _, svc := range st.svcs {
+		vars = append(vars, svc.env()...)
+	}
+	return append(vars, envVar{"DEVSTACK_DIR", st.dir})
+}
+
+func (st *stack) printSummary(took time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "devstack: ready in %.1fs\n", took.Seconds())
+	for _, svc := range st.svcs {
+		fmt.Fprintf(&b, "  %-8s %s\n", svc.name(), svc.endpoint())
+	}
+	fmt.Fprintf(&b, "  %-8s %s\n", "logs", st.dir)
+	fmt.Fprintf(&b, "  %-8s %s  (set -a; . %s; set +a)\n", "env file", st.envFile, st.envFile)
+	fmt.Fprint(os.Stderr, b.String())
+}
