@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The local stack has LiveKit but no SIP service: the callee is simulated
+# (refused in production by the worker's config).
+export TELEPHONY_SIMULATOR=true
+
 echo "== worker health (local stack)"
 bin/worker health
 
@@ -22,12 +26,21 @@ id=$(bin/worker enqueue --type system:probe --payload '{"hold":"1s"}')
 echo "enqueued system:probe $id"
 
 # Wait (bounded) until the worker has processed it, then show the queues.
+processed=0
 for _ in $(seq 1 100); do
-  if bin/worker queue stats --json | grep -q '"processed_total": [1-9]'; then break; fi
+  if ! kill -0 "$worker" 2>/dev/null; then
+    echo "dev: the worker exited; see its log lines above" >&2
+    exit 1
+  fi
+  if bin/worker queue stats --json | grep -q '"processed_total": [1-9]'; then processed=1; break; fi
   sleep 0.2
 done
 echo "== queue stats"
 bin/worker queue stats
+if [ "$processed" != 1 ]; then
+  echo "dev: the sample task was not processed within 20s" >&2
+  exit 1
+fi
 
 if [ "${DEV_ONESHOT:-0}" = 1 ]; then
   exit 0

@@ -41,10 +41,10 @@ func cmdQueue(ctx context.Context, e env, args []string) int {
 		enc.SetIndent("", "  ")
 		return exitCode(enc.Encode(stats))
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tPROCESSED TODAY\tFAILED TODAY\tPROCESSED TOTAL\tFAILED TOTAL\tLATENCY\tPAUSED\t")
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tPROCESSED TODAY\tFAILED TODAY\tPROCESSED TOTAL\tFAILED TOTAL\tLATENCY\tPAUSED")
 	for _, s := range stats {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%v\t\n", s.Queue, s.Pending, s.Active,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%v\n", s.Queue, s.Pending, s.Active,
 			s.Scheduled, s.Retry, s.Archived, s.ProcessedToday, s.FailedToday, s.ProcessedTotal, s.FailedTotal,
 			s.Latency.Round(1e6), s.Paused)
 	}

@@ -1,0 +1,39 @@
+package realtime
+
+import (
+	"fmt"
+	"testing"
+)
+
+// One 20 ms callee frame, the unit the media path sends 50 times a second.
+func BenchmarkSendAudio20ms(b *testing.B) {
+	s := bareSession(4)
+	pcm := make([]int16, SampleRate/50)
+	for i := range pcm {
+		pcm[i] = int16(i * 37)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.SendAudio(pcm); err != nil {
+			b.Fatal(err)
+		}
+		<-s.audio
+	}
+}
+
+// One 100 ms agent audio delta, decoded from the wire.
+func BenchmarkDecodeAudioDelta100ms(b *testing.B) {
+	pcm := make([]int16, SampleRate/10)
+	for i := range pcm {
+		pcm[i] = int16(i * 37)
+	}
+	msg := []byte(fmt.Sprintf(`{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"%s"}`,
+		appendPCM16Base64(nil, pcm)))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, _, err := decodeEvent(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

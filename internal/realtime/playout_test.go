@@ -1,0 +1,74 @@
+package realtime
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+func TestPlayoutDropsDeltasOfTruncatedItem(t *testing.T) {
+	var p playout
+	require.True(t, p.onDelta("a", "r1", 2400))
+	p.find("a").truncated = true
+	require.False(t, p.onDelta("a", "r1", 2400), "audio past the cut is stale")
+	require.Equal(t, 2400, p.find("a").received)
+	require.True(t, p.onDelta("b", "r2", 100), "a new item plays")
+	require.Equal(t, "b", p.newest().id)
+}
+
+func TestPlayoutKeepsRecentItemsOnly(t *testing.T) {
+	var p playout
+	for i := range 3 * keepItems {
+		p.onDelta(fmt.Sprint("item", i), "r", 1)
+	}
+	require.Len(t, p.items, keepItems)
+	require.Nil(t, p.find("item0"))
+	require.NotNil(t, p.find(fmt.Sprint("item", 3*keepItems-1)))
+}
+
+// A Session with no socket: enough to exercise the local bookkeeping.
+func bareSession(queue int) *Session {
+	return &Session{cfg: Config{AudioQueue: queue}, log: zap.NewNop(), audio: make(chan []byte, queue),
+		control: make(chan []byte, 8), done: make(chan struct{})}
+}
+
+func TestMarkPlayedClampsAndInterruptSkipsHeardItems(t *testing.T) {
+	s := bareSession(1)
+	s.play.onDelta("a", "r", MSToSamples(500))
+	s.MarkPlayed("a", MSToSamples(800))
+	require.Equal(t, 500, s.AssistantAudio().PlayedMS, "cannot have played more than arrived")
+	s.play.onDone("a")
+	in, err := s.Interrupt("")
+	require.NoError(t, err)
+	require.Zero(t, in, "fully heard: nothing to truncate")
+	require.Empty(t, s.control)
+
+	s.play.onDelta("b", "r2", MSToSamples(500))
+	s.MarkPlayed("b", MSToSamples(120))
+	in, err = s.Interrupt("")
+	require.NoError(t, err)
+	require.Equal(t, Interruption{ItemID: "b", PlayedMS: 120, ReceivedMS: 500}, in)
+	require.JSONEq(t, `{"type":"conversation.item.truncate","event_id":"evt_c1","item_id":"b","content_index":0,"audio_end_ms":120}`, string(<-s.control))
+	in, err = s.Interrupt("unknown")
+	require.NoError(t, err)
+	require.Zero(t, in)
+}
+
+func TestSendAudioDropsOldestWhenQueueIsFull(t *testing.T) {
+	s := bareSession(2)
+	for i := range 3 {
+		require.NoError(t, s.SendAudio([]int16{int16(i + 1)}))
+	}
+	st := s.Stats()
+	require.Equal(t, int64(3), st.InputChunks)
+	require.Equal(t, int64(1), st.InputChunksDropped)
+	// The freshest audio survives: chunks 2 and 3, in order.
+	require.Equal(t, string(appendAudioEvent([]int16{2})), string(<-s.audio))
+	require.Equal(t, string(appendAudioEvent([]int16{3})), string(<-s.audio))
+
+	require.NoError(t, s.SendAudio(nil), "empty audio is a no-op")
+	close(s.done)
+	require.ErrorIs(t, s.SendAudio([]int16{1}), ErrClosed)
+}
