@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # The local stack has LiveKit but no SIP service: the callee is simulated
 # (refused in production by the worker's config).
-export TELEPHONY_SIMULATOR=true
+export DIALER=sim
 
 echo "== worker health (local stack)"
 bin/worker health

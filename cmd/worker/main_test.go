@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/hibiken/asynq"
@@ -399,7 +400,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		env[k] = v
 	}
 	env["LIVEKIT_URL"] = "ws://127.0.0.1:1"
-	env["TELEPHONY_SIMULATOR"] = "true"
+	env["DIALER"] = "sim"
 	env["LOGTAIL_INGEST_URL"] = srv.URL
 	env["LOG_LEVEL"] = "debug"
 	w := startWorker(t, env)
@@ -440,4 +441,27 @@ func TestSecretsNeverLogged(t *testing.T) {
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	require.Equal(t, "Bearer "+secrets["LOGTAIL_SOURCE_TOKEN"], sink.auth[0])
+}
+
+func TestVerifyOpenAIAgainstSimulator(t *testing.T) {
+	sim := realtimesim.New(realtimesim.Script{}, realtimesim.WithAPIKey("sk-test-key-1"), realtimesim.WithModels("gpt-realtime"))
+	base, err := sim.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+
+	env := map[string]string{"OPENAI_API_KEY": "sk-test-key-1", "OPENAI_BASE_URL": base}
+	res := runBin(t, env, "verify", "openai")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^openai\s+realtime model\s+OK`, res.stdout)
+
+	env["OPENAI_API_KEY"] = "sk-wrong-key-2"
+	res = runBin(t, env, "verify", "openai")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, "OPENAI_API_KEY")
+	require.NotContains(t, res.stdout, "sk-wrong-key-2")
+
+	env["OPENAI_API_KEY"], env["OPENAI_REALTIME_MODEL"] = "sk-test-key-1", "gpt-nope"
+	res = runBin(t, env, "verify", "openai")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, "OPENAI_REALTIME_MODEL")
 }

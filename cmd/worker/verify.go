@@ -10,6 +10,7 @@ import (
 	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/queue"
+	"github.com/docshield/voice-worker/internal/realtime"
 )
 
 // verifiers run deeper checks of one dependency each, reading only that
@@ -22,10 +23,11 @@ var verifiers = []struct {
 	{"mongo", verifyMongo},
 	{"s3", verifyS3},
 	{"logtail", verifyLogTail},
+	{"openai", verifyOpenAI},
 }
 
 func cmdVerify(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|all")
+	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|all")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the whole verification")
 	if code, done := parse(e, fs, args); done {
@@ -47,7 +49,7 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 		}
 	}
 	if !known {
-		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail or all)\n", target)
+		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai or all)\n", target)
 		return 2
 	}
 	write := health.WriteFindings
@@ -121,6 +123,26 @@ func verifyLogTail(ctx context.Context, e env, explicit bool) []health.Finding {
 		f.OK("ingest", "test event accepted by %s (HTTP %d)", logging.RedactURL(lc.IngestURL), status)
 	default:
 		f.Fail("ingest", "HTTP %d from %s: %s", status, logging.RedactURL(lc.IngestURL), logging.StatusMeaning(status))
+	}
+	return f.List
+}
+
+// verifyOpenAI checks the key and that the realtime model exists. OpenAI is
+// needed only for calls, so under `verify all` a missing key is a warning.
+func verifyOpenAI(ctx context.Context, e env, explicit bool) []health.Finding {
+	f := &health.Findings{Target: "openai"}
+	oc, err := config.LoadOpenAI(e.lookup)
+	if err != nil {
+		if !explicit && oc.APIKey == "" {
+			f.Warn("config", "OPENAI_API_KEY not set: this worker cannot hold conversations")
+			return f.List
+		}
+		return configFinding("openai", err)
+	}
+	if err := realtime.Verify(ctx, oc.BaseURL, oc.APIKey, oc.RealtimeModel); err != nil {
+		f.Fail("realtime model", "%v", err)
+	} else {
+		f.OK("realtime model", "%s is available at %s", oc.RealtimeModel, logging.RedactURL(oc.BaseURL))
 	}
 	return f.List
 }

@@ -41,7 +41,7 @@ type Config struct {
 }
 
 // LiveKit settings. Telephony is enabled when URL is set; the phone network
-// simulator only by SimulateCallee, which production refuses.
+// simulator only by DIALER=sim (SimulateCallee), which production refuses.
 type LiveKit struct {
 	URL            string
 	APIKey         string
@@ -438,7 +438,13 @@ func (r *reader) livekit(env Env) LiveKit {
 		APISecret:      r.str("LIVEKIT_API_SECRET", ""),
 		SIPTrunkID:     r.str("LIVEKIT_SIP_TRUNK_ID", ""),
 		CallerID:       r.str("CALLER_ID", ""),
-		SimulateCallee: r.boolean("TELEPHONY_SIMULATOR", false),
+	}
+	switch d := r.str("DIALER", "sip"); d {
+	case "sip":
+	case "sim":
+		c.SimulateCallee = true
+	default:
+		r.fail("DIALER", "must be sip (LiveKit SIP) or sim (the callee simulator), got %q", d)
 	}
 	if c.URL == "" {
 		return c
@@ -453,10 +459,10 @@ func (r *reader) livekit(env Env) LiveKit {
 		r.fail("LIVEKIT_API_SECRET", "is required when LIVEKIT_URL is set")
 	}
 	if c.SimulateCallee && env == Production {
-		r.fail("TELEPHONY_SIMULATOR", "simulates the phone network and is refused when APP_ENV=production")
+		r.fail("DIALER", "sim simulates the phone network and is refused when APP_ENV=production")
 	}
 	if !c.SimulateCallee && c.SIPTrunkID == "" {
-		r.fail("LIVEKIT_SIP_TRUNK_ID", "is required to place real calls (or set TELEPHONY_SIMULATOR=true outside production)")
+		r.fail("LIVEKIT_SIP_TRUNK_ID", "is required to place real calls (or DIALER=sim outside production)")
 	}
 	if c.CallerID != "" && !e164.MatchString(c.CallerID) {
 		r.fail("CALLER_ID", "must be an E.164 number like +15551234567")

@@ -115,7 +115,7 @@ func TestOptionalSections(t *testing.T) {
 	require.ErrorAs(t, err, &errs)
 	require.ElementsMatch(t, []string{"LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_SIP_TRUNK_ID"}, errs.Vars())
 
-	env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"], env["TELEPHONY_SIMULATOR"] = "k", "s", "true"
+	env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"], env["DIALER"] = "k", "s", "sim"
 	c, err = config.Load(config.MapLookup(env))
 	require.NoError(t, err)
 	require.True(t, c.LiveKit.SimulateCallee)
@@ -125,7 +125,7 @@ func TestOptionalSections(t *testing.T) {
 	env["APP_ENV"] = "production"
 	_, err = config.Load(config.MapLookup(env))
 	require.ErrorAs(t, err, &errs)
-	require.ElementsMatch(t, []string{"TELEPHONY_SIMULATOR", "OPENAI_BASE_URL"}, errs.Vars())
+	require.ElementsMatch(t, []string{"DIALER", "OPENAI_BASE_URL"}, errs.Vars())
 	require.NotContains(t, err.Error(), "hunter2")
 }
 
