@@ -1,0 +1,64 @@
+// Package agent is the conversation policy: the prompt built from a
+// campaign's template and the contact's variables, the tools the model may
+// call and the validation of their arguments, and the call's timers.
+package agent
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// MaxVariableLen bounds one variable's value in a prompt: contact data is
+// untrusted input, and a long value is more room for prompt injection.
+const MaxVariableLen = 500
+
+var placeholderRe = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+// MissingVariablesError names every placeholder without a value.
+type MissingVariablesError struct{ Names []string }
+
+func (e *MissingVariablesError) Error() string {
+	return "template variables without a value: " + strings.Join(e.Names, ", ")
+}
+
+// Render fills {{name}} placeholders. A missing variable is an error before
+// dialing, never a blank in the prompt; values are trimmed, stripped of
+// control characters and limited to MaxVariableLen.
+func Render(tmpl string, vars map[string]string) (string, error) {
+	var missing []string
+	seen := map[string]bool{}
+	for _, m := range placeholderRe.FindAllStringSubmatch(tmpl, -1) {
+		name := m[1]
+		if v, ok := vars[name]; (!ok || strings.TrimSpace(v) == "") && !seen[name] {
+			missing = append(missing, name)
+		}
+		seen[name] = true
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return "", &MissingVariablesError{Names: missing}
+	}
+	for name := range seen {
+		if n := len(vars[name]); n > MaxVariableLen {
+			return "", fmt.Errorf("template variable %s is %d characters, at most %d allowed", name, n, MaxVariableLen)
+		}
+	}
+	return placeholderRe.ReplaceAllStringFunc(tmpl, func(p string) string {
+		return clean(vars[placeholderRe.FindStringSubmatch(p)[1]])
+	}), nil
+}
+
+// clean keeps a value on one line: a newline in a contact's name must not
+// start a new instruction in the prompt.
+func clean(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, v)
+	return strings.Join(strings.Fields(v), " ")
+}
