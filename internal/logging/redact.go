@@ -56,10 +56,47 @@ var secretKVRe = regexp.MustCompile(`(?i)((?:secret|password|passwd|token|api[_-
 
 // RedactString removes credentials from connection strings, masks secret
 // key/value pairs and phone numbers in free text.
+//
+// Cheap scans decide which expressions can match at all, because most log
+// strings (event names, ids, short details) contain nothing to redact and
+// this runs on every field of every line.
 func RedactString(s string) string {
-	s = credURLRe.ReplaceAllString(s, "${1}${2}:xxxxx@")
-	s = secretKVRe.ReplaceAllString(s, "${1}[REDACTED]")
-	return phoneRe.ReplaceAllStringFunc(s, MaskPhone)
+	if strings.Contains(s, "://") && strings.Contains(s, "@") {
+		s = credURLRe.ReplaceAllString(s, "${1}${2}:xxxxx@")
+	}
+	if mayHoldSecret(s) {
+		s = secretKVRe.ReplaceAllString(s, "${1}[REDACTED]")
+	}
+	if digits(s) >= 7 {
+		s = phoneRe.ReplaceAllStringFunc(s, MaskPhone)
+	}
+	return s
+}
+
+// secretWords are the key names secretKVRe looks for, in lower case.
+var secretWords = []string{"secret", "passw", "token", "key", "authorization"}
+
+func mayHoldSecret(s string) bool {
+	if !strings.ContainsAny(s, ":=") {
+		return false
+	}
+	l := strings.ToLower(s)
+	for _, w := range secretWords {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func digits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // RedactURL returns u without its password, for logging which server a
@@ -95,10 +132,17 @@ func (r redactCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Ch
 	return ce
 }
 
+// Write redacts once, then lets the wrapped core (a tee) pick which of its
+// cores take the entry, so each output keeps its own level filter.
 func (r redactCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	e.Message = RedactString(e.Message)
 	e.Stack = RedactString(e.Stack)
-	return r.Core.Write(e, redactFields(fs))
+	ce := r.Core.Check(e, nil)
+	if ce == nil {
+		return nil
+	}
+	ce.Write(redactFields(fs)...)
+	return nil
 }
 
 func redactFields(fs []zapcore.Field) []zapcore.Field {
