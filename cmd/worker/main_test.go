@@ -465,3 +465,31 @@ func TestVerifyOpenAIAgainstSimulator(t *testing.T) {
 	require.Equal(t, 1, res.code)
 	require.Contains(t, res.stdout, "OPENAI_REALTIME_MODEL")
 }
+
+func TestVerifyLogTail(t *testing.T) {
+	status := http.StatusAccepted
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	env := map[string]string{"LOGTAIL_SOURCE_TOKEN": "lt-verify-token", "LOGTAIL_INGEST_URL": srv.URL}
+	res := runBin(t, env, "verify", "logtail")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^logtail\s+ingest\s+OK.*HTTP 202`, res.stdout)
+
+	mu.Lock()
+	status = http.StatusForbidden
+	mu.Unlock()
+	res = runBin(t, env, "verify", "logtail")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, "LOGTAIL_SOURCE_TOKEN")
+	require.NotContains(t, res.stdout, "lt-verify-token")
+
+	// Not configured: a failure when asked for, a warning under `all`.
+	res = runBin(t, map[string]string{}, "verify", "logtail")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, "LOGTAIL_SOURCE_TOKEN")
+}
