@@ -1,0 +1,33 @@
+// Package telephony is the worker's phone line, built on LiveKit: a room per
+// call, the outbound SIP dial and its outcome, the agent's seat in the room
+// (the callee's voice in as PCM, the agent's voice out as PCM through a
+// queue that barge-in can clear), hang-up, transfer and a credentials check.
+//
+// A call runs in this order:
+//
+//	room, _ := rooms.Create(ctx, attemptID)              // one room per attempt
+//	agent, _ := telephony.Join(ctx, cfg, room, telephony.ParticipantOptions{
+//		Identity: telephony.AgentIdentity, Peer: telephony.DefaultCalleeIdentity,
+//		OnPeerAudio: sendToModel,                        // callee's voice, 24 kHz mono
+//	})                                                   // seated before the phone rings
+//	defer agent.Close()
+//	leg, outcome, err := dialer.Dial(ctx, telephony.DialRequest{Room: room, To: phone})
+//	// not answered: errors.Is(err, ErrBusy / ErrNoAnswer / ErrRejected / ErrDialFailed)
+//	defer rooms.Hangup(ctx, leg)                         // remove the callee, delete the room
+//	agent.WaitListening(ctx)                             // the callee hears us: greet now
+//	agent.Player().Write(itemID, pcm)                    // the agent's voice, paced in real time
+//	in := agent.Player().Clear()                         // barge-in: in.Played of in.Item was heard
+//	<-agent.PeerLeft()                                   // the callee hung up
+//
+// The agent learns that the callee left from LiveKit's participant
+// updates, which only name participants it already knew: wait for
+// PeerAudio after the answer before relying on PeerLeft.
+//
+// Nothing here reads the environment; the worker maps its configuration
+// into Config. Call SetSDKLogger once at startup so the SDK's logs go to
+// the worker's logger rather than stderr.
+//
+// The phone network itself cannot run on a development machine; package
+// calleesim provides a Dialer whose callee is a real participant in the
+// same LiveKit room, so everything after the SIP leg runs for real.
+package telephony

@@ -1,0 +1,303 @@
+package telephony
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	msdk "github.com/livekit/media-sdk"
+	"github.com/livekit/media-sdk/jitter"
+	"github.com/livekit/media-sdk/opus"
+	"github.com/livekit/media-sdk/rtp"
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// AgentIdentity is the agent's participant identity in a call's room.
+const AgentIdentity = "agent"
+
+// tokenTTL bounds the join token; reconnects within a call reuse it.
+const tokenTTL = 2 * time.Hour
+
+// ParticipantOptions configure a participant that talks with one peer: the
+// agent with the callee, or the simulated callee with the agent.
+type ParticipantOptions struct {
+	Identity   string // required
+	Name       string
+	Attributes map[string]string
+
+	// Peer is the identity whose audio is delivered to OnPeerAudio.
+	Peer string // required
+	// OnPeerAudio receives the peer's voice as mono PCM at the player's
+	// sample rate, in the order it arrived. It runs on the SDK's media
+	// goroutine, so it must not block; the slice is the receiver's to keep.
+	OnPeerAudio func(pcm []int16)
+
+	Player PlayerOptions // the participant's own voice
+	Logger *zap.Logger
+}
+
+// Participant is a seat in a call's room: it publishes a voice (Player) and
+// hears one peer.
+type Participant struct {
+	// Immutable after Join.
+	opts   ParticipantOptions
+	room   *lksdk.Room
+	player *Player
+	log    *zap.Logger
+
+	listening    signal // a remote subscribed to our voice
+	peerAudio    signal // the peer's audio track is being received
+	peerLeft     signal
+	disconnected signal
+
+	mu      sync.Mutex // guards writers and closed
+	writers []*peerWriter
+	closed  bool
+	wg      sync.WaitGroup // receive goroutines, one per peer audio track
+
+	closeOnce sync.Once
+}
+
+// Join enters room as opts.Identity, publishes the participant's voice and
+// subscribes to the peer's.
+func Join(ctx context.Context, cfg Config, room string, opts ParticipantOptions) (*Participant, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Identity == "" || opts.Peer == "" || room == "" {
+		return nil, errors.New("telephony: Join needs a room, ParticipantOptions.Identity and ParticipantOptions.Peer")
+	}
+	opts.Player.SampleRate = orDefault(opts.Player.SampleRate, cfg.sampleRate())
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Player.Logger == nil {
+		opts.Player.Logger = opts.Logger
+	}
+	token, err := JoinToken(cfg, room, opts.Identity, opts.Name, opts.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	// The player exists before the room so that callbacks, which run on
+	// the SDK's goroutines, only ever see it fully built.
+	player, err := newTrackPlayer(opts.Player)
+	if err != nil {
+		return nil, err
+	}
+	p := &Participant{
+		opts:         opts,
+		player:       player,
+		log:          opts.Logger.With(zap.String("room", room), zap.String("identity", opts.Identity)),
+		listening:    newSignal(),
+		peerAudio:    newSignal(),
+		peerLeft:     newSignal(),
+		disconnected: newSignal(),
+	}
+	p.room = lksdk.NewRoom(p.callbacks())
+	if err := p.room.JoinWithContextAndToken(ctx, cfg.URL, token, lksdk.WithLogger(sdkLogger(opts.Logger))); err != nil {
+		player.Close()
+		return nil, fmt.Errorf("telephony: join %s as %s: %w", room, opts.Identity, err)
+	}
+	_, err = p.room.LocalParticipant.PublishTrack(player.track, &lksdk.TrackPublicationOptions{
+		Name:   opts.Identity + "-voice",
+		Source: livekit.TrackSource_MICROPHONE,
+	})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("telephony: publish %s's voice: %w", opts.Identity, err)
+	}
+	return p, nil
+}
+
+// JoinToken returns a token that lets identity join room, publish and
+// subscribe, and nothing else.
+func JoinToken(cfg Config, room, identity, name string, attrs map[string]string) (string, error) {
+	grant := &auth.VideoGrant{RoomJoin: true, Room: room}
+	grant.SetCanPublish(true)
+	grant.SetCanSubscribe(true)
+	grant.SetCanPublishData(false)
+	at := auth.NewAccessToken(cfg.APIKey, cfg.APISecret).
+		SetVideoGrant(grant).
+		SetIdentity(identity).
+		SetName(name).
+		SetValidFor(tokenTTL)
+	if len(attrs) > 0 {
+		at.SetAttributes(attrs)
+	}
+	token, err := at.ToJWT()
+	if err != nil {
+		return "", fmt.Errorf("telephony: sign join token: %w", err)
+	}
+	return token, nil
+}
+
+func (p *Participant) callbacks() *lksdk.RoomCallback {
+	return &lksdk.RoomCallback{
+		ParticipantCallback: lksdk.ParticipantCallback{
+			OnTrackSubscribed: p.onTrackSubscribed,
+		},
+		OnParticipantDisconnected: func(rp *lksdk.RemoteParticipant) {
+			if rp.Identity() == p.opts.Peer {
+				p.peerLeft.fire()
+			}
+		},
+		OnLocalTrackSubscribed: func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) {
+			p.listening.fire()
+			p.player.Open()
+		},
+		OnDisconnected: p.disconnected.fire,
+	}
+}
+
+func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+	if rp.Identity() != p.opts.Peer || track.Kind() != webrtc.RTPCodecTypeAudio {
+		return
+	}
+	if track.Codec().MimeType != webrtc.MimeTypeOpus {
+		p.log.Warn("telephony.peer_audio_not_opus", zap.String("codec", track.Codec().MimeType))
+		return
+	}
+	w := &peerWriter{rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.writers = append(p.writers, w)
+	p.wg.Add(1)
+	go p.receive(track, w)
+}
+
+// receive decodes the peer's Opus straight to our sample rate until the
+// track ends (the peer left, or we did). Opus decodes at 8 to 48 kHz
+// natively; the SDK's PCMRemoteTrack instead decodes at 48 kHz and resamples
+// with soxr, which holds back one 20 ms frame and costs CPU for nothing.
+// The SDK's jitter buffer still puts packets in order.
+func (p *Participant) receive(track *webrtc.TrackRemote, w *peerWriter) {
+	defer p.wg.Done()
+	log := sdkLogger(p.log)
+	dec, err := opus.Decode(w, 1, log)
+	if err != nil {
+		p.log.Warn("telephony.peer_audio_failed", zap.Error(err))
+		return
+	}
+	h := rtp.HandleJitter(rtp.NewNopCloser(rtp.NewMediaStreamIn[opus.Sample](dec)), jitter.WithLogger(log))
+	if err := rtp.HandleLoop(track, h); err != nil && !errors.Is(err, io.EOF) && !w.closed.Load() {
+		p.log.Debug("telephony.peer_audio_ended", zap.Error(err))
+	}
+}
+
+// Player is the participant's voice.
+func (p *Participant) Player() *Player { return p.player }
+
+// Identity is the participant's identity.
+func (p *Participant) Identity() string { return p.opts.Identity }
+
+// SID is the participant's LiveKit session id.
+func (p *Participant) SID() string { return p.room.LocalParticipant.SID() }
+
+// Listening is closed once a remote participant subscribed to our voice.
+func (p *Participant) Listening() <-chan struct{} { return p.listening.ch }
+
+// PeerAudio is closed when the first audio from the peer arrived.
+func (p *Participant) PeerAudio() <-chan struct{} { return p.peerAudio.ch }
+
+// PeerLeft is closed when the peer left the room (for the agent: the callee
+// hung up).
+func (p *Participant) PeerLeft() <-chan struct{} { return p.peerLeft.ch }
+
+// Disconnected is closed when we are out of the room: removed, the room
+// deleted, the connection lost for good, or Close.
+func (p *Participant) Disconnected() <-chan struct{} { return p.disconnected.ch }
+
+// DisconnectReason is LiveKit's reason once Disconnected is closed.
+func (p *Participant) DisconnectReason() livekit.DisconnectReason { return p.room.DisconnectReason() }
+
+// WaitListening waits until someone subscribed to our voice, so that what
+// we say first (the greeting) is heard from its first word.
+func (p *Participant) WaitListening(ctx context.Context) error {
+	select {
+	case <-p.listening.ch:
+		return nil
+	case <-p.disconnected.ch:
+		return errors.New("telephony: left the room before anyone listened")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the voice, leaves the room and stops delivering the peer's
+// audio. It is idempotent.
+func (p *Participant) Close() {
+	p.closeOnce.Do(func() {
+		p.player.Close()
+		p.room.Disconnect() // ends the peer's tracks, so receive returns
+		p.mu.Lock()
+		p.closed = true
+		for _, w := range p.writers {
+			_ = w.Close()
+		}
+		p.mu.Unlock()
+		p.disconnected.fire()
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			p.log.Warn("telephony.close.receive_still_running", zap.Duration("waited", closeWait))
+		}
+	})
+}
+
+// closeWait bounds how long Close waits for the receive goroutines; they
+// end as soon as the SDK closes the tracks, which Disconnect does.
+const closeWait = 5 * time.Second
+
+// peerWriter hands decoded PCM of the peer to the participant's consumer.
+// It is the end of the decoder's writer chain (a media-sdk PCM16Writer).
+type peerWriter struct {
+	rate    int
+	deliver func([]int16)
+	first   func()
+	once    sync.Once
+	closed  atomic.Bool
+}
+
+func (w *peerWriter) String() string  { return "PeerAudio" }
+func (w *peerWriter) SampleRate() int { return w.rate }
+
+func (w *peerWriter) WriteSample(s msdk.PCM16Sample) error {
+	if w.closed.Load() {
+		return errWriterClosed
+	}
+	w.once.Do(w.first)
+	if w.deliver != nil && len(s) > 0 {
+		w.deliver(append([]int16(nil), s...))
+	}
+	return nil
+}
+
+func (w *peerWriter) Close() error {
+	w.closed.Store(true)
+	return nil
+}
+
+var errWriterClosed = errors.New("telephony: peer audio writer closed")
+
+// signal is a channel closed once.
+type signal struct {
+	ch   chan struct{}
+	once *sync.Once
+}
+
+func newSignal() signal { return signal{ch: make(chan struct{}), once: new(sync.Once)} }
+
+func (s signal) fire() { s.once.Do(func() { close(s.ch) }) }

@@ -1,0 +1,388 @@
+package telephony
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	msdk "github.com/livekit/media-sdk"
+	"github.com/livekit/media-sdk/opus"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// FrameDuration is the audio sent per Opus packet. 20 ms is WebRTC's usual
+// packet time; it is also the granularity of Clear.
+const FrameDuration = 20 * time.Millisecond
+
+// DefaultMaxQueue bounds how much unplayed audio a Player holds. The model
+// sends speech faster than real time, but no single turn comes near this.
+const DefaultMaxQueue = 2 * time.Minute
+
+// maxLag is how far the pacer may fall behind its schedule (a stalled
+// process) before it restarts the clock instead of bursting to catch up.
+const maxLag = 100 * time.Millisecond
+
+var (
+	ErrPlayerClosed = errors.New("telephony: player is closed")
+	ErrQueueFull    = errors.New("telephony: player queue is full")
+)
+
+// PlaybackEventKind says what happened to the agent's audio.
+type PlaybackEventKind int
+
+const (
+	// PlaybackStarted: the first audio of an item was sent.
+	PlaybackStarted PlaybackEventKind = iota + 1
+	// PlaybackDrained: the queue ran empty; Item is the last item sent.
+	PlaybackDrained
+)
+
+// PlaybackEvent reports playout progress, stamped when the frame was sent.
+type PlaybackEvent struct {
+	Kind   PlaybackEventKind
+	Item   string
+	At     time.Time
+	Played time.Duration // of Item so far
+}
+
+// Interruption is what Clear discarded.
+type Interruption struct {
+	Item    string        // the item the callee was hearing ("" if none)
+	Played  time.Duration // how much of Item was sent before the clear
+	Dropped time.Duration // queued audio discarded, all items together
+}
+
+// PlayerOptions configure a Player.
+type PlayerOptions struct {
+	SampleRate int           // of the PCM written; 0: DefaultSampleRate
+	MaxQueue   time.Duration // 0: DefaultMaxQueue
+	// OnPlayback is called on the pacing goroutine, so it must return
+	// quickly: time spent there delays the next frame.
+	OnPlayback func(PlaybackEvent)
+	Logger     *zap.Logger
+}
+
+// Player is a participant's voice. PCM written in any chunk size waits in
+// one queue and goes out as 20 ms Opus frames at real-time pace, silence
+// when there is nothing to say. Because nothing downstream buffers, the
+// queue is the only place unplayed audio waits: Clear stops the voice at
+// once, and what was sent is what the listener hears a network hop later.
+// (The SDK's PCMLocalTrack has ClearQueue but no way to tell how much of
+// the audio it has sent, which a barge-in truncation needs.)
+//
+// Until Open is called (someone subscribed to the track) audio is held, so
+// a greeting queued early is not spoken to an empty room.
+type Player struct {
+	// Immutable after construction.
+	rate, frame int // samples per second, per frame
+	maxQueued   int
+	sink        func([]int16) error // confined to the pacing goroutine
+	onEvent     func(PlaybackEvent)
+	log         *zap.Logger
+	track       *webrtc.TrackLocalStaticSample // nil in unit tests
+	stop        chan struct{}
+	done        chan struct{}
+	closeOnce   sync.Once
+
+	mu      sync.Mutex // guards the fields below
+	queue   []chunk
+	queued  int // samples in queue
+	open    bool
+	closed  bool
+	current string      // item of the last samples sent
+	items   []itemState // recent items, oldest first
+	drained chan struct{}
+}
+
+type chunk struct {
+	item string
+	pcm  []int16
+}
+
+type itemState struct {
+	id     string
+	played int // samples sent
+}
+
+// maxItems bounds the per-item bookkeeping; truncation only ever asks
+// about the item playing now or the one before.
+const maxItems = 16
+
+// newTrackPlayer returns a Player publishing on a new Opus track. Opus
+// encodes the 24 kHz PCM natively, so no resampler sits in the path.
+func newTrackPlayer(opts PlayerOptions) (*Player, error) {
+	id := uuid.NewString()[:8]
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "voice-"+id, "voice-"+id)
+	if err != nil {
+		return nil, fmt.Errorf("telephony: audio track: %w", err)
+	}
+	rate := orDefault(opts.SampleRate, DefaultSampleRate)
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	enc, err := opus.Encode(msdk.FromSampleWriter[opus.Sample](track, rate, FrameDuration), 1, sdkLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("telephony: opus encoder at %d Hz: %w", rate, err)
+	}
+	p := makePlayer(opts, func(pcm []int16) error { return enc.WriteSample(pcm) })
+	p.track = track
+	go p.run()
+	return p, nil
+}
+
+// newPlayer starts a Player writing frames to sink.
+func newPlayer(opts PlayerOptions, sink func([]int16) error) *Player {
+	p := makePlayer(opts, sink)
+	go p.run()
+	return p
+}
+
+// makePlayer builds a Player without starting its pacer.
+func makePlayer(opts PlayerOptions, sink func([]int16) error) *Player {
+	rate := orDefault(opts.SampleRate, DefaultSampleRate)
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	drained := make(chan struct{})
+	close(drained)
+	return &Player{
+		rate:      rate,
+		frame:     int(int64(rate) * int64(FrameDuration) / int64(time.Second)),
+		maxQueued: samplesIn(orDefault(opts.MaxQueue, DefaultMaxQueue), rate),
+		sink:      sink,
+		onEvent:   opts.OnPlayback,
+		log:       log,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		drained:   drained,
+	}
+}
+
+// SampleRate is the rate of the PCM Write expects.
+func (p *Player) SampleRate() int { return p.rate }
+
+// Write queues mono PCM for item (an id the caller chooses, such as the
+// realtime model's item id). pcm is copied.
+func (p *Player) Write(item string, pcm []int16) error {
+	if len(pcm) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrPlayerClosed
+	}
+	if p.queued+len(pcm) > p.maxQueued {
+		return fmt.Errorf("%w: %s queued", ErrQueueFull, p.durationOf(p.queued))
+	}
+	if p.queued == 0 && isClosed(p.drained) {
+		// A drain still waiting for its last frame to go out keeps its
+		// channel: its waiters now wait for this audio too.
+		p.drained = make(chan struct{})
+	}
+	p.queue = append(p.queue, chunk{item: item, pcm: append([]int16(nil), pcm...)})
+	p.queued += len(pcm)
+	p.item(item) // known from now on: Played reports 0 until it starts
+	return nil
+}
+
+// Clear discards all queued audio at once (barge-in) and reports how much
+// of the interrupted item had been sent.
+func (p *Player) Clear() Interruption {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in := Interruption{Item: p.current, Dropped: p.durationOf(p.queued)}
+	if in.Item == "" && len(p.queue) > 0 {
+		in.Item = p.queue[0].item // nothing sent yet: the first item, at 0
+	}
+	if st := p.find(in.Item); st != nil {
+		in.Played = p.durationOf(st.played)
+	}
+	p.queue, p.queued = nil, 0
+	p.markDrained()
+	return in
+}
+
+// Played returns how much of item has been sent; false if the item is
+// unknown (never written, or too old to remember).
+func (p *Player) Played(item string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.find(item)
+	if st == nil {
+		return 0, false
+	}
+	return p.durationOf(st.played), true
+}
+
+// Queued returns how much audio is waiting to be sent.
+func (p *Player) Queued() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.durationOf(p.queued)
+}
+
+// WaitDrained blocks until everything queued has been sent (or cleared).
+func (p *Player) WaitDrained(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.drained
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-p.done:
+		return ErrPlayerClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Open lets queued audio play: someone is listening now.
+func (p *Player) Open() {
+	p.mu.Lock()
+	p.open = true
+	p.mu.Unlock()
+}
+
+// Close stops the pacer and discards what is queued. It is idempotent and
+// returns after the pacing goroutine has exited.
+func (p *Player) Close() {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.queue, p.queued = nil, 0
+		p.mu.Unlock()
+		close(p.stop)
+	})
+	<-p.done
+}
+
+// run is the pacing goroutine: one frame per FrameDuration on an absolute
+// schedule, so timer jitter does not accumulate into drift.
+func (p *Player) run() {
+	defer close(p.done)
+	frame := make([]int16, p.frame)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	next := time.Now()
+	sinkFailed := false
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-timer.C:
+		}
+		events, emptied := p.fill(frame)
+		if err := p.sink(frame); err != nil && !sinkFailed {
+			// Logged once: a broken track fails every frame.
+			sinkFailed = true
+			p.log.Warn("telephony.player.send_failed", zap.Error(err))
+		}
+		if emptied {
+			// Drained means sent, so it is marked after the last frame went out.
+			p.mu.Lock()
+			if p.queued == 0 {
+				p.markDrained()
+			}
+			p.mu.Unlock()
+		}
+		if p.onEvent != nil {
+			for _, ev := range events {
+				p.onEvent(ev)
+			}
+		}
+		now := time.Now()
+		next = next.Add(FrameDuration)
+		if now.Sub(next) > maxLag {
+			next = now
+		}
+		timer.Reset(next.Sub(now))
+	}
+}
+
+// fill takes the next frame from the queue, padding with silence, and
+// reports whether it took the last queued audio.
+func (p *Player) fill(frame []int16) ([]PlaybackEvent, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	var events []PlaybackEvent
+	now := time.Now()
+	for p.open && n < len(frame) && len(p.queue) > 0 {
+		c := &p.queue[0]
+		k := copy(frame[n:], c.pcm)
+		n += k
+		st := p.item(c.item)
+		st.played += k
+		if st.played == k {
+			events = append(events, PlaybackEvent{Kind: PlaybackStarted, Item: c.item, At: now, Played: p.durationOf(k)})
+		}
+		p.current = c.item
+		p.queued -= k
+		if c.pcm = c.pcm[k:]; len(c.pcm) == 0 {
+			p.queue[0] = chunk{}
+			p.queue = p.queue[1:]
+		}
+	}
+	clear(frame[n:])
+	emptied := n > 0 && p.queued == 0
+	if emptied {
+		played := 0
+		if st := p.find(p.current); st != nil {
+			played = st.played
+		}
+		events = append(events, PlaybackEvent{Kind: PlaybackDrained, Item: p.current, At: now, Played: p.durationOf(played)})
+	}
+	return events, emptied
+}
+
+func (p *Player) markDrained() {
+	if !isClosed(p.drained) {
+		close(p.drained)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// item returns the bookkeeping of id, creating it (and forgetting the
+// oldest) if needed. Callers hold mu.
+func (p *Player) item(id string) *itemState {
+	if st := p.find(id); st != nil {
+		return st
+	}
+	if len(p.items) == maxItems {
+		p.items = append(p.items[:0], p.items[1:]...)
+	}
+	p.items = append(p.items, itemState{id: id})
+	return &p.items[len(p.items)-1]
+}
+
+func (p *Player) find(id string) *itemState {
+	for i := len(p.items) - 1; i >= 0; i-- {
+		if p.items[i].id == id {
+			return &p.items[i]
+		}
+	}
+	return nil
+}
+
+func (p *Player) durationOf(samples int) time.Duration {
+	return time.Duration(int64(samples) * int64(time.Second) / int64(p.rate))
+}
+
+func samplesIn(d time.Duration, rate int) int {
+	return int(int64(d) * int64(rate) / int64(time.Second))
+}

@@ -1,0 +1,237 @@
+package telephony
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// frameSink stands in for the Opus track: it keeps every frame the player
+// sends and wakes waiters on each one.
+type frameSink struct {
+	mu      sync.Mutex
+	frames  [][]int16
+	changed chan struct{}
+}
+
+func newFrameSink() *frameSink { return &frameSink{changed: make(chan struct{})} }
+
+func (s *frameSink) write(pcm []int16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frames = append(s.frames, append([]int16(nil), pcm...))
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return nil
+}
+
+// waitFor blocks until cond holds over the frames sent so far; the player
+// sends a frame every 20 ms, so each wake-up is a new frame.
+func (s *frameSink) waitFor(t *testing.T, what string, cond func(frames [][]int16) bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ok := cond(s.frames)
+		ch := s.changed
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func (s *frameSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.frames)
+}
+
+// sound returns the samples sent so far with silent frames left out.
+func (s *frameSink) sound() []int16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int16
+	for _, f := range s.frames {
+		if !silent(f) {
+			out = append(out, f...)
+		}
+	}
+	return out
+}
+
+func silent(f []int16) bool {
+	for _, v := range f {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ramp is audio with no zero sample, so every frame of it is non-silent
+// and its order is checkable.
+func ramp(n int, from int16) []int16 {
+	pcm := make([]int16, n)
+	for i := range pcm {
+		pcm[i] = from + int16(i%1000) + 1
+	}
+	return pcm
+}
+
+const rate = DefaultSampleRate
+const frame = rate / 50 // samples per 20 ms
+
+func TestPlayerHoldsAudioUntilOpenThenPlaysItInOrder(t *testing.T) {
+	sink := newFrameSink()
+	var mu sync.Mutex
+	var events []PlaybackEvent
+	p := newPlayer(PlayerOptions{OnPlayback: func(ev PlaybackEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}}, sink.write)
+	defer p.Close()
+
+	audio := ramp(5*frame, 0) // 100 ms
+	// Odd chunk sizes: the player re-frames whatever it is given.
+	for i := 0; i < len(audio); i += 7 {
+		require.NoError(t, p.Write("greeting", audio[i:min(i+7, len(audio))]))
+	}
+	require.Equal(t, 100*time.Millisecond, p.Queued())
+
+	sink.waitFor(t, "frames while closed", func(f [][]int16) bool { return len(f) >= 5 })
+	require.Empty(t, sink.sound(), "nothing plays before anyone listens")
+	played, ok := p.Played("greeting")
+	require.True(t, ok)
+	require.Zero(t, played)
+
+	p.Open()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, p.WaitDrained(ctx))
+	require.Equal(t, audio, sink.sound(), "every sample, in order, nothing else")
+	played, _ = p.Played("greeting")
+	require.Equal(t, 100*time.Millisecond, played)
+	require.Zero(t, p.Queued())
+
+	sink.waitFor(t, "the drained event", func([][]int16) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, PlaybackStarted, events[0].Kind)
+	require.Equal(t, "greeting", events[0].Item)
+	require.Equal(t, PlaybackDrained, events[1].Kind)
+	require.Equal(t, "greeting", events[1].Item)
+	require.Equal(t, 100*time.Millisecond, events[1].Played)
+	require.False(t, events[1].At.Before(events[0].At))
+}
+
+func TestPlayerClearStopsTheVoiceAtOnce(t *testing.T) {
+	sink := newFrameSink()
+	p := newPlayer(PlayerOptions{}, sink.write)
+	defer p.Close()
+	p.Open()
+
+	require.NoError(t, p.Write("answer", ramp(100*frame, 0))) // 2 s
+	sink.waitFor(t, "some of the answer", func(f [][]int16) bool {
+		n := 0
+		for _, fr := range f {
+			if !silent(fr) {
+				n++
+			}
+		}
+		return n >= 3
+	})
+
+	in := p.Clear()
+	require.Equal(t, "answer", in.Item)
+	require.Greater(t, in.Played, time.Duration(0))
+	require.Equal(t, 2*time.Second, in.Played+in.Dropped, "played and dropped account for every sample")
+	require.Zero(t, p.Queued())
+
+	// A frame taken just before Clear may still be on its way to the
+	// track; after it, only silence.
+	after := sink.count()
+	sink.waitFor(t, "ten more frames", func(f [][]int16) bool { return len(f) >= after+10 })
+	sink.mu.Lock()
+	for i, f := range sink.frames[after+1:] {
+		require.True(t, silent(f), "frame %d after Clear is silent", i)
+	}
+	sink.mu.Unlock()
+
+	sent := time.Duration(len(sink.sound())) * time.Second / rate
+	require.Equal(t, in.Played, sent, "Played is exactly what was sent")
+	played, _ := p.Played("answer")
+	require.Equal(t, in.Played, played)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	require.NoError(t, p.WaitDrained(ctx), "a cleared queue counts as drained")
+}
+
+func TestPlayerTracksItemsSeparately(t *testing.T) {
+	sink := newFrameSink()
+	p := newPlayer(PlayerOptions{}, sink.write)
+	defer p.Close()
+	require.NoError(t, p.Write("a", ramp(3*frame, 0)))
+	require.NoError(t, p.Write("b", ramp(2*frame, 5000)))
+	p.Open()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, p.WaitDrained(ctx))
+
+	a, _ := p.Played("a")
+	b, _ := p.Played("b")
+	require.Equal(t, 60*time.Millisecond, a)
+	require.Equal(t, 40*time.Millisecond, b)
+	_, ok := p.Played("never-written")
+	require.False(t, ok)
+
+	in := p.Clear()
+	require.Equal(t, Interruption{Item: "b", Played: 40 * time.Millisecond}, in, "clearing after the end drops nothing")
+}
+
+func TestPlayerClearBeforeAnythingPlayed(t *testing.T) {
+	p := newPlayer(PlayerOptions{}, newFrameSink().write)
+	defer p.Close()
+	require.NoError(t, p.Write("first", ramp(frame, 0)))
+	in := p.Clear()
+	require.Equal(t, Interruption{Item: "first", Played: 0, Dropped: 20 * time.Millisecond}, in)
+}
+
+func TestPlayerQueueIsBounded(t *testing.T) {
+	p := newPlayer(PlayerOptions{MaxQueue: 100 * time.Millisecond}, newFrameSink().write)
+	defer p.Close()
+	require.NoError(t, p.Write("x", ramp(5*frame, 0)))
+	require.ErrorIs(t, p.Write("x", ramp(1, 0)), ErrQueueFull)
+	p.Clear()
+	require.NoError(t, p.Write("x", ramp(5*frame, 0)), "room again after a clear")
+}
+
+func TestPlayerCloseStopsEverything(t *testing.T) {
+	sink := newFrameSink()
+	p := newPlayer(PlayerOptions{}, sink.write)
+	require.NoError(t, p.Write("x", ramp(50*frame, 0)))
+	p.Close()
+	p.Close() // idempotent
+	n := sink.count()
+	require.ErrorIs(t, p.Write("x", ramp(frame, 0)), ErrPlayerClosed)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := p.WaitDrained(ctx)
+	require.True(t, err == nil || err == ErrPlayerClosed, "WaitDrained returns instead of hanging: %v", err)
+	require.Equal(t, n, sink.count(), "no frame after Close returned")
+}
