@@ -7,6 +7,7 @@ import (
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/telephony"
 )
 
 // Each opener takes only its own config section, so `verify redis` works
@@ -32,4 +33,8 @@ func openStorage(ctx context.Context, s config.S3) (*storage.Client, error) {
 		Endpoint:        s.Endpoint,
 		UsePathStyle:    s.Endpoint != "",
 	})
+}
+
+func telephonyConfig(l config.LiveKit) telephony.Config {
+	return telephony.Config{URL: l.URL, APIKey: l.APIKey, APISecret: l.APISecret, SIPTrunkID: l.SIPTrunkID, CallerID: l.CallerID}
 }

@@ -493,3 +493,21 @@ func TestVerifyLogTail(t *testing.T) {
 	require.Equal(t, 1, res.code)
 	require.Contains(t, res.stdout, "LOGTAIL_SOURCE_TOKEN")
 }
+
+func TestVerifyLiveKit(t *testing.T) {
+	env := map[string]string{
+		"LIVEKIT_URL":        testenv.Get(t, "LIVEKIT_URL"),
+		"LIVEKIT_API_KEY":    testenv.Get(t, "LIVEKIT_API_KEY"),
+		"LIVEKIT_API_SECRET": testenv.Get(t, "LIVEKIT_API_SECRET"),
+		"DIALER":             "sim",
+	}
+	res := runBin(t, env, "verify", "livekit")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^livekit\s+api\s+OK`, res.stdout)
+
+	env["LIVEKIT_API_SECRET"] = "not-the-secret-but-long-enough-0123456789"
+	res = runBin(t, env, "verify", "livekit")
+	require.Equal(t, 1, res.code)
+	require.Regexp(t, `(?m)^livekit\s+api\s+FAIL`, res.stdout)
+	require.NotContains(t, res.stdout, "not-the-secret")
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/realtime"
+	"github.com/docshield/voice-worker/internal/telephony"
 )
 
 // verifiers run deeper checks of one dependency each, reading only that
@@ -24,10 +25,11 @@ var verifiers = []struct {
 	{"s3", verifyS3},
 	{"logtail", verifyLogTail},
 	{"openai", verifyOpenAI},
+	{"livekit", verifyLiveKit},
 }
 
 func cmdVerify(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|all")
+	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|livekit|all")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the whole verification")
 	if code, done := parse(e, fs, args); done {
@@ -49,7 +51,7 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 		}
 	}
 	if !known {
-		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai or all)\n", target)
+		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai, livekit or all)\n", target)
 		return 2
 	}
 	write := health.WriteFindings
@@ -143,6 +145,32 @@ func verifyOpenAI(ctx context.Context, e env, explicit bool) []health.Finding {
 		f.Fail("realtime model", "%v", err)
 	} else {
 		f.OK("realtime model", "%s is available at %s", oc.RealtimeModel, logging.RedactURL(oc.BaseURL))
+	}
+	return f.List
+}
+
+// verifyLiveKit checks reachability and credentials (it lists rooms).
+// Telephony is needed only for calls, so under `verify all` a missing URL
+// is a warning.
+func verifyLiveKit(ctx context.Context, e env, explicit bool) []health.Finding {
+	f := &health.Findings{Target: "livekit"}
+	lc, err := config.LoadLiveKit(e.lookup)
+	if err != nil {
+		if !explicit && lc.URL == "" {
+			f.Warn("config", "LIVEKIT_URL not set: this worker cannot place calls")
+			return f.List
+		}
+		return configFinding("livekit", err)
+	}
+	if err := telephony.Verify(ctx, telephonyConfig(lc)); err != nil {
+		f.Fail("api", "%v", err)
+		return f.List
+	}
+	f.OK("api", "%s answered with these credentials", logging.RedactURL(lc.URL))
+	if lc.SimulateCallee {
+		f.Warn("dialer", "DIALER=sim: calls go to the callee simulator, not the phone network")
+	} else {
+		f.OK("dialer", "SIP trunk %s (the trunk itself is checked on the first dial)", lc.SIPTrunkID)
 	}
 	return f.List
 }
