@@ -269,11 +269,7 @@ func TestBinaryProcessesTasksAndArchivesInvalidPayload(t *testing.T) {
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	out := startWorker(t, env).out
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	client := asynq.NewClient(opt)
-	defer client.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
+	client, insp := asynqClients(t, r)
 
 	bad, err := client.Enqueue(asynq.NewTask(tasks.TypeCallOutbound, []byte(`{"attempt_id":"has spaces"}`)),
 		asynq.Queue(tasks.QueueCalls), asynq.MaxRetry(3))
@@ -304,11 +300,7 @@ func TestSIGTERMRequeuesActiveTaskAndExitsZero(t *testing.T) {
 	env["SHUTDOWN_TIMEOUT"] = "6s"
 	w := startWorker(t, env)
 	out := w.out
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	client := asynq.NewClient(opt)
-	defer client.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
+	client, insp := asynqClients(t, r)
 
 	long, err := tasks.New(tasks.SystemProbe{Hold: tasks.Duration(2 * time.Minute)}, asynq.TaskID("long-probe"))
 	require.NoError(t, err)
@@ -332,11 +324,7 @@ func TestSIGTERMLetsShortTaskFinish(t *testing.T) {
 	env["SHUTDOWN_TIMEOUT"] = "20s"
 	w := startWorker(t, env)
 	out := w.out
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	client := asynq.NewClient(opt)
-	defer client.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
+	client, insp := asynqClients(t, r)
 
 	short, err := tasks.New(tasks.SystemProbe{Hold: tasks.Duration(time.Second)}, asynq.TaskID("short-probe"), asynq.Retention(time.Hour))
 	require.NoError(t, err)
@@ -405,11 +393,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	env["LOG_LEVEL"] = "debug"
 	w := startWorker(t, env)
 
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	client := asynq.NewClient(opt)
-	defer client.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
+	client, insp := asynqClients(t, r)
 	// Validation echoes a bad attempt id; these must be redacted on the way out.
 	var ids []string
 	for _, bad := range []string{"password=PayloadPassw0rd", "+15551234567"} {
@@ -510,4 +494,17 @@ func TestVerifyLiveKit(t *testing.T) {
 	require.Equal(t, 1, res.code)
 	require.Regexp(t, `(?m)^livekit\s+api\s+FAIL`, res.stdout)
 	require.NotContains(t, res.stdout, "not-the-secret")
+}
+
+// asynqClients connects a client and an inspector to r, closed when the
+// test ends.
+func asynqClients(t *testing.T, r *testenv.Redis) (*asynq.Client, *asynq.Inspector) {
+	t.Helper()
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	client, insp := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() {
+		_ = client.Close()
+		_ = insp.Close()
+	})
+	return client, insp
 }
