@@ -433,11 +433,11 @@ func isLoopbackURL(raw string) bool {
 
 func (r *reader) livekit(env Env) LiveKit {
 	c := LiveKit{
-		URL:            r.str("LIVEKIT_URL", ""),
-		APIKey:         r.str("LIVEKIT_API_KEY", ""),
-		APISecret:      r.str("LIVEKIT_API_SECRET", ""),
-		SIPTrunkID:     r.str("LIVEKIT_SIP_TRUNK_ID", ""),
-		CallerID:       r.str("CALLER_ID", ""),
+		URL:        r.str("LIVEKIT_URL", ""),
+		APIKey:     r.str("LIVEKIT_API_KEY", ""),
+		APISecret:  r.str("LIVEKIT_API_SECRET", ""),
+		SIPTrunkID: r.str("LIVEKIT_SIP_TRUNK_ID", ""),
+		CallerID:   r.str("CALLER_ID", ""),
 	}
 	switch d := r.str("DIALER", "sip"); d {
 	case "sip":
