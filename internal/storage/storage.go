@@ -246,13 +246,15 @@ func (c *Client) Upload(ctx context.Context, key string, body io.Reader, content
 	}
 	// The counting reader also hides any io.Seeker, so the uploader always
 	// takes its bounded streaming path. manager.Uploader is deprecated in
-	// favour of feature/s3/transfermanager, which is not in go.mod; the
-	// uploader still does what we need.
+	// favour of feature/s3/transfermanager, which is still v0.x; the
+	// uploader is maintained and does what we need until that settles.
 	counted := &countingReader{r: body, h: sha256.New()}
+	//lint:ignore SA1019 transfermanager is v0.x; see the comment above
 	uploader := manager.NewUploader(c.api, func(u *manager.Uploader) {
 		u.PartSize = c.partSize
 		u.Concurrency = 1
 	})
+	//lint:ignore SA1019 see NewUploader above
 	out, err := uploader.Upload(ctx, &s3.PutObjectInput{
 		Bucket:               aws.String(c.bucket),
 		Key:                  aws.String(key),
