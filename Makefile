@@ -18,7 +18,9 @@ DEVSTACK := tools/bin/devstack
 TESTOUT  := bin/test-results
 
 STATICCHECK_VERSION := v0.8.2
-STATICCHECK := tools/bin/staticcheck-$(STATICCHECK_VERSION)
+# Cached with the built servers, outside the clone, so CI builds it once.
+CACHE := $(or $(DOCSHIELD_CACHE),$(HOME)/.cache/docshield)
+STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 
 .PHONY: build tools test dev up lint bench clean
 
@@ -60,14 +62,14 @@ lint:
 	go vet -C tools/devstack ./...
 	@if $(MAKE) -s $(STATICCHECK); then \
 		echo "$(STATICCHECK) ./..."; $(STATICCHECK) ./...; \
-		(cd tools/devstack && $(CURDIR)/$(STATICCHECK) ./...); \
+		(cd tools/devstack && $(STATICCHECK) ./...); \
 	else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Cached by version, so lint installs it once.
 $(STATICCHECK):
-	@mkdir -p tools/bin/.staticcheck
-	GOBIN=$(CURDIR)/tools/bin/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	mv tools/bin/.staticcheck/staticcheck $@
+	@mkdir -p $(CACHE)/bin/.staticcheck
+	GOBIN=$(CACHE)/bin/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(CACHE)/bin/.staticcheck/staticcheck $@
 
 bench: tools
 	$(DEVSTACK) exec -- go test -run '^$$' -bench . -benchmem ./...
