@@ -1,0 +1,497 @@
+package recording
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/hraban/opus.v2"
+
+	"github.com/docshield/voice-worker/internal/storage"
+)
+
+// ---- simulated calls ----
+
+// burst is a tone one side sends over [From, To) of the call.
+type burst struct {
+	Side     int
+	From, To time.Duration
+	Freq     float64
+}
+
+// callScript is a simulated call: bursts of tone on each side. The callee
+// sends 20 ms frames all call long (silence between bursts), stamped with
+// arrival jitter and an occasional stall released as a burst of frames;
+// the agent sends frames only while it speaks, stamped when played, as the
+// player's pacer does.
+type callScript struct {
+	Length time.Duration
+	Bursts []burst
+	// Jitter adds arrival delays to the callee's stamps.
+	Jitter bool
+}
+
+const testRate = 24000
+
+// feed plays the script into rec much faster than real time, in the order
+// a live call would deliver it.
+func (s callScript) feed(t testing.TB, rec *Recorder, start time.Time) {
+	s.feedUntil(t, rec, start, 0, s.Length)
+}
+
+func (s callScript) feedUntil(t testing.TB, rec *Recorder, start time.Time, from, to time.Duration) {
+	const frame = 20 * time.Millisecond
+	n := int(samples(frame, testRate))
+	var stalled []int // callee frames held back by a stall
+	defer func() {
+		// A stall that outlasts this stretch ends with it.
+		for _, j := range stalled {
+			rec.CalleeAudio(start.Add(to), s.pcm(callee, time.Duration(j)*frame, n))
+		}
+	}()
+	for i := int(from / frame); time.Duration(i)*frame < to; i++ {
+		if i%25 == 0 {
+			waitForMixer(t, rec)
+		}
+		t := time.Duration(i) * frame
+		// Callee: arrival 0-15 ms late; every 3 s a 60 ms stall releases
+		// four frames at once.
+		stamp := t
+		if s.Jitter {
+			stamp += time.Duration((i*7919)%16) * time.Millisecond
+			if i%150 >= 147 {
+				stalled = append(stalled, i)
+			} else {
+				for _, j := range stalled {
+					rec.CalleeAudio(start.Add(stamp), s.pcm(callee, time.Duration(j)*frame, n))
+				}
+				stalled = stalled[:0]
+			}
+		}
+		if len(stalled) == 0 {
+			rec.CalleeAudio(start.Add(stamp), s.pcm(callee, t, n))
+		}
+		if s.speaking(agent, t) {
+			rec.AgentPlayed(start.Add(t), s.pcm(agent, t, n))
+		}
+	}
+}
+
+// waitForMixer lets the mixer catch up: audio fed faster than real time
+// would otherwise overflow the input queue, which is sized for live calls.
+func waitForMixer(t testing.TB, rec *Recorder) {
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.queued.Load() > rec.maxQueued/8 || len(rec.in) > cap(rec.in)/8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mixer did not drain its input queue within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (s callScript) speaking(side int, t time.Duration) bool {
+	for _, b := range s.Bursts {
+		if b.Side == side && t >= b.From && t < b.To {
+			return true
+		}
+	}
+	return false
+}
+
+// pcm is side's audio for the n samples from t: its tone where a burst is,
+// silence elsewhere.
+func (s callScript) pcm(side int, t time.Duration, n int) []int16 {
+	out := make([]int16, n)
+	for k := range out {
+		ts := t + time.Duration(k)*time.Second/testRate
+		for _, b := range s.Bursts {
+			if b.Side == side && ts >= b.From && ts < b.To {
+				out[k] = int16(8000 * math.Sin(2*math.Pi*b.Freq*ts.Seconds()))
+			}
+		}
+	}
+	return out
+}
+
+// ---- decoding and checking ----
+
+// decoded is a recording decoded by libopusfile, an implementation
+// independent of ours that checks every page's CRC and sequence.
+type decoded struct {
+	left, right []float64 // 48 kHz
+}
+
+func decodeOgg(t testing.TB, data []byte) decoded {
+	t.Helper()
+	st, err := opus.NewStream(bytes.NewReader(data))
+	require.NoError(t, err, "libopusfile refuses the stream")
+	defer st.Close()
+	var d decoded
+	buf := make([]int16, 2*5760)
+	for range 1 << 22 {
+		n, err := st.Read(buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		for i := range n {
+			d.left = append(d.left, float64(buf[2*i]))
+			d.right = append(d.right, float64(buf[2*i+1]))
+		}
+	}
+	return d
+}
+
+func (d decoded) duration() time.Duration {
+	return time.Duration(len(d.left)) * time.Second / 48000
+}
+
+// activity returns the intervals (5 ms resolution) where ch is louder than
+// a quiet tone: what a listener would hear as sound. Blips under 20 ms are
+// left out: the test tones start with a full-scale step, and the codec's
+// stereo coding smears that click into the other channel for one 5 ms
+// window (speech does not start with a step).
+func activity(ch []float64) [][2]time.Duration {
+	var out [][2]time.Duration
+	for _, iv := range rawActivity(ch) {
+		if iv[1]-iv[0] >= 20*time.Millisecond {
+			out = append(out, iv)
+		}
+	}
+	return out
+}
+
+func rawActivity(ch []float64) [][2]time.Duration {
+	const win = 240 // 5 ms at 48 kHz
+	var out [][2]time.Duration
+	on := false
+	for i := 0; i+win <= len(ch); i += win {
+		var e float64
+		for _, v := range ch[i : i+win] {
+			e += v * v
+		}
+		loud := math.Sqrt(e/win) > 1000
+		at := time.Duration(i) * time.Second / 48000
+		switch {
+		case loud && !on:
+			out = append(out, [2]time.Duration{at, 0})
+			on = true
+		case !loud && on:
+			out[len(out)-1][1] = at
+			on = false
+		}
+	}
+	if on {
+		out[len(out)-1][1] = time.Duration(len(ch)) * time.Second / 48000
+	}
+	return out
+}
+
+func rms(ch []float64, from, to time.Duration) float64 {
+	a, b := int(from*48000/time.Second), int(to*48000/time.Second)
+	b = min(b, len(ch))
+	if a >= b {
+		return 0
+	}
+	var e float64
+	for _, v := range ch[a:b] {
+		e += v * v
+	}
+	return math.Sqrt(e / float64(b-a))
+}
+
+// requireAudioMatches checks each side's channel: sound exactly where the
+// script's bursts are (to within tol), silence elsewhere, and the other
+// side's tone well below its own level.
+func requireAudioMatches(t *testing.T, d decoded, s callScript, upTo time.Duration, tol time.Duration) {
+	t.Helper()
+	chans := [2][]float64{d.left, d.right}
+	names := [2]string{"left (callee)", "right (agent)"}
+	for side := range 2 {
+		var want [][2]time.Duration
+		for _, b := range s.Bursts {
+			if b.Side == side && b.From < upTo {
+				want = append(want, [2]time.Duration{b.From, min(b.To, upTo)})
+			}
+		}
+		sort.Slice(want, func(i, j int) bool { return want[i][0] < want[j][0] })
+		got := activity(chans[side])
+		if upTo < s.Length {
+			// A cut recording may end inside a burst.
+			for i := range got {
+				got[i][1] = min(got[i][1], upTo)
+			}
+		}
+		require.Len(t, got, len(want), "%s: sound at %v, want %v", names[side], got, want)
+		for i := range want {
+			require.InDelta(t, want[i][0].Seconds(), got[i][0].Seconds(), tol.Seconds(), "%s burst %d starts at %v, want %v", names[side], i, got[i][0], want[i][0])
+			require.InDelta(t, want[i][1].Seconds(), got[i][1].Seconds(), tol.Seconds(), "%s burst %d ends at %v, want %v", names[side], i, got[i][1], want[i][1])
+			// The other channel during the interior of this burst, where
+			// the other side is silent, carries almost nothing.
+			mid := [2]time.Duration{want[i][0] + 50*time.Millisecond, want[i][1] - 50*time.Millisecond}
+			if mid[1] > mid[0] && !s.overlaps(1-side, mid[0], mid[1]) {
+				own, other := rms(chans[side], mid[0], mid[1]), rms(chans[1-side], mid[0], mid[1])
+				require.Less(t, other, own/30, "%s burst %d leaks into the other channel", names[side], i)
+			}
+		}
+	}
+}
+
+func (s callScript) overlaps(side int, from, to time.Duration) bool {
+	for _, b := range s.Bursts {
+		if b.Side == side && b.From < to && b.To > from {
+			return true
+		}
+	}
+	return false
+}
+
+// oggPage is one parsed page.
+type oggPage struct {
+	flags   byte
+	granule uint64
+	serial  uint32
+	seq     uint32
+	packets [][]byte
+}
+
+// parseOgg splits a stream into pages, checking capture patterns, CRCs and
+// that each page ends on a packet boundary (the writer never splits one).
+func parseOgg(t testing.TB, data []byte) []oggPage {
+	t.Helper()
+	var pages []oggPage
+	for len(data) > 0 {
+		require.GreaterOrEqual(t, len(data), 27, "truncated page header")
+		require.Equal(t, "OggS", string(data[:4]))
+		nseg := int(data[26])
+		require.GreaterOrEqual(t, len(data), 27+nseg)
+		lacing := data[27 : 27+nseg]
+		size := 0
+		for _, l := range lacing {
+			size += int(l)
+		}
+		total := 27 + nseg + size
+		require.GreaterOrEqual(t, len(data), total, "truncated page body")
+		page := append([]byte(nil), data[:total]...)
+		crc := binary.LittleEndian.Uint32(page[22:])
+		binary.LittleEndian.PutUint32(page[22:], 0)
+		require.Equal(t, crc, oggChecksum(page), "page %d CRC", len(pages))
+		p := oggPage{
+			flags:   data[5],
+			granule: binary.LittleEndian.Uint64(data[6:]),
+			serial:  binary.LittleEndian.Uint32(data[14:]),
+			seq:     binary.LittleEndian.Uint32(data[18:]),
+		}
+		body := data[27+nseg : total]
+		var pkt []byte
+		for i, l := range lacing {
+			pkt = append(pkt, body[:l]...)
+			body = body[l:]
+			if l < 255 {
+				p.packets = append(p.packets, pkt)
+				pkt = nil
+			} else {
+				require.Less(t, i, len(lacing)-1, "page %d ends inside a packet", len(pages))
+			}
+		}
+		pages = append(pages, p)
+		data = data[total:]
+	}
+	return pages
+}
+
+// requireWellFormed checks the stream's structure: OpusHead and OpusTags
+// alone on the first two pages, consecutive sequence numbers, one serial,
+// granules that grow by 960 per packet, BOS first and (if ended) EOS last.
+func requireWellFormed(t testing.TB, data []byte, ended bool) []oggPage {
+	t.Helper()
+	pages := parseOgg(t, data)
+	require.GreaterOrEqual(t, len(pages), 3)
+	head := pages[0]
+	require.Equal(t, byte(pageBOS), head.flags)
+	require.Len(t, head.packets, 1)
+	h := head.packets[0]
+	require.Equal(t, "OpusHead", string(h[:8]))
+	require.Equal(t, byte(2), h[9], "channel count")
+	require.Equal(t, uint16(preSkip), binary.LittleEndian.Uint16(h[10:]))
+	require.Equal(t, uint32(testRate), binary.LittleEndian.Uint32(h[12:]))
+	require.Equal(t, byte(0), h[18], "mapping family")
+	require.Len(t, pages[1].packets, 1)
+	require.Equal(t, "OpusTags", string(pages[1].packets[0][:8]))
+	var granule uint64
+	for i, p := range pages {
+		require.Equal(t, uint32(i), p.seq, "page sequence")
+		require.Equal(t, head.serial, p.serial)
+		if i >= 2 {
+			granule += uint64(960 * len(p.packets))
+			require.Equal(t, granule, p.granule, "page %d granule", i)
+		}
+		last := i == len(pages)-1
+		require.Equal(t, ended && last, p.flags&pageEOS != 0, "EOS flag on page %d of %d", i, len(pages))
+	}
+	return pages
+}
+
+// ---- in-memory storage ----
+
+// memStorage keeps objects in memory and serves presigned GETs from a
+// local HTTP server. Faults are injected per operation.
+type memStorage struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	objects map[string][]byte
+	meta    map[string]map[string]string
+	puts    int
+	// failPut, failUpload and failGet return an error to inject, or nil.
+	failPut    func(key string, n int) error
+	failUpload func(key string, n int) error
+	failGet    func(key string) bool
+	uploads    int
+}
+
+func newMemStorage(t testing.TB) *memStorage {
+	m := &memStorage{objects: map[string][]byte{}, meta: map[string]map[string]string{}}
+	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/")
+		m.mu.Lock()
+		data, ok := m.objects[key]
+		fail := m.failGet != nil && m.failGet(key)
+		m.mu.Unlock()
+		switch {
+		case fail:
+			http.Error(w, "injected", http.StatusServiceUnavailable)
+		case !ok:
+			http.NotFound(w, r)
+		default:
+			w.Write(data)
+		}
+	}))
+	t.Cleanup(m.srv.Close)
+	return m
+}
+
+func (m *memStorage) Bucket() string { return "mem-bucket" }
+
+func (m *memStorage) Put(ctx context.Context, key string, body io.ReadSeeker, contentType string, metadata map[string]string) error {
+	m.mu.Lock()
+	m.puts++
+	n, fail := m.puts, m.failPut
+	m.mu.Unlock()
+	if fail != nil {
+		if err := fail(key, n); err != nil {
+			return err
+		}
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	m.store(key, data, contentType, metadata)
+	return nil
+}
+
+func (m *memStorage) Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (storage.UploadResult, error) {
+	m.mu.Lock()
+	m.uploads++
+	n, fail := m.uploads, m.failUpload
+	m.mu.Unlock()
+	if fail != nil {
+		if err := fail(key, n); err != nil {
+			return storage.UploadResult{}, err
+		}
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return storage.UploadResult{}, fmt.Errorf("storage: upload %q: %w", key, err)
+	}
+	m.store(key, data, contentType, metadata)
+	sum := sha256.Sum256(data)
+	return storage.UploadResult{Key: key, Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+func (m *memStorage) store(key string, data []byte, contentType string, metadata map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objects[key] = data
+	meta := map[string]string{"content-type": contentType}
+	for k, v := range metadata {
+		meta[k] = v
+	}
+	m.meta[key] = meta
+}
+
+// fakeSignature stands for the credential part of a presigned URL; it
+// must never show up in a reason or log.
+const fakeSignature = "X-Amz-Signature=not-for-logs"
+
+func (m *memStorage) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	return m.srv.URL + "/" + (&url.URL{Path: key}).EscapedPath() + "?" + fakeSignature, nil
+}
+
+func (m *memStorage) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objects, key)
+	return nil
+}
+
+func (m *memStorage) get(key string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objects[key]
+	return b, ok
+}
+
+func (m *memStorage) keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ks []string
+	for k := range m.objects {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// partials records OnPartial reports.
+type partials struct {
+	mu   sync.Mutex
+	list []PartialInfo
+}
+
+func (p *partials) record(_ context.Context, pi PartialInfo) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.list = append(p.list, pi)
+	return nil
+}
+
+func (p *partials) all() []PartialInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]PartialInfo(nil), p.list...)
+}
+
+// frozenClock keeps the wall clock at the call's start, so a simulated
+// call fed faster than real time is placed by its stamps alone.
+func frozenClock(start time.Time) func() time.Time { return func() time.Time { return start } }
+
+func testStart() time.Time {
+	return time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+}

@@ -1,0 +1,449 @@
+package recording
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/docshield/voice-worker/internal/storage"
+	"github.com/docshield/voice-worker/internal/store"
+)
+
+// Defaults and limits of Options.
+const (
+	DefaultSampleRate      = 24000
+	DefaultSegmentDuration = 30 * time.Second
+	// MaxSegmentDuration leaves 10 s of the 60 s crash budget for the jitter
+	// window and the segment's upload.
+	MaxSegmentDuration  = 50 * time.Second
+	MinSegmentDuration  = time.Second
+	DefaultJitterWindow = 250 * time.Millisecond
+	DefaultBitrate      = 32000
+	// DefaultComplexity 3 costs about 0.4 s of CPU per call-minute here
+	// against 0.5 s at 5 and 0.9 s at 10 (BenchmarkRecordCallMinute), for
+	// no audible difference on telephone speech.
+	DefaultComplexity   = 3
+	DefaultCloseTimeout = 20 * time.Second
+	// DefaultMaxPending is one S3 upload part: about 35 minutes of audio at
+	// 32 kbit/s, so a storage outage of that length loses nothing.
+	DefaultMaxPending = storage.DefaultPartSize
+)
+
+// Storage is what the recorder needs from S3; *storage.Client implements
+// it, and tests wrap it to inject faults.
+type Storage interface {
+	Bucket() string
+	Put(ctx context.Context, key string, body io.ReadSeeker, contentType string, metadata map[string]string) error
+	Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (storage.UploadResult, error)
+	// PresignGet is how segments are read back when they are joined: the
+	// storage client has no plain GET.
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+	Delete(ctx context.Context, key string) error
+}
+
+var _ Storage = (*storage.Client)(nil)
+
+// Config identifies the call and says where its recording goes.
+type Config struct {
+	AttemptID string
+	// CampaignID is empty for an inline one-off call.
+	CampaignID string
+	// Env is the deployment environment (APP_ENV), the key's first level.
+	Env string
+	// Start is position 0 of the recording (the answer), and its UTC date
+	// names the keys. Audio stamped before it is dropped as late.
+	Start   time.Time
+	Storage Storage
+	// OnPartial is called, on the recorder's upload goroutine, after each
+	// segment is stored, so the call document can say where the partial
+	// recording is should the worker die. An error is logged and the call
+	// repeated after the next segment. Optional.
+	OnPartial func(ctx context.Context, p PartialInfo) error
+	Logger    *zap.Logger
+	Options   Options
+}
+
+// Options tune a Recorder; zero values pick the defaults.
+type Options struct {
+	// SampleRate of the PCM both inputs deliver; an Opus input rate (8, 12,
+	// 16, 24 or 48 kHz), so no resampling is needed. Default 24 kHz, the
+	// rate of the realtime model's audio.
+	SampleRate int
+	// SegmentDuration is how much audio each crash-safe segment holds, and
+	// so about the most a crash loses. Between MinSegmentDuration and
+	// MaxSegmentDuration; default 30 s.
+	SegmentDuration time.Duration
+	// MaxPending bounds the encoded audio held in memory while storage is
+	// unavailable. Past it the recording stops (and says so) rather than
+	// grow with the call. Default one upload part (8 MiB).
+	MaxPending int64
+	// JitterWindow is how long audio waits for the other side's audio of
+	// the same moment before it is encoded. Default 250 ms.
+	JitterWindow time.Duration
+	// Bitrate of the stereo Opus stream in bit/s; default 32 kbit/s.
+	Bitrate int
+	// Complexity is libopus's CPU/quality trade-off, 1-10; default 3.
+	Complexity int
+	// CloseTimeout bounds Close: storing the last segment, joining the
+	// segments into the final object and deleting them. Default 20 s.
+	CloseTimeout time.Duration
+	// Now is the wall clock, for the silence a quiet call still records;
+	// default time.Now.
+	Now func() time.Time
+	// HTTPClient reads segments back through presigned URLs.
+	HTTPClient *http.Client
+}
+
+// PartialInfo says where the segments of a call in progress are. The bson
+// tags let the call flow store it as is.
+type PartialInfo struct {
+	Bucket string `bson:"bucket" json:"bucket"`
+	// Prefix holds the segments, named SegmentName(0 ... Segments-1);
+	// concatenated in order they are one valid Ogg Opus stream.
+	Prefix   string `bson:"prefix" json:"prefix"`
+	Segments int    `bson:"segments" json:"segments"`
+	// DurationMS and Bytes are of the stored segments together.
+	DurationMS int64 `bson:"duration_ms" json:"duration_ms"`
+	Bytes      int64 `bson:"bytes" json:"bytes"`
+	// FinalKey is where the finished recording will be: if it exists, the
+	// segments were joined and may already be gone.
+	FinalKey string `bson:"final_key" json:"final_key"`
+}
+
+// Result is what Finish reports.
+type Result struct {
+	// Recording is the final object, for the call document; nil when none
+	// was written.
+	Recording *store.Recording
+	// Partial is set when segments stay in storage because no final object
+	// could be made: the call document should keep pointing at them.
+	Partial *PartialInfo
+	// Failed means the recording is missing or incomplete; Reason says why
+	// (for the call document's recording_error).
+	Failed bool
+	Reason string
+	Stats  Stats
+}
+
+// Stats count what did not go as planned, for logs and metrics.
+type Stats struct {
+	// DurationMS is the audio encoded.
+	DurationMS int64
+	// Segments were stored during the call.
+	Segments int
+	// Dropped: input refused because the recorder's queue was full. Late:
+	// input that arrived after its moment was encoded.
+	CalleeDroppedMS, AgentDroppedMS int64
+	CalleeLateMS, AgentLateMS       int64
+	// RejectedChunks had timestamps far from the call's timeline.
+	RejectedChunks int64
+	// LeftoverSegments could not be deleted after the final object was
+	// written; the bucket's lifecycle rule removes them.
+	LeftoverSegments int
+}
+
+const (
+	callee = 0 // left channel
+	agent  = 1 // right channel
+)
+
+// Input queue bounds: the mixer keeps up easily, so these only matter when
+// the process is starved; the sample bound keeps a few huge chunks from
+// holding much memory.
+const (
+	queueChunks  = 512
+	queueSamples = 5 * time.Second
+)
+
+type chunk struct {
+	side int
+	at   time.Time
+	pcm  []int16
+}
+
+// Recorder records one call. CalleeAudio and AgentPlayed may be called from
+// any goroutine and never block; Close (or Finish) must be called once the
+// call ends: it stops the recorder's goroutines.
+type Recorder struct {
+	// Immutable after New.
+	cfg       Config
+	opts      Options
+	keys      Keys
+	log       *zap.Logger
+	rate      int
+	maxQueued int64
+	in        chan chunk
+	stopMix   chan struct{}
+	mixDone   chan mixResult
+	segs      *segmentQueue
+	up        *uploader
+	upCancel  context.CancelFunc
+	upDone    chan struct{}
+
+	// Shared, atomic.
+	queued  atomic.Int64 // samples waiting in in
+	closed  atomic.Bool
+	dropped [2]atomic.Int64 // samples
+
+	closeOnce sync.Once
+	result    Result // written once by Close
+}
+
+// New validates cfg and starts recording: the mixer goroutine (alignment,
+// encoding) and the upload goroutine (segments to storage).
+func New(cfg Config) (*Recorder, error) {
+	opts, err := cfg.Options.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Storage == nil {
+		return nil, errors.New("recording: Config.Storage is nil")
+	}
+	if cfg.AttemptID == "" {
+		return nil, errors.New("recording: Config.AttemptID is empty")
+	}
+	keys, err := KeysFor(cfg.Env, cfg.CampaignID, cfg.AttemptID, cfg.Start)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("attempt_id", cfg.AttemptID))
+	r := &Recorder{
+		cfg:       cfg,
+		opts:      opts,
+		keys:      keys,
+		log:       log,
+		rate:      opts.SampleRate,
+		maxQueued: samples(queueSamples, opts.SampleRate),
+		in:        make(chan chunk, queueChunks),
+		stopMix:   make(chan struct{}),
+		mixDone:   make(chan mixResult, 1),
+		segs:      newSegmentQueue(opts.MaxPending),
+		upDone:    make(chan struct{}),
+	}
+	m, err := newMixer(r)
+	if err != nil {
+		return nil, err
+	}
+	upCtx, cancel := context.WithCancel(context.Background())
+	r.upCancel = cancel
+	r.up = &uploader{r: r}
+	go m.run()
+	go func() {
+		defer close(r.upDone)
+		r.up.run(upCtx)
+	}()
+	return r, nil
+}
+
+func (o Options) withDefaults() (Options, error) {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if o.SampleRate == 0 {
+		o.SampleRate = DefaultSampleRate
+	}
+	def(&o.SegmentDuration, DefaultSegmentDuration)
+	def(&o.JitterWindow, DefaultJitterWindow)
+	def(&o.CloseTimeout, DefaultCloseTimeout)
+	if o.MaxPending == 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.Bitrate == 0 {
+		o.Bitrate = DefaultBitrate
+	}
+	if o.Complexity == 0 {
+		o.Complexity = DefaultComplexity
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = defaultHTTPClient()
+	}
+	switch {
+	case o.SampleRate != 8000 && o.SampleRate != 12000 && o.SampleRate != 16000 && o.SampleRate != 24000 && o.SampleRate != 48000:
+		return o, fmt.Errorf("recording: Options.SampleRate %d is not an Opus input rate (8000, 12000, 16000, 24000, 48000)", o.SampleRate)
+	case o.SegmentDuration < MinSegmentDuration || o.SegmentDuration > MaxSegmentDuration:
+		return o, fmt.Errorf("recording: Options.SegmentDuration %v must be between %v and %v", o.SegmentDuration, MinSegmentDuration, MaxSegmentDuration)
+	case o.JitterWindow < 0 || o.JitterWindow > 5*time.Second:
+		return o, fmt.Errorf("recording: Options.JitterWindow %v must be between 0 and 5s", o.JitterWindow)
+	case o.MaxPending < 0:
+		return o, fmt.Errorf("recording: Options.MaxPending %d is negative", o.MaxPending)
+	case o.Bitrate < 6000 || o.Bitrate > 510000:
+		return o, fmt.Errorf("recording: Options.Bitrate %d is outside Opus's 6000-510000 bit/s", o.Bitrate)
+	case o.Complexity < 1 || o.Complexity > 10:
+		return o, fmt.Errorf("recording: Options.Complexity %d must be 1-10", o.Complexity)
+	case o.CloseTimeout < 0:
+		return o, fmt.Errorf("recording: Options.CloseTimeout %v is negative", o.CloseTimeout)
+	}
+	return o, nil
+}
+
+// Keys returns where the recording's objects go.
+func (r *Recorder) Keys() Keys { return r.keys }
+
+// CalleeAudio records mono PCM heard from the callee; at is when its first
+// sample was heard. pcm is copied.
+func (r *Recorder) CalleeAudio(at time.Time, pcm []int16) { r.enqueue(callee, at, pcm) }
+
+// AgentPlayed records mono PCM of the agent's voice as it was sent to the
+// callee; at is when its first sample went out. Only audio actually played
+// belongs here, so a reply cut by barge-in ends where the callee heard it
+// stop.
+func (r *Recorder) AgentPlayed(at time.Time, pcm []int16) { r.enqueue(agent, at, pcm) }
+
+func (r *Recorder) enqueue(side int, at time.Time, pcm []int16) {
+	n := int64(len(pcm))
+	if n == 0 || r.closed.Load() {
+		return
+	}
+	if r.queued.Add(n) > r.maxQueued {
+		r.queued.Add(-n)
+		r.dropped[side].Add(n)
+		return
+	}
+	select {
+	case r.in <- chunk{side: side, at: at, pcm: append([]int16(nil), pcm...)}:
+	default:
+		r.queued.Add(-n)
+		r.dropped[side].Add(n)
+	}
+}
+
+// ErrIncomplete is returned by Close and Finish when the recording is
+// missing or incomplete; Result.Reason says why.
+var ErrIncomplete = errors.New("recording incomplete")
+
+// Close ends the recording and makes the final object: it stores what is
+// still in memory, joins the segments into recordings/.../<attempt>.ogg and
+// deletes them, and returns the object for the call document. It returns
+// within Options.CloseTimeout (or ctx's deadline, if sooner; pass a context
+// that outlives the call's own cancellation).
+//
+// A storage failure never panics or hangs: the error wraps ErrIncomplete
+// and says why (for the call's recording_error). The Recording may still be
+// set then, for a final object that holds only part of the call. Later
+// calls return the first outcome.
+func (r *Recorder) Close(ctx context.Context) (*store.Recording, error) {
+	res, err := r.Finish(ctx)
+	return res.Recording, err
+}
+
+// Finish is Close with the whole Result: the statistics, and where the
+// segments are when no final object could be made.
+func (r *Recorder) Finish(ctx context.Context) (Result, error) {
+	r.closeOnce.Do(func() { r.result = r.close(ctx) })
+	if r.result.Failed {
+		return r.result, fmt.Errorf("recording: attempt %q: %w: %s", r.cfg.AttemptID, ErrIncomplete, r.result.Reason)
+	}
+	return r.result, nil
+}
+
+func (r *Recorder) close(ctx context.Context) Result {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.CloseTimeout)
+	defer cancel()
+	r.closed.Store(true)
+	close(r.stopMix)
+	mix := <-r.mixDone
+	r.segs.finish()
+	select {
+	case <-r.upDone:
+	case <-ctx.Done():
+		r.upCancel()
+		<-r.upDone
+	}
+	r.upCancel()
+
+	res := Result{Stats: Stats{
+		DurationMS:      mix.frames * frameMS,
+		CalleeDroppedMS: r.ms(r.dropped[callee].Load()),
+		AgentDroppedMS:  r.ms(r.dropped[agent].Load()),
+		CalleeLateMS:    r.ms(mix.late[callee]),
+		AgentLateMS:     r.ms(mix.late[agent]),
+		RejectedChunks:  mix.rejected,
+	}}
+	stored := r.up.stored
+	res.Stats.Segments = len(stored)
+	fail := func(reason string) Result {
+		res.Failed, res.Reason = true, reason
+		if len(stored) > 0 {
+			p := r.up.partial()
+			res.Partial = &p
+		}
+		r.log.Warn("recording.failed", zap.String("reason", reason), zap.Int("segments_stored", len(stored)))
+		return res
+	}
+	if unstored := r.segs.len(); unstored > 0 {
+		return fail(fmt.Sprintf("%d segment(s) of the recording could not be stored before Close's deadline: %s",
+			unstored, errString(r.segs.lastError())))
+	}
+	if len(stored) == 0 && len(mix.tail) == 0 {
+		if mix.stopped != "" {
+			return fail(mix.stopped)
+		}
+		return fail("no audio reached the recorder")
+	}
+	final, err := r.assemble(ctx, stored, mix.tail)
+	if err != nil {
+		return fail(fmt.Sprintf("the final object %q could not be written: %v", r.keys.Final, err))
+	}
+	res.Recording = &store.Recording{
+		Bucket:     r.cfg.Storage.Bucket(),
+		Key:        final.Key,
+		Bytes:      final.Bytes,
+		DurationMS: (r.up.storedFrames + mix.tailFrames) * frameMS,
+		Format:     Format,
+		SHA256:     final.SHA256,
+	}
+	res.Stats.LeftoverSegments = r.deleteSegments(ctx, len(stored))
+	if mix.stopped != "" {
+		// The final object holds the audio up to where recording stopped.
+		res.Failed, res.Reason = true, mix.stopped
+	}
+	r.log.Info("recording.stored", zap.String("key", final.Key), zap.Int64("bytes", final.Bytes),
+		zap.Int64("duration_ms", res.Recording.DurationMS), zap.Int("segments", len(stored)),
+		zap.Int("leftover_segments", res.Stats.LeftoverSegments), zap.Bool("incomplete", res.Failed))
+	return res
+}
+
+// metadata links every object to its call.
+func (r *Recorder) metadata(part string) map[string]string {
+	campaign := r.cfg.CampaignID
+	if campaign == "" {
+		campaign = InlineCampaign
+	}
+	return map[string]string{
+		"attempt-id":     r.cfg.AttemptID,
+		"campaign-id":    campaign,
+		"env":            r.cfg.Env,
+		"recording-part": part,
+	}
+}
+
+func (r *Recorder) ms(samples int64) int64 { return samples * 1000 / int64(r.rate) }
+
+// samples converts a duration to samples without overflowing, for any d
+// (negative too: both terms truncate toward zero).
+func samples(d time.Duration, rate int) int64 {
+	return int64(d/time.Second)*int64(rate) + int64(d%time.Second)*int64(rate)/int64(time.Second)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error was reported"
+	}
+	return err.Error()
+}
