@@ -48,6 +48,7 @@ func commands() []command {
 		{"verify", "deeper checks of one dependency: redis | mongo | s3 | all", cmdVerify},
 		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
 		{"queue", "queue stats: per-queue counters", cmdQueue},
+		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats", cmdCampaign},
 		{"recording", "recording url ATTEMPT: a presigned URL (at most 15 min) for a call's recording", cmdRecording},
 		{"version", "print the version", cmdVersion},
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/call"
+	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
@@ -173,7 +174,15 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	srv.Handle(tasks.TypeSystemProbe, asynq.HandlerFunc(worker.ProbeHandler))
 	// Backpressure defers new calls while memory is above its warning level.
 	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(&call.Handler{Calls: st, Owner: owner}))
-	srv.Handle(tasks.TypeCampaignDispatch, notYet[tasks.CampaignDispatch]())
+	// Campaigns: a dispatch round every interval on each worker (one of
+	// them wins each round), and campaign:dispatch for a round on demand.
+	enq := queue.NewClient(redisOpt)
+	defer enq.Close()
+	camp := campaign.New(st, enq, campaign.Options{Owner: owner, Logger: log, Interval: cfg.Worker.DispatchInterval})
+	srv.Handle(tasks.TypeCampaignDispatch, camp)
+	ticker := camp.NewTicker()
+	ticker.Start()
+	defer ticker.Shutdown() // before MongoDB closes (deferred earlier, runs later)
 	srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
 	return srv.Run(ctx)
 }

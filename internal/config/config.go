@@ -121,6 +121,8 @@ type Worker struct {
 	// Name identifies this process as the owner of claimed attempts;
 	// defaults to Heroku's DYNO plus the host name.
 	Name string
+	// DispatchInterval is the length of a campaign dispatch round.
+	DispatchInterval time.Duration
 }
 
 // FieldError is one problem with one variable.
@@ -544,9 +546,10 @@ func (r *reader) health() Health {
 
 func (r *reader) worker() Worker {
 	c := Worker{
-		Concurrency:     r.integer("WORKER_CONCURRENCY", 10, 1, 200),
-		ShutdownTimeout: r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
-		Name:            r.str("WORKER_NAME", ""),
+		Concurrency:      r.integer("WORKER_CONCURRENCY", 10, 1, 200),
+		ShutdownTimeout:  r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
+		Name:             r.str("WORKER_NAME", ""),
+		DispatchInterval: r.duration("CAMPAIGN_DISPATCH_INTERVAL", 30*time.Second, time.Second, time.Hour),
 	}
 	if c.Name == "" {
 		c.Name = r.str("DYNO", "")

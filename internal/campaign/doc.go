@@ -1,0 +1,54 @@
+// Package campaign turns campaign documents into calls at the right times
+// and each ended call into the contact's next step.
+//
+// # Rules that are never broken
+//
+//   - Calling hours are evaluated in the contact's own IANA time zone (the
+//     campaign's default when it has none), by allowed weekdays and local
+//     wall-clock hours, inside 08:00–21:00 local which no setting can
+//     widen (window.go). They are checked when an attempt is written and
+//     again by CheckDial right before dialing.
+//   - A number on the do-not-call list is never dialed: dispatch checks the
+//     list for every contact it picks and CheckDial checks it again right
+//     before dialing. OptOut adds a number at once.
+//   - A contact never has two live attempts, and never more dialed attempts
+//     than its campaign's policy allows (retry.go).
+//
+// # Why dispatch cannot double-dispatch
+//
+// Several workers run dispatch at once, and the test database (FerretDB)
+// does not make conditional updates atomic (see internal/store), so every
+// election here is a unique _id insert:
+//
+//  1. The round ledger: each campaign's round (Options.Interval, aligned to
+//     the Unix epoch) is claimed by inserting "<campaign>-<round number>";
+//     one worker wins and the others skip the campaign for that round. A
+//     round finishes before the next one starts.
+//  2. The attempt id: a contact's nth attempt has the id "<contact>-<n>",
+//     derived, not random. Two dispatchers that pick the same contact
+//     anyway insert the same id and exactly one succeeds; only the winner
+//     enqueues call:outbound, with the attempt id as asynq task id, so a
+//     repeated enqueue is refused by Redis too. n is one more than the
+//     contact's attempts, which only ApplyOutcome writes, after attempt n-1
+//     has ended, so a contact never has two attempts live at once, and
+//     dispatch itself never writes the contacts it dials (see
+//     internal/store/contacts.go).
+//  3. The call's claim (store.ClaimAttempt) lets one worker dial an attempt
+//     once, whatever happens to its task.
+//
+// The concurrency limit rests on the first line: within a round one worker
+// dispatches a campaign, counting its live attempts first. Dispatchers also
+// walk due contacts in _id order and count an attempt someone else wrote
+// against their headroom like their own, which keeps overshoot small should
+// two rounds ever overlap (a round that runs up to its deadline while
+// another worker's clock runs ahead).
+//
+// # Repair
+//
+// A round also repairs what a crash leaves behind: an attempt that stays
+// queued (its task may be lost) is enqueued again after RequeueAfter and
+// cancelled undialed after ExpireQueuedAfter; an attempt that ended more
+// than SettleAfter ago without its outcome reaching the contact gets it
+// applied when the round finds the contact due. Attempts cancelled before
+// dialing do not use up a contact's attempts.
+package campaign

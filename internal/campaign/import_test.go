@@ -1,0 +1,133 @@
+package campaign
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/stretchr/testify/require"
+)
+
+const contactsCSV = "\uFEFFPhone,Name,Time_Zone,practice,doctor\n" + // line 1, with Excel's BOM
+	"+1 (415) 555-0100,Elm Street Dental,America/Los_Angeles,Elm Street,Patel\n" + // 2 good
+	"4155550101,No Plus,America/Los_Angeles,x,y\n" + // 3 bad: not E.164
+	"+14155550102,Bad Zone,Mars/Olympus_Mons,x,y\n" + // 4 bad: zone
+	"+14155550100,Again,,x,y\n" + // 5 bad: repeats line 2
+	"+442071838750,\"Multi\nLine Practice\",Europe/London,,\n" + // 6-7 good, no variables
+	"+919876543210,Too Few\n" + // 8 bad: field count
+	"+61299990000,Sydney Clinic,Australia/Sydney,\"Harbour, Clinic\",Ng\n" + // 9 good
+	",,,,\n" + // 10 bad: empty phone
+	"+14155550103,\"Bad \"quote\",,,\n" + // 11 bad: csv syntax
+	"+14155550104,Default Zone,,p,d\n" // 12 good, campaign default zone
+
+func TestParseCSV(t *testing.T) {
+	rows, bad, err := ParseCSV(strings.NewReader(contactsCSV))
+	require.NoError(t, err)
+
+	require.Equal(t, []Row{
+		{Line: 2, Phone: "+14155550100", Name: "Elm Street Dental", TimeZone: "America/Los_Angeles",
+			Variables: map[string]string{"practice": "Elm Street", "doctor": "Patel"}},
+		{Line: 6, Phone: "+442071838750", Name: "Multi\nLine Practice", TimeZone: "Europe/London"},
+		{Line: 9, Phone: "+61299990000", Name: "Sydney Clinic", TimeZone: "Australia/Sydney",
+			Variables: map[string]string{"practice": "Harbour, Clinic", "doctor": "Ng"}},
+		{Line: 12, Phone: "+14155550104", Name: "Default Zone", Variables: map[string]string{"practice": "p", "doctor": "d"}},
+	}, rows)
+
+	lines := map[int]string{}
+	for _, b := range bad {
+		lines[b.Line] = b.Reason
+		for _, number := range []string{"5550101", "5550102", "5550103"} {
+			require.NotContains(t, b.Error(), number, "row errors never quote the number")
+		}
+	}
+	require.Len(t, bad, 6, "%v", bad)
+	require.Contains(t, lines[3], "phone: not an E.164 number")
+	require.Contains(t, lines[4], `time_zone: time zone "Mars/Olympus_Mons"`)
+	require.Equal(t, "phone repeats line 2", lines[5])
+	require.Equal(t, "has 2 fields, the header has 5", lines[8])
+	require.Equal(t, "phone is empty", lines[10])
+	require.Contains(t, lines[11], "quote")
+}
+
+func TestParseCSVHeaderProblemsRefuseTheFile(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                              "the file is empty",
+		"name,time_zone\n+14155550100,": "no phone column",
+		"phone,name,Name\n":             `"Name" appears twice`,
+		"phone,tel,phone_number\n":      `"phone_number" appears twice`,
+		"phone,first name\n":            `column 2: "first name" is not a variable name`,
+		"phone,9lives\n":                `"9lives" is not a variable name`,
+	} {
+		_, _, err := ParseCSV(strings.NewReader(in))
+		require.ErrorContains(t, err, want, "%q", in)
+	}
+	many := "phone"
+	for i := range tasks.MaxVariables + 1 {
+		many += ",v" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+	}
+	_, _, err := ParseCSV(strings.NewReader(many + "\n"))
+	require.ErrorContains(t, err, "variable columns")
+}
+
+func TestParseCSVLongValues(t *testing.T) {
+	long := strings.Repeat("x", tasks.MaxVariableLen+1)
+	in := "phone,name,note\n+14155550100," + strings.Repeat("n", MaxNameLen+1) + ",ok\n+14155550101,ok," + long + "\n+14155550102,ok,ok\n"
+	rows, bad, err := ParseCSV(strings.NewReader(in))
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, 4, rows[0].Line)
+	require.Equal(t, []RowError{
+		{Line: 2, Reason: "name is 201 characters, at most 200 allowed"},
+		{Line: 3, Reason: "note is 501 characters, at most 500 allowed"},
+	}, bad)
+}
+
+func TestImportReportText(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, ImportReport{CampaignID: "c1", Imported: 2, AlreadyPresent: 1,
+		Bad: []RowError{{Line: 3, Reason: "phone is empty"}}}.WriteText(&b))
+	require.Equal(t, "campaign c1: imported 2 contacts, 1 already present, 1 bad rows skipped\n  line 3: phone is empty\n", b.String())
+}
+
+func FuzzParseCSV(f *testing.F) {
+	f.Add([]byte(contactsCSV))
+	f.Add([]byte("phone,tz,first_name\n+14155550100,Asia/Kolkata,Ann\n\"+1415\",UTC,\"x\"\"y\"\n"))
+	f.Add([]byte("phone\n\"unterminated\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rows, bad, err := ParseCSV(bytes.NewReader(in))
+		if err != nil {
+			require.Nil(t, rows)
+			return
+		}
+		seen := map[string]bool{}
+		lines := map[int]bool{}
+		for _, r := range rows {
+			require.True(t, store.ValidPhone(r.Phone), "row %d phone", r.Line)
+			require.False(t, seen[r.Phone], "phone repeated in good rows")
+			seen[r.Phone] = true
+			require.Greater(t, r.Line, 1)
+			require.False(t, lines[r.Line], "two rows on line %d", r.Line)
+			lines[r.Line] = true
+			if r.TimeZone != "" {
+				_, err := LoadZone(r.TimeZone)
+				require.NoError(t, err)
+			}
+			require.LessOrEqual(t, len(r.Variables), tasks.MaxVariables)
+			for k, v := range r.Variables {
+				require.Regexp(t, `^[A-Za-z_][A-Za-z0-9_]{0,63}$`, k)
+				require.NotEmpty(t, v)
+			}
+			// What the importer hands on must pass the task contract too,
+			// where variables end up for the agent's template.
+			call := tasks.CallOutbound{Inline: &tasks.InlineCall{
+				AttemptID: "fuzz-attempt", Phone: r.Phone, Instructions: "x", Variables: r.Variables}}
+			require.NoError(t, call.Validate())
+		}
+		for _, b := range bad {
+			require.GreaterOrEqual(t, b.Line, 1)
+			require.NotEmpty(t, b.Reason)
+		}
+	})
+}

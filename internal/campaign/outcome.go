@@ -1,0 +1,197 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/store"
+	"go.uber.org/zap"
+)
+
+// Result is what ApplyOutcome decided and whether it was recorded.
+type Result struct {
+	Decision
+	// Applied is false when the contact had already moved on (a later
+	// attempt, or a final status), so nothing was written.
+	Applied bool
+}
+
+// ApplyOutcome records how an attempt ended on its contact, per the
+// campaign's retry policy: the contact becomes completed, do_not_call or
+// exhausted, or pending again with its next attempt time (the backoff, or
+// callbackAt when the callee asked for a callback; never outside calling
+// hours). Call it once the attempt has ended, with outcome one of the
+// Outcome values. Calling it again for the same attempt writes the same
+// result, so a retried task may call it freely. Attempts without a contact
+// (inline calls) have nothing to apply.
+//
+// Opted-out callees are added to the do-not-call list here too, in case the
+// call flow's OptOut did not happen.
+func (s *Service) ApplyOutcome(ctx context.Context, attempt *store.Call, outcome string, callbackAt time.Time) (Result, error) {
+	if attempt == nil {
+		return Result{}, errors.New("campaign: apply outcome: attempt is nil")
+	}
+	if attempt.ContactID.IsZero() {
+		return Result{}, nil
+	}
+	o, err := ParseOutcome(outcome)
+	if err != nil {
+		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: %w", attempt.ID, err)
+	}
+	c, err := s.store.GetCampaign(ctx, attempt.CampaignID)
+	if err != nil {
+		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: %w", attempt.ID, err)
+	}
+	p, err := planFor(c)
+	if err != nil {
+		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: %w", attempt.ID, err)
+	}
+	contact, err := s.store.GetContact(ctx, attempt.ContactID)
+	if err != nil {
+		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: %w", attempt.ID, err)
+	}
+	return s.applyOutcome(ctx, p, contact, attempt, o, callbackAt, s.now())
+}
+
+func (s *Service) applyOutcome(ctx context.Context, p plan, contact *store.Contact, a *store.Call, o Outcome, callbackAt, now time.Time) (Result, error) {
+	if a.Attempt <= 0 {
+		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: Call.Attempt %d is not positive", a.ID, a.Attempt)
+	}
+	// An outcome arriving after the contact's next attempt was written
+	// (say, a re-run analysis) is history: the contact has moved on.
+	later, err := s.store.AttemptSummaries(ctx, []string{AttemptID(contact.ID, a.Attempt+1)})
+	if err != nil {
+		return Result{}, err
+	}
+	if len(later) > 0 {
+		s.log.Info("campaign.outcome_stale", zap.String("campaign_id", p.c.ID.Hex()), zap.String("attempt_id", a.ID))
+		return Result{}, nil
+	}
+	dialed, err := s.store.CountDialedAttempts(ctx, contact.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	ended := a.EndedAt
+	if ended.IsZero() {
+		ended = now
+	}
+	var d Decision
+	if loc, zerr := p.cal.Zone(contact.TimeZone); zerr != nil && o != OutcomeOptedOut {
+		// Its calling hours cannot be known, so it can never be called.
+		d = Decision{Status: store.ContactExhausted, Reason: "contact's time_zone: " + zerr.Error()}
+	} else {
+		d = p.policy.Decide(Attempt{Outcome: o, Dialed: dialed, EndedAt: ended, CallbackAt: callbackAt}, p.cal, loc)
+	}
+	if o == OutcomeOptedOut {
+		if err := s.addDoNotCall(ctx, contact.Phone, "campaign:outcome"); err != nil {
+			return Result{}, err
+		}
+	}
+	applied, err := s.store.SetContactOutcome(ctx, contact.ID, store.ContactOutcome{
+		Status: d.Status, Attempt: a.Attempt, AttemptID: a.ID, NextAttemptAt: d.NextAttemptAt, LastOutcome: string(o),
+	}, now)
+	if err != nil {
+		return Result{}, err
+	}
+	fields := []zap.Field{
+		zap.String("campaign_id", p.c.ID.Hex()), zap.String("attempt_id", a.ID), zap.String("outcome", string(o)),
+		zap.String("contact_status", string(d.Status)), zap.String("reason", d.Reason), zap.Bool("applied", applied),
+	}
+	if !d.NextAttemptAt.IsZero() {
+		fields = append(fields, zap.Time("next_attempt_at", d.NextAttemptAt))
+	}
+	s.log.Info("campaign.outcome", fields...)
+	return Result{Decision: d, Applied: applied}, nil
+}
+
+// Errors from CheckDial that mean "do not dial this attempt". Test with
+// errors.Is(err, ErrMustNotDial); any other error is a failure to check,
+// and the call must not be dialed either, but may be tried again later.
+var (
+	ErrMustNotDial         = errors.New("must not dial")
+	ErrDoNotCall           = fmt.Errorf("%w: the number is on the do-not-call list", ErrMustNotDial)
+	ErrCampaignNotRunning  = fmt.Errorf("%w: the campaign is not running", ErrMustNotDial)
+	ErrOutsideCallingHours = fmt.Errorf("%w: outside the contact's calling hours", ErrMustNotDial)
+)
+
+// CheckDial is the last check before an attempt is dialed, made by the
+// call flow right before it places the call: the number is not on the
+// do-not-call list (it may have been added since dispatch), and for a
+// campaign attempt, the campaign is still running and the contact is
+// inside its calling hours (the task may have waited in a backed-up
+// queue). Inline one-off calls get the do-not-call check.
+//
+// On an ErrMustNotDial error the call flow ends the attempt as cancelled
+// without dialing and calls ApplyOutcome with "cancelled", which does not
+// use up one of the contact's attempts.
+func (s *Service) CheckDial(ctx context.Context, a *store.Call) error {
+	if a == nil {
+		return errors.New("campaign: check dial: attempt is nil")
+	}
+	phone := a.Phone
+	var contact *store.Contact
+	if !a.ContactID.IsZero() {
+		var err error
+		if contact, err = s.store.GetContact(ctx, a.ContactID); err != nil {
+			return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
+		}
+		phone = contact.Phone
+	}
+	listed, err := s.store.IsDoNotCall(ctx, phone)
+	if err != nil {
+		return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
+	}
+	if listed {
+		return fmt.Errorf("attempt %s: %w", a.ID, ErrDoNotCall)
+	}
+	if a.CampaignID.IsZero() {
+		return nil
+	}
+	c, err := s.store.GetCampaign(ctx, a.CampaignID)
+	if err != nil {
+		return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
+	}
+	if c.Status != store.CampaignRunning {
+		return fmt.Errorf("attempt %s: %w: it is %s", a.ID, ErrCampaignNotRunning, c.Status)
+	}
+	p, err := planFor(c)
+	if err != nil {
+		return fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
+	}
+	if contact == nil {
+		return fmt.Errorf("attempt %s: %w: campaign attempt has no contact", a.ID, ErrMustNotDial)
+	}
+	loc, err := p.cal.Zone(contact.TimeZone)
+	if err != nil {
+		return fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
+	}
+	if now := s.now(); !p.cal.Open(now, loc) {
+		return fmt.Errorf("attempt %s: %w: it is %s there", a.ID, ErrOutsideCallingHours, now.In(loc).Format("Mon 15:04 MST"))
+	}
+	return nil
+}
+
+// OptOut puts phone on the do-not-call list at once, for the agent's
+// opt_out tool: the number is never dialed again, by any campaign. source
+// says who asked (default "agent:opt_out").
+func (s *Service) OptOut(ctx context.Context, phone, source string) error {
+	if source == "" {
+		source = "agent:opt_out"
+	}
+	return s.addDoNotCall(ctx, phone, source)
+}
+
+func (s *Service) addDoNotCall(ctx context.Context, phone, source string) error {
+	if !store.ValidPhone(phone) {
+		return errors.New("campaign: opt out: phone is not E.164")
+	}
+	err := s.store.AddDoNotCall(ctx, store.DoNotCall{
+		Phone: phone, Reason: "callee asked not to be called", Source: source, CreatedAt: s.now(),
+	})
+	if err != nil {
+		return fmt.Errorf("campaign: opt out: %w", err)
+	}
+	return nil
+}
