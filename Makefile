@@ -64,6 +64,18 @@ lint:
 		echo "$(STATICCHECK) ./..."; $(STATICCHECK) ./...; \
 		(cd tools/devstack && $(STATICCHECK) ./...); \
 	else echo "lint: staticcheck could not be installed; skipped"; fi
+	@if command -v npm >/dev/null && $(MAKE) -s $(DOCKERFILELINT); then \
+		echo "dockerfilelint Dockerfile"; $(DOCKERFILELINT) Dockerfile; \
+	else echo "lint: dockerfilelint could not be installed (needs npm); skipped"; fi
+
+# No Docker engine runs in CI, so the Dockerfile is linted (dockerfilelint,
+# from npm) and its build steps are run by cmd/worker's TestDockerfile.
+DOCKERFILELINT_VERSION := 1.8.0
+DOCKERFILELINT := $(CACHE)/npm/dockerfilelint-$(DOCKERFILELINT_VERSION)/node_modules/.bin/dockerfilelint
+
+$(DOCKERFILELINT):
+	@mkdir -p $(CACHE)/npm/dockerfilelint-$(DOCKERFILELINT_VERSION)
+	cd $(CACHE)/npm/dockerfilelint-$(DOCKERFILELINT_VERSION) && npm install --silent --no-audit --no-fund dockerfilelint@$(DOCKERFILELINT_VERSION)
 
 # Cached by version, so lint installs it once.
 $(STATICCHECK):
