@@ -172,8 +172,6 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer mon.Shutdown()
 
 	srv.Handle(tasks.TypeSystemProbe, asynq.HandlerFunc(worker.ProbeHandler))
-	// Backpressure defers new calls while memory is above its warning level.
-	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(&call.Handler{Calls: st, Owner: owner}))
 	// Campaigns: a dispatch round every interval on each worker (one of
 	// them wins each round), and campaign:dispatch for a round on demand.
 	enq := queue.NewClient(redisOpt)
@@ -183,6 +181,15 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	ticker := camp.NewTicker()
 	ticker.Start()
 	defer ticker.Shutdown() // before MongoDB closes (deferred earlier, runs later)
+
+	runner, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, log: log})
+	if err != nil {
+		return err
+	}
+	defer closeRunner()
+	// Backpressure defers new calls while memory is above its warning level.
+	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
+		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: call.DefaultLease})))
 	srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
 	return srv.Run(ctx)
 }

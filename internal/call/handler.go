@@ -1,6 +1,3 @@
-// Package call turns one call:outbound task into at most one dial: it
-// creates inline attempts, claims the attempt with a fence token, and hands
-// the claimed attempt to a Runner that conducts the conversation.
 package call
 
 import (
@@ -17,9 +14,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Runner conducts a claimed attempt: dial, converse, record, persist. Every
-// write it makes to the attempt presents the claim's fence.
-type Runner interface {
+// AttemptRunner conducts a claimed attempt: dial, converse, record,
+// persist. Every write it makes to the attempt presents the claim's fence.
+// *Runner is the real one.
+type AttemptRunner interface {
 	Run(ctx context.Context, claim store.Claim, c *store.Call) error
 }
 
@@ -35,7 +33,7 @@ const DefaultLease = 2 * time.Minute
 // Handler handles call:outbound.
 type Handler struct {
 	Calls  store.Calls
-	Runner Runner // nil: ErrNoRunner
+	Runner AttemptRunner // nil: ErrNoRunner
 	Owner  string
 	Lease  time.Duration
 	Now    func() time.Time
@@ -96,7 +94,9 @@ func (h *Handler) createInline(ctx context.Context, in *tasks.InlineCall) error 
 		CreatedAt:    now(),
 		Phone:        in.Phone,
 		Instructions: in.Instructions,
+		Greeting:     in.Greeting,
 		Variables:    in.Variables,
+		CallerID:     in.CallerID,
 	})
 	if err != nil && !errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("create inline attempt %s: %w", in.AttemptID, err)

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{URI: testenv.MongoURI(t), Database: testenv.UniqueName(t)})
@@ -42,7 +42,7 @@ func (r *countingRunner) Run(_ context.Context, c store.Claim, _ *store.Call) er
 	return nil
 }
 
-func task(t *testing.T, p tasks.Payload) *asynq.Task {
+func task(t testing.TB, p tasks.Payload) *asynq.Task {
 	t.Helper()
 	tk, err := tasks.New(p)
 	require.NoError(t, err)

@@ -183,7 +183,9 @@ type Call struct {
 	// Inline one-off call fields.
 	Phone        string            `bson:"phone,omitempty"`
 	Instructions string            `bson:"instructions,omitempty"`
+	Greeting     string            `bson:"greeting,omitempty"`
 	Variables    map[string]string `bson:"variables,omitempty"`
+	CallerID     string            `bson:"caller_id,omitempty"`
 
 	Transcript  []Turn         `bson:"transcript,omitempty"`
 	ToolCalls   []ToolCall     `bson:"tool_calls,omitempty"`

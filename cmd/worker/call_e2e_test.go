@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+)
+
+// The real binary places an inline call end to end: LiveKit on loopback,
+// the callee simulator (DIALER=sim) and the OpenAI Realtime simulator, with
+// the scenario `make dev` uses. The call document must end completed, with
+// the agent's words, the end_call tool call and an encrypted recording.
+func TestBinaryPlacesACallEndToEnd(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/dev/agent.json")
+	require.NoError(t, err)
+	var script realtimesim.Script
+	require.NoError(t, json.Unmarshal(b, &script))
+	script.Paced = false // the test need not wait for real time
+	sim := realtimesim.New(script, realtimesim.WithAPIKey("sk-e2e-key"))
+	base, err := sim.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	defer sim.Close()
+
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	for _, k := range []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} {
+		env[k] = testenv.Get(t, k)
+	}
+	env["DIALER"] = "sim"
+	env["OPENAI_API_KEY"] = "sk-e2e-key"
+	env["OPENAI_BASE_URL"] = base
+	w := startWorker(t, env)
+
+	client, insp := asynqClients(t, r)
+	p := tasks.CallOutbound{Inline: &tasks.InlineCall{
+		AttemptID: "e2e-call-0001", Phone: "+15551234567",
+		Instructions: "Confirm the appointment at {{practice}}.", Variables: map[string]string{"practice": "Elm Street Dental"},
+	}}
+	tk, err := tasks.New(p, asynq.TaskID("e2e-call-0001"), asynq.Retention(time.Hour))
+	require.NoError(t, err)
+	_, err = client.Enqueue(tk)
+	require.NoError(t, err)
+	waitFor(t, "call task completed", func() bool {
+		info, err := insp.GetTaskInfo(tasks.QueueCalls, "e2e-call-0001")
+		return err == nil && info.State == asynq.TaskStateCompleted
+	})
+	require.NoError(t, w.sigterm(t), w.out.String())
+
+	st, err := store.Open(context.Background(), store.Options{URI: env["MONGODB_URI"], Database: env["MONGODB_DATABASE"]})
+	require.NoError(t, err)
+	defer st.Close(context.Background())
+	c, err := st.GetCall(context.Background(), "e2e-call-0001")
+	require.NoError(t, err)
+	require.Equal(t, store.CallCompleted, c.Status, "output:\n%s", w.out.String())
+	require.NotEmpty(t, c.Transcript)
+	require.Equal(t, "agent", c.Transcript[0].Role)
+	require.Contains(t, c.Transcript[0].Text, "DocShield")
+	require.NotEmpty(t, c.ToolCalls)
+	require.Equal(t, "end_call", c.ToolCalls[0].Name)
+	require.NotNil(t, c.Recording, "output:\n%s", w.out.String())
+	require.Equal(t, env["S3_BUCKET"], c.Recording.Bucket)
+	require.Greater(t, c.Recording.Bytes, int64(0))
+	require.NotContains(t, w.out.String(), "+15551234567", "phone numbers are masked in logs")
+
+	// call:analyze was enqueued for the ended call (in whatever state the
+	// worker left it).
+	ai, err := insp.GetTaskInfo(tasks.QueueDefault, "analyze-e2e-call-0001")
+	require.NoError(t, err)
+	require.Equal(t, tasks.TypeCallAnalyze, ai.Type)
+}

@@ -1,0 +1,632 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/call"
+	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// A whole conversation: the agent greets, the callee answers, the agent
+// says goodbye and ends the call with end_call. The call document holds
+// every step, the transcript with offsets, the tool call, the latency of
+// the reply and the usage; the room is gone and the analysis enqueued.
+func TestConversationEndsWithEndCall(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{
+			Agent: []realtimesim.AgentTurn{
+				{Text: "Hello, this is Ava from DocShield, calling about a records request.", AudioMS: 1200},
+				{Text: "Thank you, goodbye.", AudioMS: 800,
+					Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: toolArgs(`{"reason":"records confirmed"}`)}},
+			},
+			Callee: []string{"Yes, we sent them yesterday."},
+		},
+		callee: calleesim.Script{AgentQuiet: 400 * time.Millisecond, Steps: []calleesim.Step{
+			calleesim.WaitForAgentTurn(), calleesim.Say(tone(700 * time.Millisecond)), calleesim.WaitForAgentTurn(),
+		}},
+		lease: 900 * time.Millisecond, // renewed every 300 ms while the call is live
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+
+	require.Equal(t, "the agent ended the call: records confirmed", d.EndReason)
+	require.True(t, c.LeaseExpiresAt.After(c.AnsweredAt.Add(900*time.Millisecond)), "the lease was renewed during the call")
+	require.Empty(t, c.Error)
+	require.False(t, c.DialingAt.IsZero())
+	require.False(t, c.RingingAt.IsZero())
+	require.False(t, c.AnsweredAt.IsZero())
+	require.True(t, !c.AnsweredAt.Before(c.RingingAt) && !c.EndedAt.Before(c.AnsweredAt))
+	require.Equal(t, e.room, c.Room)
+
+	require.Equal(t, []string{"agent", "callee", "agent"}, roles(c.Transcript), "%+v", c.Transcript)
+	require.Equal(t, "Hello, this is Ava from DocShield, calling about a records request.", c.Transcript[0].Text)
+	require.Equal(t, "Yes, we sent them yesterday.", c.Transcript[1].Text)
+	require.Equal(t, "Thank you, goodbye.", c.Transcript[2].Text)
+	requireOrdered(t, c.Transcript)
+	require.GreaterOrEqual(t, c.Transcript[0].EndMS-c.Transcript[0].StartMS, int64(1000), "the greeting played for its 1.2 s")
+
+	require.Equal(t, []string{"end_call"}, toolNames(c.ToolCalls))
+	require.JSONEq(t, `{"reason":"records confirmed"}`, c.ToolCalls[0].Arguments)
+	require.Len(t, c.LatenciesMS, 1, "one reply to the callee")
+	require.Positive(t, c.LatenciesMS[0])
+	require.NotNil(t, c.Usage)
+	require.Positive(t, c.Usage.OutputAudioTokens)
+	require.Positive(t, c.Usage.InputTokens)
+	require.Greater(t, c.Usage.AgentAudioMS, int64(1500), "both turns played")
+	require.Greater(t, c.Usage.CalleeAudioMS, int64(700))
+
+	// The recording got both sides, and the agent side as it was played.
+	require.NotNil(t, c.Recording)
+	require.Equal(t, "recordings/test.pcm", c.Recording.Key)
+	require.False(t, e.recorder.afterClosed, "nothing reached the recorder after Close")
+	require.False(t, e.recorder.agentOutOfOrder)
+	require.Equal(t, c.Usage.AgentAudioMS, e.recorder.agentMS())
+	require.Positive(t, e.recorder.calleeSamples)
+
+	// The model was configured with the rendered prompt, and the SIP
+	// request carries the number, caller id and ring timeout.
+	updates := e.sim.Log().EventsOfType("session.update")
+	require.Len(t, updates, 1)
+	var su struct {
+		Session struct {
+			Instructions string `json:"instructions"`
+			Tools        []struct {
+				Name string `json:"name"`
+			} `json:"tools"`
+		} `json:"session"`
+	}
+	require.NoError(t, json.Unmarshal(updates[0].Raw, &su))
+	require.Contains(t, su.Session.Instructions, "calling Elm Dental on behalf of DocShield")
+	require.NotContains(t, su.Session.Instructions, "{{")
+	require.Len(t, su.Session.Tools, 6)
+	reqs := e.dialer.Requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, calleePhone, reqs[0].SipCallTo)
+	require.Equal(t, callerID, reqs[0].SipNumber)
+	require.Equal(t, 2*time.Second, reqs[0].RingingTimeout.AsDuration())
+	require.Equal(t, e.room, reqs[0].RoomName)
+
+	// The callee heard the greeting and the goodbye, and was hung up on.
+	callee := e.answeredCall(t)
+	waitDone(t, callee.Done())
+	require.Len(t, heardSpeech(callee), 2)
+}
+
+func waitDone(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(wait):
+		t.Fatal("timed out")
+	}
+}
+
+// Barge-in: the callee talks over a long greeting. The agent's queued audio
+// is dropped at once, the model's item is truncated where the callee
+// stopped hearing it, and the callee hears nothing of the rest.
+func TestBargeInCutsTheAgentWhereTheCalleeStoppedHearing(t *testing.T) {
+	testBargeIn(t, call.LocalVAD{}, "callee")
+}
+
+// The same with the worker's own detector, set to react well before the
+// model's (20 ms of speech against the simulator's 200 ms).
+func TestLocalVADCutsTheAgentBeforeTheModelHears(t *testing.T) {
+	testBargeIn(t, call.LocalVAD{ThresholdRMS: 1000, MinSpeech: 20 * time.Millisecond}, "callee_local")
+}
+
+func testBargeIn(t *testing.T, vad call.LocalVAD, cause string) {
+	sc := scenario{
+		model: realtimesim.Script{
+			Agent: []realtimesim.AgentTurn{
+				{Text: "Hello, this is Ava from DocShield, and I am calling about a records request for a patient.", AudioMS: 6000},
+				{Text: "Of course, goodbye.", AudioMS: 600,
+					Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: toolArgs(`{"reason":"call back later"}`)}},
+			},
+			Callee: []string{"Sorry, can you call back later?"},
+			VAD:    realtimesim.VAD{MinSpeechMS: 200},
+		},
+		callee: calleesim.Script{AgentQuiet: 400 * time.Millisecond, Steps: []calleesim.Step{
+			calleesim.WaitForAgentSpeech(), calleesim.Pause(500 * time.Millisecond),
+			calleesim.Say(tone(700 * time.Millisecond)), calleesim.WaitForAgentTurn(),
+		}},
+		localVAD: vad,
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+
+	truncates := e.sim.Log().Truncates
+	require.Len(t, truncates, 1)
+	require.Len(t, d.Interruptions, 1)
+	in := d.Interruptions[0]
+	require.Equal(t, cause, in.Cause)
+	require.Equal(t, truncates[0].ItemID, in.ItemID)
+	require.Equal(t, truncates[0].AudioEndMS, in.PlayedMS, "the model was told what was played")
+	require.Positive(t, in.PlayedMS)
+	require.Less(t, in.PlayedMS, 5000)
+	require.Greater(t, in.DroppedMS, 500, "queued audio was dropped")
+	require.InDelta(t, 6000, in.PlayedMS+in.DroppedMS, 100, "played and dropped make up the greeting")
+
+	require.Equal(t, []string{"agent", "callee", "agent"}, roles(c.Transcript), "%+v", c.Transcript)
+	require.True(t, strings.HasSuffix(c.Transcript[0].Text, "[interrupted]"), c.Transcript[0].Text)
+	require.Less(t, c.Transcript[0].EndMS-c.Transcript[0].StartMS, int64(5000))
+	requireOrdered(t, c.Transcript)
+	require.Equal(t, "Of course, goodbye.", c.Transcript[2].Text)
+	require.Equal(t, c.Usage.AgentAudioMS, e.recorder.agentMS(), "the recording has what was played")
+	require.Less(t, c.Usage.AgentAudioMS, int64(in.PlayedMS+600+100), "the greeting's dropped part never played")
+
+	// What the callee heard of the greeting ends with what was played.
+	callee := e.answeredCall(t)
+	waitDone(t, callee.Done())
+	heard := heardSpeech(callee)
+	require.Len(t, heard, 2, "the cut greeting and the goodbye")
+	require.Less(t, heard[0], time.Duration(in.PlayedMS)*time.Millisecond+time.Second,
+		"nothing beyond what was played (plus the network's tail) was heard")
+}
+
+// The callee hangs up in the middle of the agent's sentence: the call ends
+// at once as completed, with the agent's cut turn in the transcript.
+func TestCalleeHangsUpMidSentence(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield, and I am calling about a records request.", AudioMS: 5000},
+		}},
+		callee: calleesim.Script{Steps: []calleesim.Step{
+			calleesim.WaitForAgentSpeech(), calleesim.Pause(400 * time.Millisecond), calleesim.HangUp(),
+		}},
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Equal(t, "callee hung up", d.EndReason)
+	require.Len(t, c.Transcript, 1)
+	require.Equal(t, "agent", c.Transcript[0].Role)
+	require.True(t, strings.HasSuffix(c.Transcript[0].Text, "[interrupted]"), c.Transcript[0].Text)
+	require.Less(t, c.Usage.AgentAudioMS, int64(4500), "the call ended before the sentence did")
+	log, err := e.sim.WaitFor(testCtx(t), func(l realtimesim.Log) bool { return l.Disconnects == 1 })
+	require.NoError(t, err, "the model session was closed")
+	require.Equal(t, 1, log.Connections)
+}
+
+// Voicemail on a campaign call: the prompt comes from the campaign and the
+// contact; the model detects the machine, the worker has it leave the
+// campaign's message (rendered with the contact's variables), and hangs up
+// once the message was played.
+func TestVoicemailLeavesTheCampaignsMessage(t *testing.T) {
+	message := "Hi, this is Ava from DocShield with a message for {{practice_name}}. Please call us back."
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Tool: &realtimesim.ToolCall{Name: "voicemail_detected"}},
+			{Text: "Hi, this is Ava from DocShield with a message for Oak Clinic. Please call us back.", AudioMS: 1500},
+		}},
+		callee: calleesim.Script{AgentQuiet: 400 * time.Millisecond, Steps: []calleesim.Step{calleesim.WaitForAgentTurn()}},
+	}
+	e := newCallEnv(t, sc)
+	ctx := testCtx(t)
+	campaign := &store.Campaign{Name: "records", Status: store.CampaignRunning, CallerID: "+15550009999",
+		Agent: store.AgentConfig{InstructionsTemplate: instructions}}
+	require.NoError(t, e.st.InsertCampaign(ctx, campaign))
+	_, err := e.st.DB().Collection(store.CollCampaigns).UpdateOne(ctx, bson.D{{Key: "_id", Value: campaign.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "agent.voicemail_message", Value: message}}}})
+	require.NoError(t, err)
+	contact := store.Contact{ID: bson.NewObjectID(), CampaignID: campaign.ID, Phone: "+15557770001",
+		Variables: map[string]string{"practice_name": "Oak Clinic"}, Status: store.ContactCalling}
+	_, _, err = e.st.InsertContacts(ctx, []store.Contact{contact})
+	require.NoError(t, err)
+	now := time.Now()
+	_, err = e.st.CreateAttempts(ctx, []*store.Call{{ID: e.id, CampaignID: campaign.ID, ContactID: contact.ID, Attempt: 1,
+		Status: store.CallQueued, CreatedAt: now, QueuedAt: now}})
+	require.NoError(t, err)
+
+	c := e.run(t, ctx, task(t, tasks.CallOutbound{AttemptID: e.id}))
+	d := e.requireEnded(t, c, store.CallVoicemail)
+	require.Equal(t, "voicemail: message left", d.EndReason)
+	require.Equal(t, []string{"voicemail_detected"}, toolNames(c.ToolCalls))
+
+	log := e.sim.Log()
+	require.Len(t, log.Responses, 2)
+	require.Contains(t, log.Responses[1].Instructions, "Hi, this is Ava from DocShield with a message for Oak Clinic. Please call us back.")
+	require.Contains(t, log.Responses[1].Instructions, "calling Oak Clinic on behalf of DocShield", "the session's instructions stay")
+	require.Len(t, log.ToolOutputs, 1)
+	require.Equal(t, "+15557770001", e.dialer.Requests()[0].SipCallTo, "the contact's number")
+	require.Equal(t, "+15550009999", e.dialer.Requests()[0].SipNumber, "the campaign's caller id")
+	require.Equal(t, []string{"agent"}, roles(c.Transcript))
+	require.NotContains(t, c.Transcript[0].Text, "[interrupted]")
+
+	callee := e.answeredCall(t)
+	waitDone(t, callee.Done())
+	heard := heardSpeech(callee)
+	require.Len(t, heard, 1)
+	require.Greater(t, heard[0], time.Second, "the 1.5 s message was heard")
+}
+
+// Unanswered dials end with the status their SIP answer maps to; nothing
+// is said, and the room is deleted.
+func TestUnansweredDials(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script calleesim.Script
+		status store.CallStatus
+		reason string
+	}{
+		{"busy", calleesim.Script{Outcome: telephony.Busy, RingFor: 200 * time.Millisecond}, store.CallBusy, "busy"},
+		{"no answer", calleesim.Script{Outcome: telephony.NoAnswer}, store.CallNoAnswer, "no answer"},
+		{"rejected", calleesim.Script{Outcome: telephony.Rejected}, store.CallFailed, "rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := scenario{callee: tc.script, timers: call.Timers{RingTimeout: time.Second}}
+			e := newCallEnv(t, sc)
+			c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+			d := e.requireEnded(t, c, tc.status)
+			require.True(t, strings.HasPrefix(d.EndReason, tc.reason), d.EndReason)
+			require.False(t, c.RingingAt.IsZero())
+			require.True(t, c.AnsweredAt.IsZero())
+			require.Empty(t, c.Transcript)
+			require.Nil(t, c.Recording, "nothing to record")
+			reqs := e.dialer.Requests()
+			require.Len(t, reqs, 1)
+			require.Equal(t, time.Second, reqs[0].RingingTimeout.AsDuration(), "the call's ring timeout")
+			log, err := e.sim.WaitFor(testCtx(t), func(l realtimesim.Log) bool { return l.Disconnects == 1 })
+			require.NoError(t, err)
+			require.Empty(t, log.Responses, "the agent never spoke")
+		})
+	}
+}
+
+// Silence: nobody says anything. The agent asks once whether the person
+// is there, then hangs up.
+func TestSilenceTimeoutAsksOnceThenHangsUp(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield.", AudioMS: 600},
+			{Text: "Are you still there?", AudioMS: 600},
+		}},
+		timers: call.Timers{Silence: time.Second},
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Contains(t, d.EndReason, "silence")
+	log := e.sim.Log()
+	require.Len(t, log.Responses, 2, "the greeting and one question, no more")
+	require.Contains(t, log.Responses[1].Instructions, "still there")
+	require.Equal(t, []string{"agent", "agent"}, roles(c.Transcript))
+	require.Equal(t, "Are you still there?", c.Transcript[1].Text)
+	require.GreaterOrEqual(t, c.Transcript[1].StartMS-c.Transcript[0].EndMS, int64(1000), "asked after a second of silence")
+}
+
+// Maximum duration: the agent is cut short, wraps up with one polite line,
+// and the call ends.
+func TestMaxDurationWrapsUpPolitely(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield, and I have a long list of questions.", AudioMS: 8000},
+			{Text: "I'm sorry, we are out of time. Goodbye.", AudioMS: 800},
+		}},
+		timers: call.Timers{MaxDuration: 2 * time.Second},
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Equal(t, "maximum call duration reached", d.EndReason)
+	require.Len(t, d.Interruptions, 1)
+	require.Equal(t, "max_duration", d.Interruptions[0].Cause)
+	log := e.sim.Log()
+	require.Len(t, log.Truncates, 1)
+	require.Len(t, log.Responses, 2)
+	require.Contains(t, log.Responses[1].Instructions, "time limit")
+	require.Equal(t, []string{"agent", "agent"}, roles(c.Transcript))
+	require.True(t, strings.HasSuffix(c.Transcript[0].Text, "[interrupted]"))
+	require.Equal(t, "I'm sorry, we are out of time. Goodbye.", c.Transcript[1].Text)
+}
+
+// Opt-out: the number lands on the do-not-call list the moment the model
+// calls opt_out; the agent confirms politely and the call ends.
+func TestOptOutAddsTheNumberToDoNotCall(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{
+			Agent: []realtimesim.AgentTurn{
+				{Text: "Hello, this is Ava from DocShield.", AudioMS: 800},
+				{Tool: &realtimesim.ToolCall{Name: "opt_out", Arguments: toolArgs(`{"reason":"asked not to be called"}`)}},
+				{Text: "Understood, you will not be called again. Goodbye.", AudioMS: 900},
+			},
+			Callee: []string{"Please take us off your list."},
+		},
+		callee: calleesim.Script{AgentQuiet: 400 * time.Millisecond, Steps: []calleesim.Step{
+			calleesim.WaitForAgentTurn(), calleesim.Say(tone(700 * time.Millisecond)), calleesim.WaitForAgentTurn(),
+		}},
+	}
+	e := newCallEnv(t, sc)
+	ctx := testCtx(t)
+	c := e.run(t, ctx, e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.True(t, d.OptedOut)
+	require.Equal(t, "opted_out", c.Outcome)
+	listed, err := e.st.IsDoNotCall(ctx, calleePhone)
+	require.NoError(t, err)
+	require.True(t, listed)
+	var dnc store.DoNotCall
+	require.NoError(t, e.st.DB().Collection(store.CollDoNotCall).FindOne(ctx, bson.D{{Key: "phone", Value: calleePhone}}).Decode(&dnc))
+	require.Equal(t, "agent:opt_out", dnc.Source)
+	require.Contains(t, dnc.Reason, "asked not to be called")
+
+	require.Equal(t, []string{"opt_out"}, toolNames(c.ToolCalls))
+	log := e.sim.Log()
+	require.Len(t, log.ToolOutputs, 1)
+	require.Contains(t, log.ToolOutputs[0].Output, "do-not-call")
+	require.Equal(t, []string{"agent", "callee", "agent"}, roles(c.Transcript))
+	require.Equal(t, "Understood, you will not be called again. Goodbye.", c.Transcript[2].Text)
+}
+
+// Transfer: the agent announces it, and once that was heard the callee is
+// handed over through the dialer (checked at its API boundary).
+func TestTransferToHuman(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{
+			Agent: []realtimesim.AgentTurn{
+				{Text: "Hello, this is Ava from DocShield.", AudioMS: 800},
+				{Text: "Let me transfer you to a colleague.", AudioMS: 900,
+					Tool: &realtimesim.ToolCall{Name: "transfer_to_human", Arguments: toolArgs(`{"reason":"asked for a person"}`)}},
+			},
+			Callee: []string{"Can I speak to a person?"},
+		},
+		callee: calleesim.Script{AgentQuiet: 400 * time.Millisecond, Steps: []calleesim.Step{
+			calleesim.WaitForAgentTurn(), calleesim.Say(tone(700 * time.Millisecond)), calleesim.WaitForAgentTurn(),
+		}},
+		prompt: func(p *call.Prompt) { p.TransferTo = "+15550002222" },
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Equal(t, "transferred to a human", d.EndReason)
+	require.Equal(t, "transferred", c.Outcome)
+	require.Equal(t, "+15550002222", d.TransferredTo)
+	transfers := e.dialer.Transfers()
+	require.Len(t, transfers, 1)
+	require.Equal(t, "tel:+15550002222", transfers[0].TransferTo)
+	require.Equal(t, e.room, transfers[0].RoomName)
+	require.Equal(t, telephony.DefaultCalleeIdentity, transfers[0].ParticipantIdentity)
+	require.Equal(t, []string{"agent", "callee", "agent"}, roles(c.Transcript))
+	require.Equal(t, "Let me transfer you to a colleague.", c.Transcript[2].Text, "announced in full before the transfer")
+}
+
+// Without a transfer number, transfer_to_human is answered with an error
+// for the model and the call goes on.
+func TestTransferWithoutANumberContinuesTheCall(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield.", AudioMS: 600,
+				Tool: &realtimesim.ToolCall{Name: "transfer_to_human", Arguments: toolArgs(`{}`)}},
+			{Text: "I cannot transfer you, but someone will call back. Goodbye.", AudioMS: 800,
+				Tool: &realtimesim.ToolCall{Name: "set_disposition", Arguments: toolArgs(`{"disposition":"callback_requested","oops":1}`)}},
+			{Text: "", Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: toolArgs(`{"reason":"callback promised"}`)}},
+		}},
+	}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Equal(t, "the agent ended the call: callback promised", d.EndReason)
+	require.Empty(t, e.dialer.Transfers())
+	require.Equal(t, []string{"transfer_to_human", "set_disposition", "end_call"}, toolNames(c.ToolCalls))
+	log := e.sim.Log()
+	require.Len(t, log.ToolOutputs, 2)
+	require.Contains(t, log.ToolOutputs[0].Output, "not available")
+	require.Contains(t, log.ToolOutputs[1].Output, "error", "bad arguments go back to the model")
+	require.Contains(t, c.ToolCalls[1].Result, "oops")
+	require.Empty(t, d.Disposition, "an invalid disposition is not recorded")
+}
+
+// The model fails under the call: the socket drops, the session expires,
+// or responses keep failing. The call ends at once as failed with the
+// reason, and the callee is hung up on.
+func TestModelFailureEndsTheCall(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults []realtimesim.Fault
+		reason string
+	}{
+		{"socket dropped", []realtimesim.Fault{{At: realtimesim.AtAudioDelta, N: 3, Do: realtimesim.Drop}},
+			"the model session ended"},
+		{"session expired", []realtimesim.Fault{{At: realtimesim.AtAudioDelta, N: 3, Do: realtimesim.SessionExpired}},
+			"session_expired"},
+		{"responses keep failing", []realtimesim.Fault{
+			{At: realtimesim.AtResponseCreate, N: 1, Do: realtimesim.FailResponse},
+			{At: realtimesim.AtResponseCreate, N: 2, Do: realtimesim.FailResponse},
+		}, "the model failed 2 responses in a row"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := scenario{model: realtimesim.Script{
+				Agent:  []realtimesim.AgentTurn{{Text: "Hello, this is Ava from DocShield, calling about records.", AudioMS: 3000}},
+				Faults: tc.faults,
+			}}
+			e := newCallEnv(t, sc)
+			c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+			d := e.requireEnded(t, c, store.CallFailed)
+			require.Contains(t, d.EndReason, tc.reason)
+			require.Equal(t, d.EndReason, c.Error)
+			require.Len(t, e.sim.Log().Faults, len(tc.faults))
+			waitDone(t, e.answeredCall(t).Done())
+		})
+	}
+}
+
+// One failed response (a rate limit, a server error) is asked again, and
+// the call goes on.
+func TestOneFailedResponseIsRetried(t *testing.T) {
+	sc := scenario{model: realtimesim.Script{
+		Agent: []realtimesim.AgentTurn{{Text: "Hello, goodbye.", AudioMS: 600,
+			Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: toolArgs(`{"reason":"done"}`)}}},
+		Faults: []realtimesim.Fault{{At: realtimesim.AtResponseCreate, N: 1, Do: realtimesim.FailResponse}},
+	}}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCompleted)
+	require.Equal(t, "the agent ended the call: done", d.EndReason)
+	log := e.sim.Log()
+	require.Len(t, log.Responses, 2)
+	require.Equal(t, "failed", log.Responses[0].Status)
+	require.Equal(t, []string{"agent"}, roles(c.Transcript))
+}
+
+// The worker shuts down mid-call (the task's context is cancelled): the
+// agent is cut short, says one polite line, and the call ends as
+// interrupted. Run returns nil: the call is never redialed.
+func TestShutdownEndsTheCallPolitelyAsInterrupted(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield, and I am calling about a records request.", AudioMS: 6000},
+			{Text: "I'm sorry, I have to go now. Goodbye.", AudioMS: 800},
+		}, ResponseDelayMS: 400}, // a gap the callee hears between the cut greeting and the goodbye
+	}
+	e := newCallEnv(t, sc)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	go func() {
+		// Shut down once the callee has heard a good part of the greeting.
+		defer cancel()
+		if c := e.dialerCall(ctx); c != nil {
+			heardFor(ctx, c, 600*time.Millisecond)
+		}
+	}()
+	c := e.run(t, ctx, e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallInterrupted)
+	require.Equal(t, "the worker shut down during the call", d.EndReason)
+	require.Equal(t, d.EndReason, c.Error)
+	require.Len(t, d.Interruptions, 1)
+	require.Equal(t, "shutdown", d.Interruptions[0].Cause)
+	log := e.sim.Log()
+	require.Len(t, log.Responses, 2)
+	require.Contains(t, log.Responses[1].Instructions, "end the call right now")
+	require.Equal(t, []string{"agent", "agent"}, roles(c.Transcript))
+	require.Equal(t, "I'm sorry, I have to go now. Goodbye.", c.Transcript[1].Text)
+	callee := e.answeredCall(t)
+	waitDone(t, callee.Done())
+	require.Len(t, heardSpeech(callee), 2, "the cut greeting, then the goodbye")
+}
+
+// A number that went on the do-not-call list after the attempt was queued
+// is not dialed: the attempt is cancelled, with the reason.
+func TestDoNotCallIsCheckedRightBeforeDialing(t *testing.T) {
+	sc := scenario{}
+	e := newCallEnv(t, sc)
+	ctx := testCtx(t)
+	require.NoError(t, e.st.AddDoNotCall(ctx, store.DoNotCall{Phone: calleePhone, Source: "test"}))
+	c := e.run(t, ctx, e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallCancelled)
+	require.Contains(t, d.EndReason, "do-not-call")
+	require.Empty(t, e.dialer.Requests(), "never dialed")
+	require.True(t, c.RingingAt.IsZero())
+}
+
+// The campaign's own last check (running, calling hours) can refuse the
+// dial too; a check that cannot be made fails the attempt, undialed.
+func TestDialCheckRefusesOrFails(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		check  func(context.Context, *store.Call) (string, error)
+		status store.CallStatus
+		reason string
+	}{
+		{"refused", func(context.Context, *store.Call) (string, error) { return "the campaign is paused", nil },
+			store.CallCancelled, "not dialed: the campaign is paused"},
+		{"cannot check", func(context.Context, *store.Call) (string, error) { return "", errors.New("campaigns unreachable") },
+			store.CallFailed, "not dialed: could not check whether to dial: campaigns unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := scenario{dialCheck: tc.check}
+			e := newCallEnv(t, sc)
+			c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+			d := e.requireEnded(t, c, tc.status)
+			require.Equal(t, tc.reason, d.EndReason)
+			require.Equal(t, tc.reason, c.Error)
+			require.Empty(t, e.dialer.Requests())
+		})
+	}
+}
+
+// A template variable without a value fails the attempt before anything
+// happens: no room, no model session, no dial.
+func TestMissingVariableFailsBeforeDialing(t *testing.T) {
+	sc := scenario{instructions: "Call {{practice_name}} about {{topic}}."}
+	e := newCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	d := e.requireEnded(t, c, store.CallFailed)
+	require.Contains(t, d.EndReason, "topic")
+	require.Contains(t, c.Error, "topic")
+	require.Empty(t, e.dialer.Requests())
+	require.Zero(t, e.sim.Log().Connections)
+	require.Empty(t, c.Room)
+}
+
+// Every goroutine a call starts ends with it. A first call warms up what
+// the SDKs start once per process; a second must leave nothing behind.
+func TestCallLeavesNoGoroutineBehind(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, goodbye.", AudioMS: 600, Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: toolArgs(`{"reason":"done"}`)}},
+		}},
+	}
+	for i := range 2 {
+		e := newCallEnv(t, sc)
+		before, _ := goroutines()
+		c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+		e.requireEnded(t, c, store.CallCompleted)
+		waitDone(t, e.answeredCall(t).Done())
+		if i == 0 {
+			continue
+		}
+		deadline := time.Now().Add(wait)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for n, stacks := goroutines(); n > before; n, stacks = goroutines() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines left behind (before the call: %d):\n%s", n, before, stacks)
+			}
+			<-tick.C
+		}
+	}
+}
+
+// The attempt is reaped mid-call (its lease lapsed: the worker looked
+// dead). The call stops at once and hangs up, and writes nothing more: the
+// attempt belongs to the reaper's verdict now.
+func TestReapedAttemptStopsTheCall(t *testing.T) {
+	sc := scenario{
+		model: realtimesim.Script{Agent: []realtimesim.AgentTurn{
+			{Text: "Hello, this is Ava from DocShield, and I am calling about a records request.", AudioMS: 6000},
+		}},
+		lease: 900 * time.Millisecond,
+	}
+	e := newCallEnv(t, sc)
+	ctx := testCtx(t)
+	go func() {
+		if c := e.dialerCall(ctx); c != nil {
+			heardFor(ctx, c, 300*time.Millisecond)
+			_, _ = e.st.ReapExpired(ctx, time.Now().Add(time.Hour), 10)
+		}
+	}()
+	c := e.run(t, ctx, e.inlineTask(t, sc))
+	require.Equal(t, store.CallInterrupted, c.Status)
+	require.Contains(t, c.Error, "lease lapsed", "the reaper's reason stands")
+	require.Empty(t, e.details(t).EndReason, "the call wrote nothing after losing its claim")
+	require.Empty(t, e.analyze.attempts())
+	exists, err := e.rooms.Exists(ctx, e.room)
+	require.NoError(t, err)
+	require.False(t, exists, "hung up")
+	callee := e.answeredCall(t)
+	waitDone(t, callee.Done())
+	heard := heardSpeech(callee)
+	require.Len(t, heard, 1)
+	require.Less(t, heard[0], 5*time.Second, "hung up before the 6 s greeting ended")
+}

@@ -1,0 +1,133 @@
+package call
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/realtime"
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/telephony"
+)
+
+// media is where LiveKit's goroutines meet the call. The callee's voice is
+// handed on right there, without a hop: to the model (SendAudio never
+// blocks), to the local barge-in detector and to the recorder. What the
+// call's loop must act on (playback progress, a local barge-in) goes to it
+// through buffered channels that never block the media path.
+type media struct {
+	sess    atomic.Pointer[realtime.Session] // set once the session is up
+	muted   atomic.Bool                      // the call is ending: the model hears no more
+	firstIn atomic.Int64                     // unix nanos of the first callee audio sent to the model
+
+	vad          *energyVAD  // nil: off
+	vadMu        sync.Mutex  // guards vad: a re-published track means a second media goroutine
+	agentTalking atomic.Bool // set by the loop: a barge-in needs the agent to be talking
+	barge        chan struct{}
+
+	playback chan telephony.PlaybackEvent
+
+	recMu sync.Mutex // guards rec: no recorder call once Close began
+	rec   Recorder
+}
+
+// playbackBuffer holds playback events between two turns of the loop;
+// there are two per agent item at most, so it never fills in practice.
+const playbackBuffer = 256
+
+func newMedia(v LocalVAD) *media {
+	return &media{
+		vad:      newEnergyVAD(v),
+		barge:    make(chan struct{}, 1),
+		playback: make(chan telephony.PlaybackEvent, playbackBuffer),
+	}
+}
+
+func (m *media) setSession(s *realtime.Session) { m.sess.Store(s) }
+
+func (m *media) setRecorder(r Recorder) {
+	m.recMu.Lock()
+	m.rec = r
+	m.recMu.Unlock()
+}
+
+// calleeAudio is telephony's OnPeerAudio: it runs on the media goroutine.
+func (m *media) calleeAudio(pcm []int16) {
+	now := time.Now()
+	if m.vad != nil {
+		// Fed all the time, so a callee who was already talking when the
+		// agent began is not taken for a new barge-in.
+		m.vadMu.Lock()
+		onset := m.vad.feed(pcm)
+		m.vadMu.Unlock()
+		if onset && m.agentTalking.Load() {
+			select {
+			case m.barge <- struct{}{}:
+			default: // one pending is enough
+			}
+		}
+	}
+	if s := m.sess.Load(); s != nil && !m.muted.Load() {
+		m.firstIn.CompareAndSwap(0, now.Add(-samplesDuration(len(pcm))).UnixNano())
+		_ = s.SendAudio(pcm) // an ended session is noticed by the loop
+	}
+	m.recMu.Lock()
+	if m.rec != nil {
+		m.rec.CalleeAudio(now.Add(-samplesDuration(len(pcm))), pcm)
+	}
+	m.recMu.Unlock()
+}
+
+// inputStart is when the model's input audio began (its audio_start_ms and
+// audio_end_ms count from there); zero before any was sent.
+func (m *media) inputStart() time.Time {
+	if n := m.firstIn.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// onPlayback is the Player's OnPlayback: it runs on the pacing goroutine
+// and must return at once.
+func (m *media) onPlayback(ev telephony.PlaybackEvent) {
+	select {
+	case m.playback <- ev:
+	default: // the loop is stalled; the next event carries the news
+	}
+}
+
+// agentPlayed hands the recorder agent audio that was played.
+func (m *media) agentPlayed(at time.Time, pcm []int16) {
+	m.recMu.Lock()
+	if m.rec != nil {
+		m.rec.AgentPlayed(at, pcm)
+	}
+	m.recMu.Unlock()
+}
+
+func (m *media) recording() bool {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	return m.rec != nil
+}
+
+// closeRecorder stops feeding the recorder, then closes it.
+func (m *media) closeRecorder(ctx context.Context) (*store.Recording, error) {
+	m.recMu.Lock()
+	rec := m.rec
+	m.rec = nil
+	m.recMu.Unlock()
+	if rec == nil {
+		return nil, nil
+	}
+	return rec.Close(ctx)
+}
+
+func samplesDuration(n int) time.Duration {
+	return time.Duration(int64(n) * int64(time.Second) / telephony.DefaultSampleRate)
+}
+
+func durationSamples(d time.Duration) int {
+	return int((int64(d)*telephony.DefaultSampleRate + int64(time.Second)/2) / int64(time.Second))
+}
