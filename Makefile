@@ -51,6 +51,7 @@ test: tools build
 	exit $$rc
 
 dev: tools build
+	go build -o bin/openaisim ./cmd/openaisim
 	$(DEVSTACK) exec -- scripts/dev.sh
 
 up: tools

@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
 # The body of `make dev`: runs inside `devstack exec`, so the local stack's
 # settings (REDIS_URL, MONGODB_URI, S3_*, LIVEKIT_*) are in the environment.
-# Checks the stack, starts the worker in the foreground, feeds it a sample
-# task and shows what happened. Ctrl-C stops the worker; devstack then stops
-# the servers.
+# Starts the OpenAI simulator, checks the stack, runs the worker in the
+# foreground, places one sample call end to end and prints its record.
+# Ctrl-C stops the worker; devstack then stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The local stack has LiveKit but no SIP service: the callee is simulated
-# (refused in production by the worker's config).
+tmp=$(mktemp -d)
+pids=()
+stop() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+# The phone network and OpenAI cannot be reached from here: a simulated
+# callee (a LiveKit participant) answers, and a local server speaks the
+# OpenAI protocols. The worker refuses both when APP_ENV=production.
 export DIALER=sim
+bin/openaisim --script scripts/dev/agent.json --url-file "$tmp/openai-url" &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$tmp/openai-url" ] && break; sleep 0.1; done
+export OPENAI_BASE_URL=$(cat "$tmp/openai-url")
+export OPENAI_API_KEY=sk-realtimesim-local
 
 echo "== worker health (local stack)"
 bin/worker health
@@ -17,28 +33,33 @@ bin/worker health
 echo "== starting worker (Ctrl-C to stop)"
 bin/worker run &
 worker=$!
-stop() { kill -TERM "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true; }
-trap stop EXIT
-trap 'exit 130' INT TERM
+pids=("$worker" "${pids[@]}")
 
-echo "== enqueue a sample task"
-id=$(bin/worker enqueue --type system:probe --payload '{"hold":"1s"}')
-echo "enqueued system:probe $id"
+attempt="dev-$(date +%Y%m%d-%H%M%S)"
+echo "== placing a sample call ($attempt)"
+bin/worker enqueue --type call:outbound --task-id "$attempt" --payload '{"inline": {
+  "attempt_id": "'"$attempt"'", "phone": "+15551234567",
+  "instructions": "You are Ava from DocShield. Confirm Dr. {{doctor}}'"'"'s appointment at {{practice}}.",
+  "variables": {"doctor": "Patel", "practice": "Elm Street Dental"}}}'
 
-# Wait (bounded) until the worker has processed it, then show the queues.
-processed=0
-for _ in $(seq 1 100); do
+# Wait (bounded) for the call to end and be analysed.
+done=0
+for _ in $(seq 1 300); do
   if ! kill -0 "$worker" 2>/dev/null; then
     echo "dev: the worker exited; see its log lines above" >&2
     exit 1
   fi
-  if bin/worker queue stats --json | grep -q '"processed_total": [1-9]'; then processed=1; break; fi
+  if bin/worker call show "$attempt" 2>/dev/null | grep -q '"summary"'; then done=1; break; fi
   sleep 0.2
 done
+echo "== call record"
+bin/worker call show "$attempt" || true
+echo "== recording"
+bin/worker recording url "$attempt" || true
 echo "== queue stats"
 bin/worker queue stats
-if [ "$processed" != 1 ]; then
-  echo "dev: the sample task was not processed within 20s" >&2
+if [ "$done" != 1 ]; then
+  echo "dev: the sample call did not finish within 60s" >&2
   exit 1
 fi
 

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/analysis/chatsim"
+	"github.com/docshield/voice-worker/internal/openaisim"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -25,8 +28,7 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	var script realtimesim.Script
 	require.NoError(t, json.Unmarshal(b, &script))
 	script.Paced = false // the test need not wait for real time
-	sim := realtimesim.New(script, realtimesim.WithAPIKey("sk-e2e-key"))
-	base, err := sim.Start("127.0.0.1:0")
+	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-e2e-key", script, chatsim.Script{})
 	require.NoError(t, err)
 	defer sim.Close()
 
@@ -53,6 +55,12 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 		info, err := insp.GetTaskInfo(tasks.QueueCalls, "e2e-call-0001")
 		return err == nil && info.State == asynq.TaskStateCompleted
 	})
+	// The runner enqueued call:analyze; the worker analyses the call
+	// through chat completions (chatsim answers from the schema it is sent).
+	waitFor(t, "call analysed", func() bool {
+		_, err := insp.GetTaskInfo(tasks.QueueDefault, "analyze-e2e-call-0001")
+		return errors.Is(err, asynq.ErrTaskNotFound) // deleted once processed
+	})
 	require.NoError(t, w.sigterm(t), w.out.String())
 
 	st, err := store.Open(context.Background(), store.Options{URI: env["MONGODB_URI"], Database: env["MONGODB_DATABASE"]})
@@ -71,9 +79,14 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	require.Greater(t, c.Recording.Bytes, int64(0))
 	require.NotContains(t, w.out.String(), "+15551234567", "phone numbers are masked in logs")
 
-	// call:analyze was enqueued for the ended call (in whatever state the
-	// worker left it).
-	ai, err := insp.GetTaskInfo(tasks.QueueDefault, "analyze-e2e-call-0001")
+	an, err := st.GetAnalysisResult(context.Background(), "e2e-call-0001")
 	require.NoError(t, err)
-	require.Equal(t, tasks.TypeCallAnalyze, ai.Type)
+	require.NotEmpty(t, an.Summary)
+
+	// What an operator sees: the whole document, phone masked.
+	res := runBin(t, env, "call", "show", "e2e-call-0001")
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, `"status": "completed"`)
+	require.Contains(t, res.stdout, `"+*******4567"`)
+	require.NotContains(t, res.stdout, "5551234567")
 }

@@ -49,6 +49,7 @@ func commands() []command {
 		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
 		{"queue", "queue stats: per-queue counters", cmdQueue},
 		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats", cmdCampaign},
+		{"call", "call show ATTEMPT: the call document as JSON", cmdCall},
 		{"recording", "recording url ATTEMPT: a presigned URL (at most 15 min) for a call's recording", cmdRecording},
 		{"version", "print the version", cmdVersion},
 	}

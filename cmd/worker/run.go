@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/analysis"
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/config"
@@ -190,7 +191,20 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	// Backpressure defers new calls while memory is above its warning level.
 	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
 		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: call.DefaultLease})))
-	srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
+	// Post-call analysis needs OpenAI; without a key the tasks wait.
+	if cfg.OpenAI.Enabled() {
+		chat, err := analysis.NewClient(analysis.ClientConfig{APIKey: cfg.OpenAI.APIKey, BaseURL: cfg.OpenAI.BaseURL})
+		if err != nil {
+			return err
+		}
+		an, err := analysis.New(st, chat, analysis.Options{Model: cfg.OpenAI.AnalysisModel, Outcomes: camp})
+		if err != nil {
+			return err
+		}
+		srv.Handle(tasks.TypeCallAnalyze, an)
+	} else {
+		srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
+	}
 	return srv.Run(ctx)
 }
 

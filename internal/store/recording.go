@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // PartialRecording says where a live call's recording stands in storage
@@ -43,4 +46,16 @@ func (s *Store) GetPartialRecording(ctx context.Context, attemptID string) (*Par
 		return nil, err
 	}
 	return doc.Partial, nil
+}
+
+// GetCallDocument returns the attempt's whole document as stored, for
+// operators (`worker call show`): every field, including those written by
+// parts of the system that have no Go type for them here.
+func (s *Store) GetCallDocument(ctx context.Context, attemptID string) (bson.M, error) {
+	var doc bson.M
+	err := s.calls.FindOne(ctx, bson.D{{Key: "_id", Value: attemptID}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("store: call %q: %w", attemptID, ErrNotFound)
+	}
+	return doc, err
 }
