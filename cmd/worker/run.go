@@ -183,6 +183,11 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	ticker.Start()
 	defer ticker.Shutdown() // before MongoDB closes (deferred earlier, runs later)
 
+	// Attempts of workers that died mid-call end as interrupted.
+	reaper := call.NewReaper(st.ReapExpired, 30*time.Second, log)
+	reaper.Start()
+	defer reaper.Shutdown()
+
 	runner, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, log: log})
 	if err != nil {
 		return err
