@@ -72,7 +72,7 @@ func buildRunner(d callDeps) (call.AttemptRunner, func(), error) {
 		DialCheck:  dialCheck(d.campaign),
 		Analyze:    d.analyze,
 		Recordings: recorderFactory(d),
-		Timers:     call.Timers{Lease: call.DefaultLease}, // must equal the handler's lease
+		Timers:     call.Timers{Lease: cfg.Worker.CallLease}, // must equal the handler's lease
 		Logger:     d.log,
 	})
 	if err != nil {
@@ -108,7 +108,7 @@ func recorderFactory(d callDeps) call.RecorderFactory {
 			OnPartial: func(ctx context.Context, p recording.PartialInfo) error {
 				return d.store.RecordPartialRecording(ctx, claim, store.PartialRecording(p))
 			},
-			Options: recording.Options{CloseTimeout: recordingCloseTimeout},
+			Options: recording.Options{CloseTimeout: recordingCloseTimeout, SegmentDuration: d.cfg.Worker.RecordingSegment},
 		})
 		if err != nil {
 			return nil, err

@@ -184,7 +184,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer ticker.Shutdown() // before MongoDB closes (deferred earlier, runs later)
 
 	// Attempts of workers that died mid-call end as interrupted.
-	reaper := call.NewReaper(st.ReapExpired, 30*time.Second, log)
+	reaper := call.NewReaper(st.ReapExpired, min(30*time.Second, cfg.Worker.CallLease/3), log)
 	reaper.Start()
 	defer reaper.Shutdown()
 
@@ -195,7 +195,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer closeRunner()
 	// Backpressure defers new calls while memory is above its warning level.
 	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
-		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: call.DefaultLease})))
+		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))
 	// Post-call analysis needs OpenAI; without a key the tasks wait.
 	if cfg.OpenAI.Enabled() {
 		chat, err := analysis.NewClient(analysis.ClientConfig{APIKey: cfg.OpenAI.APIKey, BaseURL: cfg.OpenAI.BaseURL})

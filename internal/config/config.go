@@ -123,6 +123,13 @@ type Worker struct {
 	Name string
 	// DispatchInterval is the length of a campaign dispatch round.
 	DispatchInterval time.Duration
+	// CallLease is how long a live call's claim lasts without renewal: a
+	// worker that dies mid-call has its call settled as interrupted this
+	// long after its last renewal.
+	CallLease time.Duration
+	// RecordingSegment is how much audio each crash-safe recording segment
+	// holds, and so about the most of a call a crash loses.
+	RecordingSegment time.Duration
 }
 
 // FieldError is one problem with one variable.
@@ -550,6 +557,8 @@ func (r *reader) worker() Worker {
 		ShutdownTimeout:  r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
 		Name:             r.str("WORKER_NAME", ""),
 		DispatchInterval: r.duration("CAMPAIGN_DISPATCH_INTERVAL", 30*time.Second, time.Second, time.Hour),
+		CallLease:        r.duration("CALL_LEASE", 2*time.Minute, 6*time.Second, 30*time.Minute),
+		RecordingSegment: r.duration("RECORDING_SEGMENT_DURATION", 30*time.Second, time.Second, 50*time.Second),
 	}
 	if c.Name == "" {
 		c.Name = r.str("DYNO", "")
