@@ -185,6 +185,7 @@ func (u *uploader) partial() PartialInfo {
 // and the recovery, not every attempt of a long outage.
 func (r *Recorder) retry(ctx context.Context, what string, op func(context.Context) error, failed func(error)) error {
 	delay := retryMin
+	var last error
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
 		if err == nil {
@@ -193,6 +194,12 @@ func (r *Recorder) retry(ctx context.Context, what string, op func(context.Conte
 			}
 			return nil
 		}
+		// A try cut short by the deadline says only "context canceled";
+		// the reason the recording failed is what the earlier tries saw.
+		if ctx.Err() != nil && last != nil {
+			return last
+		}
+		last = err
 		if failed != nil {
 			failed(err)
 		}
