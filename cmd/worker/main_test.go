@@ -221,7 +221,7 @@ func TestEnqueueValidatesAndPrintsID(t *testing.T) {
 // proc is a running `worker run`.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.SyncBuffer
 	done chan struct{} // closed when the process has exited; err is then set
 	err  error
 }
@@ -229,7 +229,7 @@ type proc struct {
 // startWorker runs `worker run`; the process is killed when the test ends.
 func startWorker(t *testing.T, env map[string]string) *proc {
 	t.Helper()
-	p := &proc{cmd: binCommand(env, "run"), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: binCommand(env, "run"), out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()

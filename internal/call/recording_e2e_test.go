@@ -314,12 +314,12 @@ func TestRecordingOfAKilledWorkerHoldsTheAudioBeforeTheKill(t *testing.T) {
 	cmd.Env = append(os.Environ(), killChildEnv+"="+st.DB().Name()+" "+id)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 
 	// The child's output, read to the end (its exit closes the pipe).
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	lines := make(chan string, 1024)
 	read := make(chan struct{})
 	go func() {
@@ -476,22 +476,4 @@ func deleteRoom(t testing.TB, room string) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	_ = rooms.Delete(ctx, room)
-}
-
-// syncBuffer is a strings.Builder safe for the goroutines that fill it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
