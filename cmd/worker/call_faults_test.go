@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/analysis/chatsim"
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/openaisim"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/recording"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
@@ -105,7 +105,7 @@ func TestKilledWorkerCallEndsInterruptedWithWhatWasStored(t *testing.T) {
 	partial, err = st.GetPartialRecording(ctx, "kill-call-0001")
 	require.NoError(t, err)
 	require.NotNil(t, partial)
-	s3, err := storage.New(ctx, storage.Options{Region: env["AWS_REGION"], AccessKeyID: env["AWS_ACCESS_KEY_ID"],
+	s3, err := bucket.New(ctx, bucket.Options{Region: env["AWS_REGION"], AccessKeyID: env["AWS_ACCESS_KEY_ID"],
 		SecretAccessKey: env["AWS_SECRET_ACCESS_KEY"], Bucket: env["S3_BUCKET"], Endpoint: env["S3_ENDPOINT"], UsePathStyle: true})
 	require.NoError(t, err)
 	for i := 0; i < partial.Segments; i++ {

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/recording"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
@@ -28,7 +28,7 @@ const recordingCloseTimeout = 10 * time.Second
 type callDeps struct {
 	cfg      config.Config
 	store    *store.Store
-	storage  *storage.Client
+	storage  *bucket.Client
 	campaign *campaign.Service
 	analyze  *queue.Client
 	log      *zap.Logger

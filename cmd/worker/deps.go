@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/config"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 )
@@ -24,8 +24,8 @@ func openStore(ctx context.Context, m config.Mongo) (*store.Store, error) {
 	})
 }
 
-func openStorage(ctx context.Context, s config.S3) (*storage.Client, error) {
-	return storage.New(ctx, storage.Options{
+func openStorage(ctx context.Context, s config.S3) (*bucket.Client, error) {
+	return bucket.New(ctx, bucket.Options{
 		Region:          s.Region,
 		AccessKeyID:     s.AccessKeyID,
 		SecretAccessKey: s.SecretAccessKey,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/hibiken/asynq"
 )
@@ -26,15 +27,15 @@ func cmdHealth(ctx context.Context, e env, args []string) int {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(struct {
-			OK      bool                   `json:"ok"`
-			Checks  []health.Result        `json:"checks"`
-			Metrics []health.MetricReading `json:"metrics,omitempty"`
+			OK      bool                    `json:"ok"`
+			Checks  []health.Result         `json:"checks"`
+			Metrics []monitor.MetricReading `json:"metrics,omitempty"`
 		}{health.AllOK(results), results, metrics})
 	} else {
 		err = health.WriteTable(e.stdout, results)
 		if err == nil && len(metrics) > 0 {
 			fmt.Fprintln(e.stdout)
-			err = health.WriteMetrics(e.stdout, metrics)
+			err = monitor.WriteMetrics(e.stdout, metrics)
 		}
 	}
 	if err != nil || !health.AllOK(results) {
@@ -46,7 +47,7 @@ func cmdHealth(ctx context.Context, e env, args []string) int {
 // currentMetrics reads each queue now and what running workers last
 // published (CPU, memory, error rate), against the configured thresholds.
 // Without a usable Redis there is nothing to read; the checks say why.
-func currentMetrics(ctx context.Context, e env, timeout time.Duration) []health.MetricReading {
+func currentMetrics(ctx context.Context, e env, timeout time.Duration) []monitor.MetricReading {
 	rc, err := config.LoadRedis(e.lookup)
 	if err != nil {
 		return nil
@@ -63,9 +64,9 @@ func currentMetrics(ctx context.Context, e env, timeout time.Duration) []health.
 	}
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
-	snaps := health.NewRedisSnapshots(opt, 3*cfg.Health.EvalInterval)
+	snaps := monitor.NewRedisSnapshots(opt, 3*cfg.Health.EvalInterval)
 	defer snaps.Close()
-	return health.CurrentMetrics(ctx, health.MetricSources{
+	return monitor.CurrentMetrics(ctx, monitor.MetricSources{
 		Queues:    func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) },
 		Snapshots: snaps.Read,
 	}, thresholds(cfg.Health))

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/config"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 )
 
@@ -16,7 +16,7 @@ import (
 // stdout for the operator and nowhere else.
 func cmdRecording(ctx context.Context, e env, args []string) int {
 	fs := newFlags(e, "recording", "recording url <attempt-id> [--ttl 15m] [--timeout 30s]")
-	ttl := fs.Duration("ttl", storage.MaxPresignTTL, fmt.Sprintf("how long the URL works, at most %v", storage.MaxPresignTTL))
+	ttl := fs.Duration("ttl", bucket.MaxPresignTTL, fmt.Sprintf("how long the URL works, at most %v", bucket.MaxPresignTTL))
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the lookup")
 	if code, done := parse(e, fs, args); done {
 		return code
@@ -25,8 +25,8 @@ func cmdRecording(ctx context.Context, e env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	if *ttl <= 0 || *ttl > storage.MaxPresignTTL {
-		fmt.Fprintf(e.stderr, "worker recording url: --ttl %v must be above 0 and at most %v (recordings are shared only by short-lived URLs)\n", *ttl, storage.MaxPresignTTL)
+	if *ttl <= 0 || *ttl > bucket.MaxPresignTTL {
+		fmt.Fprintf(e.stderr, "worker recording url: --ttl %v must be above 0 and at most %v (recordings are shared only by short-lived URLs)\n", *ttl, bucket.MaxPresignTTL)
 		return 2
 	}
 	attempt := fs.Arg(1)

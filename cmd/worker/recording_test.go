@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/config"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/stretchr/testify/require"
@@ -41,7 +41,7 @@ func TestRecordingURLPresignsTheCallsRecording(t *testing.T) {
 	st, err := store.Open(ctx, store.Options{URI: vars["MONGODB_URI"], Database: vars["MONGODB_DATABASE"]})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close(context.Background()) })
-	objects, err := storage.New(ctx, storage.Options{Region: s3.Region, AccessKeyID: s3.AccessKeyID,
+	objects, err := bucket.New(ctx, bucket.Options{Region: s3.Region, AccessKeyID: s3.AccessKeyID,
 		SecretAccessKey: s3.SecretAccessKey, Bucket: s3.Bucket, Endpoint: s3.Endpoint})
 	require.NoError(t, err)
 

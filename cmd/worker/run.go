@@ -13,6 +13,7 @@ import (
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/version"
@@ -140,12 +141,12 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
 	queues := func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) }
-	snaps := health.NewRedisSnapshots(redisOpt, 3*cfg.Health.EvalInterval)
+	snaps := monitor.NewRedisSnapshots(redisOpt, 3*cfg.Health.EvalInterval)
 	defer snaps.Close()
-	pressure := health.NewPressure(log)
-	mon, err := health.NewMonitor(health.MonitorOptions{
+	pressure := monitor.NewPressure(log)
+	mon, err := monitor.NewMonitor(monitor.MonitorOptions{
 		Logger: log, Worker: owner,
-		Checks: []health.ScheduledCheck{
+		Checks: []monitor.ScheduledCheck{
 			{Check: health.RedisCheck(redisOpt), Interval: cfg.Health.RedisInterval},
 			{Check: health.Check{Name: "mongodb", Run: func(ctx context.Context) (string, error) { return health.MongoPing(ctx, st) }},
 				Interval: cfg.Health.MongoInterval},
@@ -159,7 +160,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		return err
 	}
 	if cfg.Health.MetricsAddr != "" {
-		ms, err := health.StartMetricsServer(cfg.Health.MetricsAddr, health.MetricsHandler(mon, queues), log)
+		ms, err := monitor.StartMetricsServer(cfg.Health.MetricsAddr, monitor.MetricsHandler(mon, queues), log)
 		if err != nil {
 			return err
 		}
@@ -230,12 +231,12 @@ func notYet[T any, P interface {
 }
 
 // thresholds maps the configured alert levels onto the health monitor's.
-func thresholds(h config.Health) health.Thresholds {
-	t := health.DefaultThresholds()
-	t.CPUPercent = health.Threshold{Warning: float64(h.CPUWarnPct), Critical: float64(h.CPUCritPct)}
-	t.RSSMB = health.Threshold{Warning: float64(h.MemWarnMB), Critical: float64(h.MemCritMB)}
-	t.QueueLength = health.Threshold{Warning: float64(h.QueueWarn), Critical: float64(h.QueueCrit)}
-	t.ErrorRatePercent = health.Threshold{Warning: float64(h.ErrorRateWarnPct), Critical: float64(h.ErrorRateCritPct)}
+func thresholds(h config.Health) monitor.Thresholds {
+	t := monitor.DefaultThresholds()
+	t.CPUPercent = monitor.Threshold{Warning: float64(h.CPUWarnPct), Critical: float64(h.CPUCritPct)}
+	t.RSSMB = monitor.Threshold{Warning: float64(h.MemWarnMB), Critical: float64(h.MemCritMB)}
+	t.QueueLength = monitor.Threshold{Warning: float64(h.QueueWarn), Critical: float64(h.QueueCrit)}
+	t.ErrorRatePercent = monitor.Threshold{Warning: float64(h.ErrorRateWarnPct), Critical: float64(h.ErrorRateCritPct)}
 	return t
 }
 

@@ -17,13 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/call"
-	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/recording"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/telephony"
@@ -127,11 +127,11 @@ func capacityLevels(b *testing.B) []int {
 // every level.
 type capacityEnv struct {
 	st      *store.Store
-	s3      *storage.Client
+	s3      *bucket.Client
 	net     *phoneNetwork
 	handler *call.Handler
 	log     *zap.Logger
-	self    health.ProcFS
+	self    monitor.ProcFS
 	prefix  string
 	seq     int
 	// live counts answered calls whose line is still up.
@@ -149,7 +149,7 @@ func newCapacityEnv(b *testing.B) *capacityEnv {
 		MaxCallDuration: call.DefaultMaxDuration + 2*time.Minute,
 	}
 	s3env := testenv.S3(b)
-	s3, err := storage.New(context.Background(), storage.Options{
+	s3, err := bucket.New(context.Background(), bucket.Options{
 		Region: s3env.Region, AccessKeyID: s3env.AccessKeyID, SecretAccessKey: s3env.SecretAccessKey,
 		Bucket: s3env.Bucket, Endpoint: s3env.Endpoint,
 	})
@@ -159,7 +159,7 @@ func newCapacityEnv(b *testing.B) *capacityEnv {
 	require.NoError(b, err)
 	e := &capacityEnv{
 		st: openStore(b), s3: s3, log: log, net: startPhoneNetwork(b),
-		self: health.DefaultProcFS(),
+		self: monitor.DefaultProcFS(),
 	}
 	name := testenv.UniqueName(b)
 	e.prefix = name[len(name)-8:] // its random part

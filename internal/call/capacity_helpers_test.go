@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
@@ -259,7 +259,7 @@ type phoneNetwork struct {
 	stderr *tailBuffer
 	exited chan struct{}
 	client *http.Client
-	proc   health.ProcFS // reads the child's /proc entries
+	proc   monitor.ProcFS // reads the child's /proc entries
 }
 
 // startPhoneNetwork starts the child and waits until it serves. Cleanup
@@ -424,11 +424,11 @@ func (t *tailBuffer) String() string {
 // procOf points the health package's /proc readers (the ones the worker's
 // own monitor uses) at another process: they read <Proc>/self/..., so a
 // directory whose "self" links to /proc/<pid> does.
-func procOf(b testing.TB, pid int) health.ProcFS {
+func procOf(b testing.TB, pid int) monitor.ProcFS {
 	b.Helper()
 	dir := b.TempDir()
 	require.NoError(b, os.Symlink("/proc/"+strconv.Itoa(pid), filepath.Join(dir, "self")))
-	return health.ProcFS{Proc: dir, NumCPU: 1}
+	return monitor.ProcFS{Proc: dir, NumCPU: 1}
 }
 
 // peakRSS is VmHWM, the most this process was resident since the last

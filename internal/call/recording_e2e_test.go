@@ -13,16 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
-
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/recording"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 )
 
 // Issue 5's "what must be shown", through real LiveKit calls: the call
@@ -162,16 +161,16 @@ func TestRecordingCutsABargedInReplyWhereTheCalleeHeardItStop(t *testing.T) {
 // runs; with the default 30 s segments a short call tries only at the end,
 // to write the final object.
 func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
-	closedPort := func(t *testing.T) *storage.Client {
+	closedPort := func(t *testing.T) *bucket.Client {
 		return minioClient(t, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)))
 	}
-	missingBucket := func(t *testing.T) *storage.Client {
+	missingBucket := func(t *testing.T) *bucket.Client {
 		n := testenv.UniqueName(t)
 		return minioClient(t, "", "docshield-missing-"+n[len(n)-8:])
 	}
 	cases := []struct {
 		name    string
-		storage func(t *testing.T) *storage.Client
+		storage func(t *testing.T) *bucket.Client
 		segment time.Duration
 		failure string // what failed
 		cause   string // and why

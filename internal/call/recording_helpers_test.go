@@ -16,18 +16,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/stretchr/testify/require"
-	"gopkg.in/hraban/opus.v2"
-
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/recording"
-	"github.com/docshield/voice-worker/internal/storage"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/hraban/opus.v2"
 )
 
 // The recording tests run the call as the worker does, with the real
@@ -44,7 +43,7 @@ const workerRecordingCloseTimeout = 10 * time.Second
 // recordingSetup says where a recorded call's recording goes.
 type recordingSetup struct {
 	// storage is where the recorder writes; nil: the devstack's MinIO.
-	storage *storage.Client
+	storage *bucket.Client
 	// opts tune the recorder; CloseTimeout defaults to the worker's.
 	opts recording.Options
 	// st and id are the database and the attempt; zero: a fresh database
@@ -57,7 +56,7 @@ type recordingSetup struct {
 // (callEnv's own recorder field, the stand-in, stays nil.)
 type recordedCall struct {
 	*callEnv
-	s3    *storage.Client
+	s3    *bucket.Client
 	setup recordingSetup
 
 	mu       sync.Mutex // guards the fields below: set on the call's goroutines
@@ -214,17 +213,17 @@ func (r *recordedCall) partialNotes() []store.PartialRecording {
 
 // minioClient is a storage client for the devstack's MinIO; endpoint and
 // bucket override the stack's (to make storage unreachable).
-func minioClient(t testing.TB, endpoint string, bucket ...string) *storage.Client {
+func minioClient(t testing.TB, endpoint string, bucketName ...string) *bucket.Client {
 	t.Helper()
 	env := testenv.S3(t)
 	if endpoint == "" {
 		endpoint = env.Endpoint
 	}
 	b := env.Bucket
-	if len(bucket) > 0 {
-		b = bucket[0]
+	if len(bucketName) > 0 {
+		b = bucketName[0]
 	}
-	c, err := storage.New(context.Background(), storage.Options{
+	c, err := bucket.New(context.Background(), bucket.Options{
 		Region: env.Region, AccessKeyID: env.AccessKeyID, SecretAccessKey: env.SecretAccessKey,
 		Bucket: b, Endpoint: endpoint,
 	})
@@ -233,7 +232,7 @@ func minioClient(t testing.TB, endpoint string, bucket ...string) *storage.Clien
 }
 
 // download reads an object through a presigned URL, as an operator would.
-func download(t testing.TB, st *storage.Client, key string) []byte {
+func download(t testing.TB, st *bucket.Client, key string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -281,7 +280,7 @@ func listKeys(t testing.TB, prefix string) []string {
 }
 
 // deleteKeys removes objects the test left (segments of a killed call).
-func deleteKeys(st *storage.Client, keys []string) {
+func deleteKeys(st *bucket.Client, keys []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for _, k := range keys {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -257,7 +258,7 @@ func (a *attempt) prepare(ctx context.Context) (script, ending, bool) {
 	if err != nil {
 		return script{}, notDialed(ctx, "find the prompt", err), false
 	}
-	if !store.ValidPhone(p.Phone) {
+	if !phone.Valid(p.Phone) {
 		return script{}, failed("not dialed: the phone number is not E.164"), false
 	}
 	s, err := render(p)

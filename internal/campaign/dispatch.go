@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/worker"
@@ -221,7 +222,7 @@ func (s *Service) openZones(ctx context.Context, p plan, now time.Time) (open []
 func (s *Service) dispatchBatch(ctx context.Context, p plan, now time.Time, batch []store.Contact, headroom int, r *RoundReport) (int, error) {
 	phones := make([]string, 0, len(batch))
 	for _, c := range batch {
-		if store.ValidPhone(c.Phone) {
+		if phone.Valid(c.Phone) {
 			phones = append(phones, c.Phone)
 		}
 	}
@@ -233,7 +234,7 @@ func (s *Service) dispatchBatch(ctx context.Context, p plan, now time.Time, batc
 	var attempts []*store.Call
 	for _, c := range batch {
 		switch {
-		case !store.ValidPhone(c.Phone):
+		case !phone.Valid(c.Phone):
 			badPhone = append(badPhone, c.ID)
 		case listed[c.Phone]:
 			dnc = append(dnc, c.ID)

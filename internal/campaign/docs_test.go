@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -81,7 +82,7 @@ func TestDocumentedContactIsValid(t *testing.T) {
 	var c store.Contact
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &c))
 	requireSameFields(t, doc, c)
-	require.True(t, store.ValidPhone(c.Phone))
+	require.True(t, phone.Valid(c.Phone))
 	_, err := LoadZone(c.TimeZone)
 	require.NoError(t, err)
 	require.Equal(t, AttemptID(c.ID, c.Attempts), c.LastAttemptID)

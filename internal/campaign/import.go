@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -186,7 +187,7 @@ func parseRow(rec []string, c columns, line int) (Row, string) {
 		return Row{}, "phone is empty"
 	}
 	var err error
-	if row.Phone, err = NormalizePhone(rawPhone); err != nil {
+	if row.Phone, err = phone.Normalize(rawPhone); err != nil {
 		return Row{}, "phone: " + err.Error()
 	}
 	if c.name >= 0 {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/stretchr/testify/require"
 )
@@ -104,7 +104,7 @@ func FuzzParseCSV(f *testing.F) {
 		seen := map[string]bool{}
 		lines := map[int]bool{}
 		for _, r := range rows {
-			require.True(t, store.ValidPhone(r.Phone), "row %d phone", r.Line)
+			require.True(t, phone.Valid(r.Phone), "row %d phone", r.Line)
 			require.False(t, seen[r.Phone], "phone repeated in good rows")
 			seen[r.Phone] = true
 			require.Greater(t, r.Line, 1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
 	"go.uber.org/zap"
 )
@@ -183,12 +184,12 @@ func (s *Service) OptOut(ctx context.Context, phone, source string) error {
 	return s.addDoNotCall(ctx, phone, source)
 }
 
-func (s *Service) addDoNotCall(ctx context.Context, phone, source string) error {
-	if !store.ValidPhone(phone) {
+func (s *Service) addDoNotCall(ctx context.Context, number, source string) error {
+	if !phone.Valid(number) {
 		return errors.New("campaign: opt out: phone is not E.164")
 	}
 	err := s.store.AddDoNotCall(ctx, store.DoNotCall{
-		Phone: phone, Reason: "callee asked not to be called", Source: source, CreatedAt: s.now(),
+		Phone: number, Reason: "callee asked not to be called", Source: source, CreatedAt: s.now(),
 	})
 	if err != nil {
 		return fmt.Errorf("campaign: opt out: %w", err)

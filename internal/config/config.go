@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/docshield/voice-worker/internal/phone"
 )
 
 // Env is the deployment environment. Production refuses simulators and
@@ -473,13 +474,11 @@ func (r *reader) livekit(env Env) LiveKit {
 	if !c.SimulateCallee && c.SIPTrunkID == "" {
 		r.fail("LIVEKIT_SIP_TRUNK_ID", "is required to place real calls (or DIALER=sim outside production)")
 	}
-	if c.CallerID != "" && !e164.MatchString(c.CallerID) {
+	if c.CallerID != "" && !phone.Valid(c.CallerID) {
 		r.fail("CALLER_ID", "must be an E.164 number like +15551234567")
 	}
 	return c
 }
-
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 func (r *reader) openai(env Env) OpenAI {
 	c := OpenAI{

@@ -38,14 +38,16 @@ func RunAll(ctx context.Context, timeout time.Duration, checks ...Check) []Resul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = runOne(ctx, timeout, c)
+			out[i] = RunOne(ctx, timeout, c)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func runOne(ctx context.Context, timeout time.Duration, c Check) Result {
+// RunOne runs one check, bounded by timeout: a check that hangs reports
+// "no answer" rather than hold up the others.
+func RunOne(ctx context.Context, timeout time.Duration, c Check) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type ret struct {
@@ -91,7 +93,7 @@ func WriteTable(w io.Writer, rs []Result) error {
 		if !r.OK {
 			status, detail = "FAIL", r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1fms\t%s\n", r.Name, status, r.LatencyMS, oneLine(detail))
+		fmt.Fprintf(tw, "%s\t%s\t%.1fms\t%s\n", r.Name, status, r.LatencyMS, OneLine(detail))
 	}
 	return tw.Flush()
 }
@@ -106,4 +108,5 @@ func WriteJSON(w io.Writer, rs []Result) error {
 	}{AllOK(rs), rs})
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// OneLine folds s onto one line, for table cells.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/docshield/voice-worker/internal/storage"
+	"github.com/docshield/voice-worker/internal/bucket"
 )
 
 // S3Probe is the `health` check for S3: put, get and delete a small
 // encrypted object.
-func S3Probe(ctx context.Context, c *storage.Client) (string, error) {
+func S3Probe(ctx context.Context, c *bucket.Client) (string, error) {
 	r, err := c.Probe(ctx)
 	if err != nil {
 		return "", err
@@ -21,7 +21,7 @@ func S3Probe(ctx context.Context, c *storage.Client) (string, error) {
 // VerifyS3 probes the bucket and reports the settings the operations doc
 // requires of it (versioning, default encryption, an expiring lifecycle
 // rule, public access blocked).
-func VerifyS3(ctx context.Context, c *storage.Client) []Finding {
+func VerifyS3(ctx context.Context, c *bucket.Client) []Finding {
 	f := &Findings{Target: "s3"}
 	detail, err := S3Probe(ctx, c)
 	if err != nil {
@@ -36,20 +36,20 @@ func VerifyS3(ctx context.Context, c *storage.Client) []Finding {
 	}
 	for _, s := range []struct {
 		item string
-		set  storage.Setting
+		set  bucket.Setting
 	}{
 		{"versioning", r.Versioning},
 		{"default encryption", r.Encryption},
 		{"lifecycle", r.Lifecycle},
 		{"public access block", r.PublicAccessBlock},
 	} {
-		if s.set.Status == storage.StatusOn {
+		if s.set.Status == bucket.StatusOn {
 			f.OK(s.item, "%s", s.set)
 		} else {
 			f.Warn(s.item, "%s", s.set)
 		}
 	}
-	if r.Lifecycle.Status == storage.StatusOn && !r.LifecycleExpiringRule {
+	if r.Lifecycle.Status == bucket.StatusOn && !r.LifecycleExpiringRule {
 		f.Warn("lifecycle expiry", "no enabled rule expires objects: recordings would be kept forever")
 	}
 	return f.List

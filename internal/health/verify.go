@@ -59,7 +59,7 @@ func WriteFindings(w io.Writer, fs []Finding) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tITEM\tSTATUS\tDETAIL")
 	for _, f := range fs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Target, f.Item, f.Level, oneLine(f.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Target, f.Item, f.Level, OneLine(f.Detail))
 	}
 	return tw.Flush()
 }

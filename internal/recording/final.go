@@ -11,9 +11,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"go.uber.org/zap"
-
-	"github.com/docshield/voice-worker/internal/storage"
 )
 
 // readTTL is the life of the presigned URL a segment is read back through;
@@ -32,12 +31,12 @@ func defaultHTTPClient() *http.Client {
 // upload (so memory stays at one upload part). The tail never becomes a
 // segment of its own, which saves a PUT, a GET and a DELETE per call and
 // makes a short call's recording a single PUT.
-func (r *Recorder) assemble(ctx context.Context, stored []int64, tail []byte) (storage.UploadResult, error) {
+func (r *Recorder) assemble(ctx context.Context, stored []int64, tail []byte) (bucket.UploadResult, error) {
 	want := int64(len(tail))
 	for _, n := range stored {
 		want += n
 	}
-	var res storage.UploadResult
+	var res bucket.UploadResult
 	err := r.retry(ctx, "write final "+r.keys.Final, func(ctx context.Context) error {
 		body := &joinReader{ctx: ctx, r: r, sizes: stored, tail: tail}
 		defer body.close()

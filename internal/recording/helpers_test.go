@@ -19,10 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/hraban/opus.v2"
-
-	"github.com/docshield/voice-worker/internal/storage"
 )
 
 // ---- simulated calls ----
@@ -406,23 +405,23 @@ func (m *memStorage) Put(ctx context.Context, key string, body io.ReadSeeker, co
 	return nil
 }
 
-func (m *memStorage) Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (storage.UploadResult, error) {
+func (m *memStorage) Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (bucket.UploadResult, error) {
 	m.mu.Lock()
 	m.uploads++
 	n, fail := m.uploads, m.failUpload
 	m.mu.Unlock()
 	if fail != nil {
 		if err := fail(key, n); err != nil {
-			return storage.UploadResult{}, err
+			return bucket.UploadResult{}, err
 		}
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
-		return storage.UploadResult{}, fmt.Errorf("storage: upload %q: %w", key, err)
+		return bucket.UploadResult{}, fmt.Errorf("storage: upload %q: %w", key, err)
 	}
 	m.store(key, data, contentType, metadata)
 	sum := sha256.Sum256(data)
-	return storage.UploadResult{Key: key, Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
+	return bucket.UploadResult{Key: key, Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 func (m *memStorage) store(key string, data []byte, contentType string, metadata map[string]string) {

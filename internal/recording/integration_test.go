@@ -17,19 +17,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/docshield/voice-worker/internal/storage"
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/stretchr/testify/require"
 )
 
 // Integration tests against the devstack's MinIO, which enforces SSE-S3
 // like AWS.
 
-func minio(t testing.TB) *storage.Client {
+func minio(t testing.TB) *bucket.Client {
 	t.Helper()
 	env := testenv.S3(t)
-	c, err := storage.New(context.Background(), storage.Options{
+	c, err := bucket.New(context.Background(), bucket.Options{
 		Region: env.Region, AccessKeyID: env.AccessKeyID, SecretAccessKey: env.SecretAccessKey,
 		Bucket: env.Bucket, Endpoint: env.Endpoint,
 	})
@@ -38,7 +37,7 @@ func minio(t testing.TB) *storage.Client {
 }
 
 // download reads an object through a presigned URL, as an operator would.
-func download(t testing.TB, st *storage.Client, key string) []byte {
+func download(t testing.TB, st *bucket.Client, key string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -57,13 +56,13 @@ func download(t testing.TB, st *storage.Client, key string) []byte {
 
 // storedSegments downloads the segments under k in order until the first
 // missing one.
-func storedSegments(t testing.TB, st *storage.Client, k Keys) [][]byte {
+func storedSegments(t testing.TB, st *bucket.Client, k Keys) [][]byte {
 	t.Helper()
 	var segs [][]byte
 	for n := 0; n < 1000; n++ {
 		_, err := st.Head(context.Background(), k.Segment(n))
 		if err != nil {
-			require.ErrorIs(t, err, storage.ErrNotFound)
+			require.ErrorIs(t, err, bucket.ErrNotFound)
 			break
 		}
 		segs = append(segs, download(t, st, k.Segment(n)))
@@ -76,7 +75,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 	campaign := testenv.UniqueName(t)
 	var mu sync.Mutex
 	var reports []PartialInfo
-	var segmentInfo []storage.ObjectInfo
+	var segmentInfo []bucket.ObjectInfo
 	onPartial := func(ctx context.Context, p PartialInfo) error {
 		// What the call document would get, and the segment it points at.
 		info, err := st.Head(ctx, p.Prefix+SegmentName(p.Segments-1))
@@ -132,7 +131,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 
 func TestMinIOUnreachableFailsWithReasonInBoundedTime(t *testing.T) {
 	env := testenv.S3(t)
-	st, err := storage.New(context.Background(), storage.Options{
+	st, err := bucket.New(context.Background(), bucket.Options{
 		Region: env.Region, AccessKeyID: env.AccessKeyID, SecretAccessKey: env.SecretAccessKey,
 		Bucket: env.Bucket, Endpoint: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
 	})

@@ -10,10 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/docshield/voice-worker/internal/storage"
+	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/store"
+	"go.uber.org/zap"
 )
 
 // Defaults and limits of Options.
@@ -33,22 +32,22 @@ const (
 	DefaultCloseTimeout = 20 * time.Second
 	// DefaultMaxPending is one S3 upload part: about 35 minutes of audio at
 	// 32 kbit/s, so a storage outage of that length loses nothing.
-	DefaultMaxPending = storage.DefaultPartSize
+	DefaultMaxPending = bucket.DefaultPartSize
 )
 
-// Storage is what the recorder needs from S3; *storage.Client implements
+// Storage is what the recorder needs from S3; *bucket.Client implements
 // it, and tests wrap it to inject faults.
 type Storage interface {
 	Bucket() string
 	Put(ctx context.Context, key string, body io.ReadSeeker, contentType string, metadata map[string]string) error
-	Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (storage.UploadResult, error)
+	Upload(ctx context.Context, key string, body io.Reader, contentType string, metadata map[string]string) (bucket.UploadResult, error)
 	// PresignGet is how segments are read back when they are joined: the
 	// storage client has no plain GET.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 	Delete(ctx context.Context, key string) error
 }
 
-var _ Storage = (*storage.Client)(nil)
+var _ Storage = (*bucket.Client)(nil)
 
 // Config identifies the call and says where its recording goes.
 type Config struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -89,7 +90,7 @@ func (s *Store) CreateAttempt(ctx context.Context, c *Call) error {
 	if c.ContactID.IsZero() && c.Phone == "" {
 		return fmt.Errorf("store: create attempt %q: Call.ContactID or Call.Phone is required", c.ID)
 	}
-	if c.Phone != "" && !ValidPhone(c.Phone) {
+	if c.Phone != "" && !phone.Valid(c.Phone) {
 		return fmt.Errorf("store: create attempt %q: Call.Phone is not E.164", c.ID)
 	}
 	now := s.clock()

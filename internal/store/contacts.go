@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -29,7 +30,7 @@ func (s *Store) InsertContacts(ctx context.Context, cs []Contact) (inserted, dup
 		if cs[i].CampaignID.IsZero() {
 			return 0, 0, fmt.Errorf("store: insert contacts: contact %d: Contact.CampaignID is empty", i)
 		}
-		if !ValidPhone(cs[i].Phone) {
+		if !phone.Valid(cs[i].Phone) {
 			return 0, 0, fmt.Errorf("store: insert contacts: contact %d: Contact.Phone is not E.164", i)
 		}
 		docs[i] = cs[i]
@@ -259,7 +260,7 @@ func (s *Store) ListedPhones(ctx context.Context, phones []string) (map[string]b
 		return map[string]bool{}, nil
 	}
 	for i, p := range phones {
-		if !ValidPhone(p) {
+		if !phone.Valid(p) {
 			return nil, fmt.Errorf("store: check do-not-call: phone %d of %d is not E.164", i+1, len(phones))
 		}
 	}

@@ -4,25 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-// ValidPhone reports whether p is an E.164 number such as +14155550100.
-// The do-not-call list matches numbers exactly, so every number is stored
-// and looked up in this one form.
-func ValidPhone(p string) bool { return e164.MatchString(p) }
-
 // AddDoNotCall records that d.Phone must never be dialed again. Adding a
 // number that is already listed keeps the first entry (its reason, source
 // and time) and succeeds.
 func (s *Store) AddDoNotCall(ctx context.Context, d DoNotCall) error {
-	if !ValidPhone(d.Phone) {
+	if !phone.Valid(d.Phone) {
 		return errors.New("store: add do-not-call: DoNotCall.Phone is not E.164")
 	}
 	if d.CreatedAt.IsZero() {
@@ -44,14 +37,14 @@ func (s *Store) AddDoNotCall(ctx context.Context, d DoNotCall) error {
 	return nil
 }
 
-// IsDoNotCall reports whether phone is on the do-not-call list. A number
+// IsDoNotCall reports whether number is on the do-not-call list. A number
 // that is not E.164 is an error rather than "not listed", so a formatting
 // mistake can never let a listed number through.
-func (s *Store) IsDoNotCall(ctx context.Context, phone string) (bool, error) {
-	if !ValidPhone(phone) {
+func (s *Store) IsDoNotCall(ctx context.Context, number string) (bool, error) {
+	if !phone.Valid(number) {
 		return false, errors.New("store: check do-not-call: phone is not E.164")
 	}
-	err := s.dnc.FindOne(ctx, bson.D{{Key: "phone", Value: phone}},
+	err := s.dnc.FindOne(ctx, bson.D{{Key: "phone", Value: number}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil

@@ -177,15 +177,6 @@ func TestCallStatusTerminal(t *testing.T) {
 	require.False(t, CallStatus("").Terminal())
 }
 
-func TestValidPhone(t *testing.T) {
-	for _, p := range []string{"+14155550100", "+442071838750", "+3312345"} {
-		require.True(t, ValidPhone(p), p)
-	}
-	for _, p := range []string{"", "14155550100", "+0123456789", "+1 415 555 0100", "+1415555010012345", "+1-415"} {
-		require.False(t, ValidPhone(p), p)
-	}
-}
-
 func TestLockAttemptHonoursContext(t *testing.T) {
 	s, err := Open(t.Context(), Options{URI: "mongodb://127.0.0.1:1/x"})
 	require.NoError(t, err)

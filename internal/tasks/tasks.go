@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/hibiken/asynq"
 )
 
@@ -73,12 +74,8 @@ func (f FieldErrors) err() error {
 var (
 	objectIDRe  = regexp.MustCompile(`^[0-9a-f]{24}$`)
 	attemptIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
-	e164Re      = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	varNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
-
-// ValidPhone reports whether p is an E.164 number (+ and 7 to 15 digits).
-func ValidPhone(p string) bool { return e164Re.MatchString(p) }
 
 func checkObjectID(f *FieldErrors, field, v string) {
 	switch {
@@ -177,11 +174,11 @@ func (p CallOutbound) Validate() error {
 
 func (c *InlineCall) validate(f *FieldErrors) {
 	checkAttemptID(f, "inline.attempt_id", c.AttemptID)
-	if !ValidPhone(c.Phone) {
+	if !phone.Valid(c.Phone) {
 		// The number itself is not echoed: it is personal data.
 		f.add("inline.phone", "must be an E.164 number like +15551234567")
 	}
-	if c.CallerID != "" && !ValidPhone(c.CallerID) {
+	if c.CallerID != "" && !phone.Valid(c.CallerID) {
 		f.add("inline.caller_id", "must be an E.164 number like +15551234567")
 	}
 	switch n := len(strings.TrimSpace(c.Instructions)); {

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"time"
+
+	"github.com/docshield/voice-worker/internal/phone"
 )
 
 // Defaults for the optional settings of Config.
@@ -41,8 +42,6 @@ type Config struct {
 	SampleRate int // PCM rate of the agent's audio in and out; 0: DefaultSampleRate
 }
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
 // Validate checks the settings every part of the package needs. The SIP
 // trunk is checked by NewSIPDialer, since the simulator does not need one.
 func (c Config) Validate() error {
@@ -57,7 +56,7 @@ func (c Config) Validate() error {
 	if c.APISecret == "" {
 		errs = append(errs, errors.New("telephony: APISecret is required"))
 	}
-	if c.CallerID != "" && !e164.MatchString(c.CallerID) {
+	if c.CallerID != "" && !phone.Valid(c.CallerID) {
 		errs = append(errs, errors.New("telephony: CallerID must be an E.164 number like +15551234567"))
 	}
 	for _, d := range []struct {

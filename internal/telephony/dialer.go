@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -118,11 +119,11 @@ func CreateSIPParticipantRequest(cfg Config, req DialRequest) (*livekit.CreateSI
 	if req.Room == "" {
 		errs = append(errs, errors.New("telephony: DialRequest.Room is required"))
 	}
-	if !e164.MatchString(req.To) {
+	if !phone.Valid(req.To) {
 		errs = append(errs, errors.New("telephony: DialRequest.To must be an E.164 number like +15551234567"))
 	}
 	callerID := orDefault(req.CallerID, cfg.CallerID)
-	if callerID != "" && !e164.MatchString(callerID) {
+	if callerID != "" && !phone.Valid(callerID) {
 		errs = append(errs, errors.New("telephony: DialRequest.CallerID must be an E.164 number"))
 	}
 	if err := validateHeaders("DialRequest.Headers", req.Headers); err != nil {
@@ -196,9 +197,9 @@ func TransferSIPParticipantRequest(cfg Config, leg CallLeg, req TransferRequest)
 // or sip: URI, which LiveKit puts in the REFER's Refer-To.
 func transferTarget(to string) (string, error) {
 	switch {
-	case e164.MatchString(to):
+	case phone.Valid(to):
 		return "tel:" + to, nil
-	case strings.HasPrefix(to, "tel:") && e164.MatchString(strings.TrimPrefix(to, "tel:")):
+	case strings.HasPrefix(to, "tel:") && phone.Valid(strings.TrimPrefix(to, "tel:")):
 		return to, nil
 	case (strings.HasPrefix(to, "sip:") || strings.HasPrefix(to, "sips:")) && sipURI.MatchString(to):
 		return to, nil

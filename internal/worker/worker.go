@@ -121,7 +121,7 @@ func isFailure(err error) bool {
 }
 
 // Deferred reports whether err only postpones the task (it implements
-// Deferred() bool, as health.ErrBackpressure does).
+// Deferred() bool, as monitor.ErrBackpressure does).
 func Deferred(err error) bool {
 	var d interface{ Deferred() bool }
 	return errors.As(err, &d) && d.Deferred()

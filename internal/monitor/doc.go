@@ -1,0 +1,11 @@
+// Package monitor watches a running worker: the periodic dependency checks
+// (health.Check on a schedule), the heartbeat, the metric readings (CPU,
+// memory, queue length, error rate) graded against their thresholds with
+// one alert per crossing, backpressure on new calls, the snapshots workers
+// publish to Redis for `worker health`, and the Prometheus endpoint.
+//
+// Each duty is one goroutine started and stopped by the Monitor, as asynq
+// runs its heartbeater and janitor. Log events keep their historical names
+// (`health.check`, `health.failed`, `alert`, `backpressure.on`): operators'
+// LogTail queries match on them.
+package monitor

@@ -1,0 +1,217 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/queue"
+	"go.uber.org/zap"
+)
+
+// The operations doc's schedule.
+const (
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultRedisInterval     = 30 * time.Second
+	DefaultMongoInterval     = 60 * time.Second
+	DefaultS3Interval        = 120 * time.Second
+	DefaultEvalInterval      = 30 * time.Second
+	DefaultCheckTimeout      = 10 * time.Second
+)
+
+// ScheduledCheck is a Check and how often the monitor runs it.
+type ScheduledCheck struct {
+	health.Check
+	Interval time.Duration
+}
+
+// Ticker is what a duty waits on between runs; tests drive it by hand.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
+}
+
+type realTicker struct{ t *time.Ticker }
+
+func (r realTicker) C() <-chan time.Time { return r.t.C }
+func (r realTicker) Stop()               { r.t.Stop() }
+
+func newRealTicker(_ string, d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+
+// MonitorOptions configure a Monitor. Zero values take the defaults.
+type MonitorOptions struct {
+	Logger *zap.Logger
+	// Worker names this process in published snapshots (the claim owner).
+	Worker string
+
+	Checks            []ScheduledCheck
+	CheckTimeout      time.Duration // per check run; capped at the check's interval
+	HeartbeatInterval time.Duration
+	EvalInterval      time.Duration
+	ErrorRateWindow   time.Duration
+	Thresholds        Thresholds
+
+	// Proc reads CPU and memory; nil reads this process.
+	Proc *ProcFS
+	// Queues reads the queues (queue.Stats with an Inspector); nil leaves
+	// out the queue-length and error-rate metrics.
+	Queues func(context.Context) ([]queue.QueueStats, error)
+	// Pressure, when set, follows the memory warning threshold.
+	Pressure *Pressure
+	// Publish, when set, receives every evaluation (RedisSnapshots.Publish
+	// makes it visible to `worker health`).
+	Publish func(context.Context, Snapshot) error
+
+	// NewTicker and Now are seams for tests; nil uses real time. Duties
+	// are named "check:<name>", "heartbeat" and "evaluate".
+	NewTicker func(duty string, every time.Duration) Ticker
+	Now       func() time.Time
+}
+
+// Monitor runs the periodic health checks, the heartbeat and the threshold
+// evaluator, each a small duty with its own goroutine, as asynq runs its
+// heartbeater and janitor. Start once; Shutdown stops them all and waits.
+type Monitor struct {
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+	status *checkStatus // shared by the checkers and CheckResults
+
+	checkers  []*checker
+	heartbeat *heartbeater
+	eval      *evaluator
+}
+
+// NewMonitor validates o and builds the duties without starting them.
+func NewMonitor(o MonitorOptions) (*Monitor, error) {
+	if o.Logger == nil {
+		return nil, fmt.Errorf("monitor: Logger is required")
+	}
+	if o.Thresholds == (Thresholds{}) {
+		o.Thresholds = DefaultThresholds()
+	}
+	if err := o.Thresholds.Validate(); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	o.CheckTimeout = orDefault(o.CheckTimeout, DefaultCheckTimeout)
+	o.HeartbeatInterval = orDefault(o.HeartbeatInterval, DefaultHeartbeatInterval)
+	o.EvalInterval = orDefault(o.EvalInterval, DefaultEvalInterval)
+	o.ErrorRateWindow = orDefault(o.ErrorRateWindow, DefaultErrorRateWindow)
+	if o.NewTicker == nil {
+		o.NewTicker = newRealTicker
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	proc := DefaultProcFS()
+	if o.Proc != nil {
+		proc = *o.Proc
+	}
+	status := newCheckStatus()
+	m := &Monitor{status: status}
+	for _, c := range o.Checks {
+		if c.Interval <= 0 || c.Run == nil || c.Name == "" {
+			return nil, fmt.Errorf("monitor: check %q needs a name, a Run func and a positive interval", c.Name)
+		}
+		m.checkers = append(m.checkers, &checker{
+			log: o.Logger, check: c.Check, timeout: min(o.CheckTimeout, c.Interval),
+			ticker: o.NewTicker("check:"+c.Name, c.Interval), now: o.Now, status: status,
+		})
+	}
+	m.heartbeat = &heartbeater{
+		log: o.Logger, ticker: o.NewTicker("heartbeat", o.HeartbeatInterval), now: o.Now,
+		rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
+	}
+	m.eval = &evaluator{
+		log: o.Logger, ticker: o.NewTicker("evaluate", o.EvalInterval), now: o.Now,
+		worker: o.Worker, th: o.Thresholds,
+		cpu: NewCPUMeter(proc, o.Now).Sample, rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
+		queues: o.Queues, pressure: o.Pressure, publish: o.Publish,
+		alerts: NewAlerts(o.Thresholds.Hysteresis), errRate: NewErrorRate(o.ErrorRateWindow),
+		trouble: map[string]bool{},
+	}
+	return m, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Start runs every duty once now and then on its schedule, until ctx is
+// done or Shutdown is called.
+func (m *Monitor) Start(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(ctx)
+	for _, c := range m.checkers {
+		c.start(ctx, &m.wg)
+	}
+	m.heartbeat.start(ctx, &m.wg)
+	m.eval.start(ctx, &m.wg)
+}
+
+// Shutdown stops the duties, interrupting checks in flight, and waits for
+// their goroutines to end.
+func (m *Monitor) Shutdown() {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+}
+
+// Latest is the last evaluation; zero before the first.
+func (m *Monitor) Latest() Snapshot {
+	if s := m.eval.latest.Load(); s != nil {
+		return *s
+	}
+	return Snapshot{}
+}
+
+// CheckResults is the last result of each periodic check, by name.
+func (m *Monitor) CheckResults() []health.Result { return m.status.all() }
+
+// every runs fn now and then on each tick until ctx is done. A tick that
+// races with cancellation is dropped: fn never starts after shutdown.
+func every(ctx context.Context, t Ticker, fn func(context.Context)) {
+	defer t.Stop()
+	fn(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			if ctx.Err() != nil {
+				return
+			}
+			fn(ctx)
+		}
+	}
+}
+
+// checkStatus is the last result of each check, shared between the
+// checkers (writers) and the metrics endpoint (reader) under mu.
+type checkStatus struct {
+	mu   sync.Mutex
+	last map[string]health.Result
+}
+
+func newCheckStatus() *checkStatus { return &checkStatus{last: map[string]health.Result{}} }
+
+func (s *checkStatus) set(r health.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last[r.Name] = r
+}
+
+func (s *checkStatus) all() []health.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]health.Result, 0, len(s.last))
+	for _, r := range s.last {
+		out = append(out, r)
+	}
+	sortResults(out)
+	return out
+}
