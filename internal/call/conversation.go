@@ -54,7 +54,7 @@ type conversation struct {
 	log    *zap.Logger
 	ctx    context.Context // the task's: values and the shutdown signal
 
-	out   *playout
+	out   *agentVoice
 	turns *transcript
 
 	// The model's responses.
@@ -99,7 +99,7 @@ func (a *attempt) converse(ctx context.Context, p conversationParts) ending {
 		lines:             newRecent(8),
 		cut:               newRecent(16),
 	}
-	cv.out = newPlayout(cv.player, p.sess, p.media)
+	cv.out = newAgentVoice(cv.player, p.sess, p.media)
 	cv.turns = newTranscript(p.answered, p.silence, p.media.inputStart, a.keep.appendTurn)
 	end := cv.run(ctx)
 	cv.record()

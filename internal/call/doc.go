@@ -17,7 +17,7 @@
 //     model events, the agent's playout, barge-in, timers (maximum
 //     duration, silence), the polite ways to end and the abrupt ones.
 //   - tools.go: what the model's tool calls do.
-//   - playout.go, transcript.go, vad.go: the agent audio the callee
+//   - voice.go, transcript.go, vad.go: the agent audio the callee
 //     actually heard (for truncation, the recording and usage), transcript
 //     turns with offsets, and the optional local barge-in detector.
 //   - keeper.go: the call document's writer while the call is live

@@ -53,7 +53,7 @@ type Session struct {
 	mu    sync.Mutex
 	err   error // why the session ended; nil while running or after Close
 	fatal error // a session-ending API error seen before the socket closed
-	play  playout
+	play  assistantItems
 }
 
 // Dial connects, configures the session with session.update and waits for

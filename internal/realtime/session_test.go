@@ -177,7 +177,7 @@ func TestBargeInTruncatesAtPlayedPosition(t *testing.T) {
 
 	in, err := s.Interrupt(first.ItemID)
 	require.NoError(t, err)
-	require.Equal(t, realtime.Interruption{ItemID: first.ItemID, PlayedMS: 1200, ReceivedMS: 3000}, in)
+	require.Equal(t, realtime.Truncation{ItemID: first.ItemID, PlayedMS: 1200, ReceivedMS: 3000}, in)
 	truncated, _ := next[realtime.ItemTruncated](t, s)
 	require.Equal(t, realtime.ItemTruncated{ItemID: first.ItemID, AudioEndMS: 1200}, truncated)
 	require.True(t, s.AssistantAudio().Truncated)

@@ -49,8 +49,8 @@ type PlaybackEvent struct {
 	Played time.Duration // of Item so far
 }
 
-// Interruption is what Clear discarded.
-type Interruption struct {
+// Cleared is what Clear discarded.
+type Cleared struct {
 	Item    string        // the item the callee was hearing ("" if none)
 	Played  time.Duration // how much of Item was sent before the clear
 	Dropped time.Duration // queued audio discarded, all items together
@@ -203,10 +203,10 @@ func (p *Player) Write(item string, pcm []int16) error {
 
 // Clear discards all queued audio at once (barge-in) and reports how much
 // of the interrupted item had been sent.
-func (p *Player) Clear() Interruption {
+func (p *Player) Clear() Cleared {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	in := Interruption{Item: p.current, Dropped: p.durationOf(p.queued)}
+	in := Cleared{Item: p.current, Dropped: p.durationOf(p.queued)}
 	if in.Item == "" && len(p.queue) > 0 {
 		in.Item = p.queue[0].item // nothing sent yet: the first item, at 0
 	}

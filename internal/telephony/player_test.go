@@ -201,7 +201,7 @@ func TestPlayerTracksItemsSeparately(t *testing.T) {
 	require.False(t, ok)
 
 	in := p.Clear()
-	require.Equal(t, Interruption{Item: "b", Played: 40 * time.Millisecond}, in, "clearing after the end drops nothing")
+	require.Equal(t, Cleared{Item: "b", Played: 40 * time.Millisecond}, in, "clearing after the end drops nothing")
 }
 
 func TestPlayerClearBeforeAnythingPlayed(t *testing.T) {
@@ -209,7 +209,7 @@ func TestPlayerClearBeforeAnythingPlayed(t *testing.T) {
 	defer p.Close()
 	require.NoError(t, p.Write("first", ramp(frame, 0)))
 	in := p.Clear()
-	require.Equal(t, Interruption{Item: "first", Played: 0, Dropped: 20 * time.Millisecond}, in)
+	require.Equal(t, Cleared{Item: "first", Played: 0, Dropped: 20 * time.Millisecond}, in)
 }
 
 func TestPlayerQueueIsBounded(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestPlayoutDropsDeltasOfTruncatedItem(t *testing.T) {
-	var p playout
+	var p assistantItems
 	require.True(t, p.onDelta("a", "r1", 2400))
 	p.find("a").truncated = true
 	require.False(t, p.onDelta("a", "r1", 2400), "audio past the cut is stale")
@@ -19,7 +19,7 @@ func TestPlayoutDropsDeltasOfTruncatedItem(t *testing.T) {
 }
 
 func TestPlayoutKeepsRecentItemsOnly(t *testing.T) {
-	var p playout
+	var p assistantItems
 	for i := range 3 * keepItems {
 		p.onDelta(fmt.Sprint("item", i), "r", 1)
 	}
@@ -49,7 +49,7 @@ func TestMarkPlayedClampsAndInterruptSkipsHeardItems(t *testing.T) {
 	s.MarkPlayed("b", MSToSamples(120))
 	in, err = s.Interrupt("")
 	require.NoError(t, err)
-	require.Equal(t, Interruption{ItemID: "b", PlayedMS: 120, ReceivedMS: 500}, in)
+	require.Equal(t, Truncation{ItemID: "b", PlayedMS: 120, ReceivedMS: 500}, in)
 	require.JSONEq(t, `{"type":"conversation.item.truncate","event_id":"evt_c1","item_id":"b","content_index":0,"audio_end_ms":120}`, string(<-s.control))
 	in, err = s.Interrupt("unknown")
 	require.NoError(t, err)

@@ -20,13 +20,13 @@ type itemAudio struct {
 	truncated  bool
 }
 
-// playout tracks recent assistant audio items, newest last. Guarded by
+// assistantItems tracks recent assistant audio items, newest last. Guarded by
 // Session.mu.
-type playout struct {
+type assistantItems struct {
 	items []*itemAudio
 }
 
-func (p *playout) find(id string) *itemAudio {
+func (p *assistantItems) find(id string) *itemAudio {
 	for i := len(p.items) - 1; i >= 0; i-- {
 		if p.items[i].id == id {
 			return p.items[i]
@@ -35,7 +35,7 @@ func (p *playout) find(id string) *itemAudio {
 	return nil
 }
 
-func (p *playout) newest() *itemAudio {
+func (p *assistantItems) newest() *itemAudio {
 	if len(p.items) == 0 {
 		return nil
 	}
@@ -44,7 +44,7 @@ func (p *playout) newest() *itemAudio {
 
 // onDelta accounts for a delta and reports whether to deliver it: deltas for
 // an item already truncated are past the cut and must not be played.
-func (p *playout) onDelta(itemID, responseID string, n int) bool {
+func (p *assistantItems) onDelta(itemID, responseID string, n int) bool {
 	it := p.find(itemID)
 	if it == nil {
 		it = &itemAudio{id: itemID, responseID: responseID}
@@ -60,7 +60,7 @@ func (p *playout) onDelta(itemID, responseID string, n int) bool {
 	return true
 }
 
-func (p *playout) onDone(itemID string) {
+func (p *assistantItems) onDone(itemID string) {
 	if it := p.find(itemID); it != nil {
 		it.done = true
 	}
@@ -108,9 +108,9 @@ func (s *Session) MarkPlayed(itemID string, samples int) {
 	}
 }
 
-// Interruption says where Interrupt cut an item's audio. A zero value means
+// Truncation says where Interrupt cut an item's audio. A zero value means
 // there was nothing unheard to cut.
-type Interruption struct {
+type Truncation struct {
 	ItemID     string
 	PlayedMS   int // the truncation point sent to the server
 	ReceivedMS int
@@ -123,7 +123,7 @@ type Interruption struct {
 // drops those by ItemID. The caller stops its own playout first, and may
 // also call CancelResponse when the server is not set to interrupt itself.
 // Interrupting an item that was heard in full, or twice, does nothing.
-func (s *Session) Interrupt(itemID string) (Interruption, error) {
+func (s *Session) Interrupt(itemID string) (Truncation, error) {
 	s.mu.Lock()
 	it := s.play.newest()
 	if itemID != "" {
@@ -131,10 +131,10 @@ func (s *Session) Interrupt(itemID string) (Interruption, error) {
 	}
 	if it == nil || it.truncated || (it.done && it.played >= it.received) {
 		s.mu.Unlock()
-		return Interruption{}, nil
+		return Truncation{}, nil
 	}
 	it.truncated = true
-	in := Interruption{ItemID: it.id, PlayedMS: SamplesToMS(it.played), ReceivedMS: SamplesToMS(it.received)}
+	in := Truncation{ItemID: it.id, PlayedMS: SamplesToMS(it.played), ReceivedMS: SamplesToMS(it.received)}
 	s.mu.Unlock()
 	return in, s.Truncate(in.ItemID, in.PlayedMS)
 }

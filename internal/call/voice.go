@@ -7,13 +7,13 @@ import (
 	"github.com/docshield/voice-worker/internal/telephony"
 )
 
-// playout follows the agent's voice from the model to the callee. The
+// agentVoice follows the agent's voice from the model to the callee. The
 // Player knows how much of each item it has sent; playout turns that into
 // what the rest of the call needs, every loop tick and at every cut: the
 // model's MarkPlayed (so a truncation lands where the callee stopped
 // hearing), the recorder's AgentPlayed (so the recording has the agent
 // where it was heard), and the agent audio usage. Confined to the loop.
-type playout struct {
+type agentVoice struct {
 	player *telephony.Player
 	sess   *realtime.Session
 	media  *media
@@ -35,12 +35,12 @@ type playItem struct {
 // maxPlayItems bounds the bookkeeping; the Player remembers 16 items.
 const maxPlayItems = 12
 
-func newPlayout(player *telephony.Player, sess *realtime.Session, m *media) *playout {
-	return &playout{player: player, sess: sess, media: m, keep: m.recording()}
+func newAgentVoice(player *telephony.Player, sess *realtime.Session, m *media) *agentVoice {
+	return &agentVoice{player: player, sess: sess, media: m, keep: m.recording()}
 }
 
 // write queues agent audio for the callee.
-func (p *playout) write(item string, pcm []int16) error {
+func (p *agentVoice) write(item string, pcm []int16) error {
 	if err := p.player.Write(item, pcm); err != nil {
 		return err
 	}
@@ -61,14 +61,14 @@ func (p *playout) write(item string, pcm []int16) error {
 }
 
 // started notes when an item began to play.
-func (p *playout) started(ev telephony.PlaybackEvent) {
+func (p *agentVoice) started(ev telephony.PlaybackEvent) {
 	if it := p.find(ev.Item); it != nil && it.startAt.IsZero() {
 		it.startAt = ev.At
 	}
 }
 
 // sync reports what the Player has sent since the last sync.
-func (p *playout) sync() {
+func (p *agentVoice) sync() {
 	for _, it := range p.items {
 		d, ok := p.player.Played(it.id)
 		upto := it.written // forgotten by the Player: played long ago
@@ -90,7 +90,7 @@ func (p *playout) sync() {
 
 // cut accounts for a Clear: items before the interrupted one played in
 // full, the interrupted one up to in.Played, and the rest never will.
-func (p *playout) cut(in telephony.Interruption) {
+func (p *agentVoice) cut(in telephony.Cleared) {
 	for _, it := range p.items {
 		if it.id == in.Item {
 			p.report(it, min(durationSamples(in.Played), it.written))
@@ -102,7 +102,7 @@ func (p *playout) cut(in telephony.Interruption) {
 	p.items = p.items[:0]
 }
 
-func (p *playout) report(it *playItem, upto int) {
+func (p *agentVoice) report(it *playItem, upto int) {
 	n := upto - it.reported
 	if n <= 0 {
 		return
@@ -126,7 +126,7 @@ func (p *playout) report(it *playItem, upto int) {
 	p.played += n
 }
 
-func (p *playout) find(id string) *playItem {
+func (p *agentVoice) find(id string) *playItem {
 	for i := len(p.items) - 1; i >= 0; i-- {
 		if p.items[i].id == id {
 			return p.items[i]
