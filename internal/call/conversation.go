@@ -36,8 +36,9 @@ const maxLatencies = 500
 // conversationParts is what an answered call is made of.
 type conversationParts struct {
 	script   script
-	sess     *realtime.Session
-	seat     *telephony.Participant
+	sess     modelSession
+	seat     phoneLeg
+	player   voicePlayer
 	leg      telephony.CallLeg
 	media    *media
 	answered time.Time
@@ -48,11 +49,10 @@ type conversationParts struct {
 // the media callbacks reach it only through media's channels.
 type conversation struct {
 	conversationParts
-	a      *attempt
-	t      Timers
-	player *telephony.Player
-	log    *zap.Logger
-	ctx    context.Context // the task's: values and the shutdown signal
+	a   *attempt
+	t   Timers
+	log *zap.Logger
+	ctx context.Context // the task's: values and the shutdown signal
 
 	out   *agentVoice
 	turns *transcript
@@ -92,7 +92,6 @@ func (a *attempt) converse(ctx context.Context, p conversationParts) ending {
 		conversationParts: p,
 		a:                 a,
 		t:                 a.r.o.Timers,
-		player:            p.seat.Player(),
 		log:               a.log,
 		ctx:               ctx,
 		lastActivity:      time.Now(),
@@ -294,6 +293,10 @@ func (cv *conversation) onTick(now time.Time) (ending, bool) {
 	cv.out.sync()
 	talking := cv.player.Queued() > 0
 	cv.media.agentTalking.Store(talking)
+	if end, lost := cv.mediaLost(now); lost {
+		// Not even a polite ending stands: nobody heard it.
+		return end, true
+	}
 	if cv.closing != nil {
 		return cv.closingTick(now)
 	}
@@ -309,6 +312,34 @@ func (cv *conversation) onTick(now time.Time) (ending, bool) {
 	}
 	cv.askedThere, cv.lastActivity = true, now
 	cv.say(lineStillThere)
+	return ending{}, false
+}
+
+// OutcomeMediaLost is the outcome of a call that ended because its media
+// was gone: our failure, not the callee's, which the campaign's retry
+// policy treats as such.
+const OutcomeMediaLost = "media_lost"
+
+// mediaLost reports a call whose media is gone: the connection to LiveKit
+// down (the SDK would retry it for minutes) or no audio from the callee
+// for Timers.MediaLoss. Such a call is not talking to anyone, so it must
+// not run on, nor end as completed with a recording of nothing.
+func (cv *conversation) mediaLost(now time.Time) (ending, bool) {
+	lost := func(why string) (ending, bool) {
+		e := failed("media lost: " + why)
+		e.outcome = OutcomeMediaLost
+		return e, true
+	}
+	if since := cv.seat.ReconnectingSince(); !since.IsZero() && now.Sub(since) >= cv.t.MediaLoss {
+		return lost(fmt.Sprintf("the connection to LiveKit has been down for %s", now.Sub(since).Round(time.Second)))
+	}
+	last := cv.media.lastCalleeAudio()
+	if last.Before(cv.answered) {
+		last = cv.answered
+	}
+	if now.Sub(last) >= cv.t.MediaLoss {
+		return lost(fmt.Sprintf("no audio from the callee for %s", now.Sub(last).Round(time.Second)))
+	}
 	return ending{}, false
 }
 

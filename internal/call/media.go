@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 )
@@ -17,9 +16,10 @@ import (
 // call's loop must act on (playback progress, a local barge-in) goes to it
 // through buffered channels that never block the media path.
 type media struct {
-	sess    atomic.Pointer[realtime.Session] // set once the session is up
-	muted   atomic.Bool                      // the call is ending: the model hears no more
-	firstIn atomic.Int64                     // unix nanos of the first callee audio sent to the model
+	sess    atomic.Pointer[modelSession] // set once the session is up
+	muted   atomic.Bool                  // the call is ending: the model hears no more
+	firstIn atomic.Int64                 // unix nanos of the first callee audio sent to the model
+	lastIn  atomic.Int64                 // unix nanos of the latest callee audio, for media loss
 
 	vad          *energyVAD  // nil: off
 	vadMu        sync.Mutex  // guards vad: a re-published track means a second media goroutine
@@ -44,7 +44,7 @@ func newMedia(v LocalVAD) *media {
 	}
 }
 
-func (m *media) setSession(s *realtime.Session) { m.sess.Store(s) }
+func (m *media) setSession(s modelSession) { m.sess.Store(&s) }
 
 func (m *media) setRecorder(r Recorder) {
 	m.recMu.Lock()
@@ -55,6 +55,7 @@ func (m *media) setRecorder(r Recorder) {
 // calleeAudio is telephony's OnPeerAudio: it runs on the media goroutine.
 func (m *media) calleeAudio(pcm []int16) {
 	now := time.Now()
+	m.lastIn.Store(now.UnixNano())
 	if m.vad != nil {
 		// Fed all the time, so a callee who was already talking when the
 		// agent began is not taken for a new barge-in.
@@ -70,13 +71,21 @@ func (m *media) calleeAudio(pcm []int16) {
 	}
 	if s := m.sess.Load(); s != nil && !m.muted.Load() {
 		m.firstIn.CompareAndSwap(0, now.Add(-samplesDuration(len(pcm))).UnixNano())
-		_ = s.SendAudio(pcm) // an ended session is noticed by the loop
+		_ = (*s).SendAudio(pcm) // an ended session is noticed by the loop
 	}
 	m.recMu.Lock()
 	if m.rec != nil {
 		m.rec.CalleeAudio(now.Add(-samplesDuration(len(pcm))), pcm)
 	}
 	m.recMu.Unlock()
+}
+
+// lastCalleeAudio is when the callee's audio last arrived; zero before any.
+func (m *media) lastCalleeAudio() time.Time {
+	if n := m.lastIn.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // inputStart is when the model's input audio began (its audio_start_ms and

@@ -40,6 +40,11 @@ type Timers struct {
 	// Tail is how long the line stays up after the last agent audio was
 	// sent, so that it reaches the callee before the hang-up.
 	Tail time.Duration
+	// MediaLoss is how long the call goes on without its media: the
+	// connection to LiveKit down, or no audio from the callee (a phone
+	// leg sends audio all the time, silence included). Past it the call
+	// ends as failed with outcome media_lost.
+	MediaLoss time.Duration
 }
 
 // Timer defaults.
@@ -50,6 +55,7 @@ const (
 	DefaultVoicemail    = 45 * time.Second
 	DefaultShutdownLine = 2 * time.Second
 	DefaultTail         = 300 * time.Millisecond
+	DefaultMediaLoss    = 5 * time.Second
 )
 
 func (t Timers) withDefaults() Timers {
@@ -65,6 +71,7 @@ func (t Timers) withDefaults() Timers {
 	def(&t.Voicemail, DefaultVoicemail)
 	def(&t.ShutdownLine, DefaultShutdownLine)
 	def(&t.Tail, DefaultTail)
+	def(&t.MediaLoss, DefaultMediaLoss)
 	return t
 }
 
@@ -246,7 +253,7 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	a.log.Info("call.answered", zap.String("room", room))
 	a.startRecording(ctx, m, answered)
 	return a.converse(ctx, conversationParts{
-		script: s, sess: sess, seat: seat, leg: leg, media: m, answered: answered,
+		script: s, sess: sess, seat: seat, player: seat.Player(), leg: leg, media: m, answered: answered,
 		silence: time.Duration(rc.VAD.SilenceDurationMS) * time.Millisecond,
 	})
 }

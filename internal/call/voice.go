@@ -3,7 +3,6 @@ package call
 import (
 	"time"
 
-	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/telephony"
 )
 
@@ -14,8 +13,8 @@ import (
 // hearing), the recorder's AgentPlayed (so the recording has the agent
 // where it was heard), and the agent audio usage. Confined to the loop.
 type agentVoice struct {
-	player *telephony.Player
-	sess   *realtime.Session
+	player voicePlayer
+	sess   modelSession
 	media  *media
 	keep   bool // keep written audio until played, for the recorder
 
@@ -35,7 +34,7 @@ type playItem struct {
 // maxPlayItems bounds the bookkeeping; the Player remembers 16 items.
 const maxPlayItems = 12
 
-func newAgentVoice(player *telephony.Player, sess *realtime.Session, m *media) *agentVoice {
+func newAgentVoice(player voicePlayer, sess modelSession, m *media) *agentVoice {
 	return &agentVoice{player: player, sess: sess, media: m, keep: m.recording()}
 }
 

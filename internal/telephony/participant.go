@@ -58,6 +58,11 @@ type Participant struct {
 	peerLeft     signal
 	disconnected signal
 
+	// reconnecting is the unix nanos when the SDK lost its connection to
+	// LiveKit and began retrying, 0 while connected. Written by the SDK's
+	// callbacks, read by the call's loop.
+	reconnecting atomic.Int64
+
 	mu      sync.Mutex // guards writers and closed
 	writers []*peerWriter
 	closed  bool
@@ -154,6 +159,10 @@ func (p *Participant) callbacks() *lksdk.RoomCallback {
 			p.player.Open()
 		},
 		OnDisconnected: p.disconnected.fire,
+		// The SDK retries a lost connection for minutes (10 attempts, up
+		// to a minute apart); the call decides how long it can wait.
+		OnReconnecting: func() { p.reconnecting.CompareAndSwap(0, time.Now().UnixNano()) },
+		OnReconnected:  func() { p.reconnecting.Store(0) },
 	}
 }
 
@@ -217,6 +226,15 @@ func (p *Participant) PeerLeft() <-chan struct{} { return p.peerLeft.ch }
 // Disconnected is closed when we are out of the room: removed, the room
 // deleted, the connection lost for good, or Close.
 func (p *Participant) Disconnected() <-chan struct{} { return p.disconnected.ch }
+
+// ReconnectingSince is when the connection to LiveKit was lost and the SDK
+// began to retry it; zero while connected. Media does not flow meanwhile.
+func (p *Participant) ReconnectingSince() time.Time {
+	if n := p.reconnecting.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // DisconnectReason is LiveKit's reason once Disconnected is closed.
 func (p *Participant) DisconnectReason() livekit.DisconnectReason { return p.room.DisconnectReason() }
