@@ -31,38 +31,48 @@ type callDeps struct {
 	storage  *bucket.Client
 	campaign *campaign.Service
 	analyze  *queue.Client
+	ends     call.EndOutbox
 	log      *zap.Logger
 }
 
 // buildRunner returns the runner that conducts calls, or nil when this
 // worker has no telephony or no OpenAI key: call tasks are then retried,
-// unclaimed, so nothing is dialed and nothing is lost. The returned cleanup
-// must run at exit.
-func buildRunner(d callDeps) (call.AttemptRunner, func(), error) {
+// unclaimed, so nothing is dialed and nothing is lost. It also returns the
+// LiveKit rooms (nil without LiveKit settings), which the reaper uses to
+// hang up. The returned cleanup must run at exit.
+func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), error) {
 	cfg := d.cfg
+	var rooms *telephony.Rooms
+	var tcfg telephony.Config
+	if cfg.LiveKit.Enabled() {
+		telephony.SetSDKLogger(d.log)
+		tcfg = telephonyConfig(cfg.LiveKit)
+		// LiveKit's own limit on the SIP leg: a backstop if we die mid-call.
+		tcfg.MaxCallDuration = call.DefaultMaxDuration + 2*time.Minute
+		var err error
+		if rooms, err = telephony.NewRooms(tcfg, d.log); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	if !cfg.LiveKit.Enabled() || !cfg.OpenAI.Enabled() {
 		d.log.Warn("call.runner_disabled", zap.Bool("livekit", cfg.LiveKit.Enabled()), zap.Bool("openai", cfg.OpenAI.Enabled()))
-		return nil, func() {}, nil
-	}
-	telephony.SetSDKLogger(d.log)
-	tcfg := telephonyConfig(cfg.LiveKit)
-	// LiveKit's own limit on the SIP leg: a backstop if we die mid-call.
-	tcfg.MaxCallDuration = call.DefaultMaxDuration + 2*time.Minute
-	rooms, err := telephony.NewRooms(tcfg, d.log)
-	if err != nil {
-		return nil, nil, err
+		if rooms == nil {
+			return nil, nil, func() {}, nil
+		}
+		return nil, rooms, func() {}, nil
 	}
 	cleanup := func() {}
 	var dialer telephony.Dialer
+	var err error
 	if cfg.LiveKit.SimulateCallee {
 		sim, err := calleesim.NewDialer(tcfg, calleesim.DialerOptions{Production: cfg.Env == config.Production, Logger: d.log})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cleanup = func() { sim.Close() }
 		dialer = sim
 	} else if dialer, err = telephony.NewSIPDialer(tcfg); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r, err := call.NewRunner(call.Options{
 		Store: d.store, Rooms: rooms, Dialer: dialer, Telephony: tcfg,
@@ -71,15 +81,16 @@ func buildRunner(d callDeps) (call.AttemptRunner, func(), error) {
 		Prompts:    call.StorePrompts(d.store),
 		DialCheck:  dialCheck(d.campaign),
 		Analyze:    d.analyze,
+		Ends:       d.ends,
 		Recordings: recorderFactory(d),
 		Timers:     call.Timers{Lease: cfg.Worker.CallLease}, // must equal the handler's lease
 		Logger:     d.log,
 	})
 	if err != nil {
 		cleanup()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return r, cleanup, nil
+	return r, rooms, cleanup, nil
 }
 
 // dialCheck asks the campaign right before dialing: still running, inside

@@ -19,6 +19,7 @@ import (
 	"github.com/docshield/voice-worker/internal/version"
 	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -184,16 +185,23 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	ticker.Start()
 	defer ticker.Shutdown() // before MongoDB closes (deferred earlier, runs later)
 
-	// Attempts of workers that died mid-call end as interrupted.
-	reaper := call.NewReaper(st.ReapExpired, min(30*time.Second, cfg.Worker.CallLease/3), log)
-	reaper.Start()
-	defer reaper.Shutdown()
+	// Call ends MongoDB did not take wait in Redis for the reaper.
+	endsRedis := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	defer endsRedis.Close()
+	ends := call.NewRedisEndOutbox(endsRedis)
 
-	runner, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, log: log})
+	runner, rooms, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, ends: ends, log: log})
 	if err != nil {
 		return err
 	}
 	defer closeRunner()
+
+	// Every call reaches a true end: pending ends written, lost ends
+	// repaired, attempts of workers that died settled and hung up.
+	reaper := call.NewReaper(call.ReaperOptions{Store: st, Ends: ends, Rooms: rooms, Analyze: enq,
+		Interval: min(30*time.Second, cfg.Worker.CallLease/3), Logger: log})
+	reaper.Start()
+	defer reaper.Shutdown()
 	// Backpressure defers new calls while memory is above its warning level.
 	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
 		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))

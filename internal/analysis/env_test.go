@@ -125,7 +125,7 @@ func (e *testEnv) endedAttempt(ct *store.Contact, c call) string {
 		require.NoError(e.t, e.st.Transition(ctx, claim, store.CallInProgress, store.CallFields{}))
 	}
 	for _, turn := range c.turns {
-		require.NoError(e.t, e.st.AppendTurn(ctx, claim, turn))
+		require.NoError(e.t, e.st.AppendTurns(ctx, claim, turn))
 	}
 	for _, tc := range c.tools {
 		require.NoError(e.t, e.st.AppendToolCall(ctx, claim, tc))

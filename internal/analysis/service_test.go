@@ -412,7 +412,7 @@ func TestInlineCallGetsSummaryAndDispositionOnly(t *testing.T) {
 	claim, err := e.st.ClaimAttempt(ctx, id, "test-worker", time.Hour)
 	require.NoError(t, err)
 	require.NoError(t, e.st.Transition(ctx, claim, store.CallInProgress, store.CallFields{}))
-	require.NoError(t, e.st.AppendTurn(ctx, claim, store.Turn{Role: "callee", Text: "Yes, Tuesday at 3 works."}))
+	require.NoError(t, e.st.AppendTurns(ctx, claim, store.Turn{Role: "callee", Text: "Yes, Tuesday at 3 works."}))
 	require.NoError(t, e.st.Transition(ctx, claim, store.CallCompleted, store.CallFields{}))
 
 	require.NoError(t, e.svc.Analyze(e.ctx(), id, firstTry))

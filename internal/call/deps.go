@@ -15,11 +15,13 @@ import (
 // serializes its writes to one attempt (see internal/store's package doc).
 type CallStore interface {
 	Transition(ctx context.Context, c store.Claim, to store.CallStatus, f store.CallFields) error
-	AppendTurn(ctx context.Context, c store.Claim, t store.Turn) error
+	AppendTurns(ctx context.Context, c store.Claim, ts ...store.Turn) error
 	AppendToolCall(ctx context.Context, c store.Claim, tc store.ToolCall) error
 	ExtendLease(ctx context.Context, c store.Claim, lease time.Duration) error
 	RecordCallDetails(ctx context.Context, c store.Claim, d store.CallDetails) error
-	EndCall(ctx context.Context, c store.Claim, to store.CallStatus, f store.CallFields, d store.CallDetails) error
+	// EndCall records the end in the claim, then on the call document
+	// (see internal/store/ends.go).
+	EndCall(ctx context.Context, c store.Claim, e store.EndRecord) error
 	IsDoNotCall(ctx context.Context, phone string) (bool, error)
 	AddDoNotCall(ctx context.Context, d store.DoNotCall) error
 }

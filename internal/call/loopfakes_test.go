@@ -319,10 +319,10 @@ func (m *memCalls) Transition(context.Context, store.Claim, store.CallStatus, st
 	return m.check()
 }
 
-func (m *memCalls) AppendTurn(_ context.Context, _ store.Claim, t store.Turn) error {
+func (m *memCalls) AppendTurns(_ context.Context, _ store.Claim, ts ...store.Turn) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.turns = append(m.turns, t)
+	m.turns = append(m.turns, ts...)
 	return m.check()
 }
 
@@ -347,7 +347,7 @@ func (m *memCalls) RecordCallDetails(_ context.Context, _ store.Claim, d store.C
 	return m.check()
 }
 
-func (m *memCalls) EndCall(context.Context, store.Claim, store.CallStatus, store.CallFields, store.CallDetails) error {
+func (m *memCalls) EndCall(context.Context, store.Claim, store.EndRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.check()

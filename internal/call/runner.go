@@ -96,6 +96,9 @@ type Options struct {
 	DialCheck func(ctx context.Context, c *store.Call) (refusal string, err error)
 	// Analyze receives call:analyze when a call has ended; nil skips it.
 	Analyze Enqueuer
+	// Ends keeps the end of a call that MongoDB did not take in time, for
+	// the reaper to write later; nil: such an end is only logged.
+	Ends EndOutbox
 	// Recordings starts each answered call's recording; nil records nothing.
 	Recordings RecorderFactory
 
@@ -235,9 +238,12 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	if end, ok := a.checkBeforeDial(ctx, s.Phone); !ok {
 		return end
 	}
-	if err := a.transition(ctx, store.CallRinging, store.CallFields{Room: room}); errors.Is(err, store.ErrFenceMismatch) {
+	if a.keep.isLost() {
 		return ending{fenceLost: true}
 	}
+	// The status steps go through the keeper: no write stands between the
+	// checks and the dial, or between the answer and the greeting.
+	a.keep.transition(store.CallRinging, store.CallFields{Room: room})
 	leg, _, err := o.Dialer.Dial(ctx, telephony.DialRequest{
 		AttemptID: a.claim.AttemptID, Room: room, To: s.Phone, CallerID: s.CallerID, RingTimeout: o.Timers.RingTimeout,
 	})
@@ -247,9 +253,7 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	defer a.hangup(ctx, leg)
 	answered := time.Now()
 	a.fields.SIPCallID = leg.SIPCallID
-	if err := a.transition(ctx, store.CallInProgress, store.CallFields{SIPCallID: leg.SIPCallID}); errors.Is(err, store.ErrFenceMismatch) {
-		return ending{fenceLost: true}
-	}
+	a.keep.transition(store.CallInProgress, store.CallFields{SIPCallID: leg.SIPCallID})
 	a.log.Info("call.answered", zap.String("room", room))
 	a.startRecording(ctx, m, answered)
 	return a.converse(ctx, conversationParts{
@@ -318,19 +322,6 @@ func (a *attempt) sessionConfig(s script) realtime.Config {
 	return rc
 }
 
-// transition records a step of the call. Only a lost claim matters to the
-// caller; any other failure is logged and the call goes on (the terminal
-// write repeats the room and SIP call id).
-func (a *attempt) transition(ctx context.Context, to store.CallStatus, f store.CallFields) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	err := a.r.o.Store.Transition(wctx, a.claim, to, f)
-	if err != nil {
-		a.log.Warn("call.transition_failed", zap.String("to", string(to)), zap.Error(err))
-	}
-	return err
-}
-
 func (a *attempt) hangup(ctx context.Context, leg telephony.CallLeg) {
 	if err := a.r.o.Rooms.Hangup(ctx, leg); err != nil {
 		a.log.Warn("call.hangup_failed", zap.Error(err))
@@ -391,39 +382,60 @@ func (a *attempt) finish(ctx context.Context, end ending) {
 	}
 	d := a.details
 	d.EndReason = end.reason
+	rec := store.EndRecord{Status: end.status, At: time.Now(), Fields: f, Details: d}
 	var err error
 	for i := range endWriteAttempts {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		err = a.r.o.Store.EndCall(wctx, a.claim, end.status, f, d)
+		err = a.r.o.Store.EndCall(wctx, a.claim, rec)
 		cancel()
 		if err == nil || errors.Is(err, store.ErrFenceMismatch) || errors.Is(err, store.ErrInvalidTransition) {
 			break
 		}
 		a.log.Warn("call.end_write_failed", zap.Int("try", i+1), zap.Error(err))
 	}
-	if err != nil {
-		// The lease lapses and the reaper settles the attempt as
-		// interrupted; it is never redialed.
-		a.log.Error("call.end_not_recorded", zap.String("status", string(end.status)), zap.String("reason", end.reason), zap.Error(err))
-		return
+	fields := []zap.Field{zap.String("status", string(end.status)), zap.String("reason", end.reason), zap.String("outcome", f.Outcome)}
+	switch {
+	case err == nil:
+		a.log.Info("call.ended", fields...)
+		enqueueAnalysis(ctx, a.r.o.Analyze, a.claim.AttemptID, a.log)
+	case errors.Is(err, store.ErrFenceMismatch) || errors.Is(err, store.ErrInvalidTransition):
+		a.log.Warn("call.claim_lost_at_end", append(fields, zap.Error(err))...)
+	default:
+		a.putAside(ctx, rec, fields, err)
 	}
-	a.log.Info("call.ended", zap.String("status", string(end.status)), zap.String("reason", end.reason),
-		zap.String("outcome", f.Outcome))
-	a.enqueueAnalysis(ctx)
 }
 
-func (a *attempt) enqueueAnalysis(ctx context.Context) {
-	if a.r.o.Analyze == nil {
+// putAside hands an end MongoDB did not take to the outbox, which the
+// reaper empties into MongoDB once it is back (past this task's deadline,
+// and after a restart); the call is never left to be settled as
+// interrupted because the machine was slow for a minute.
+func (a *attempt) putAside(ctx context.Context, rec store.EndRecord, fields []zap.Field, cause error) {
+	if a.r.o.Ends == nil {
+		a.log.Error("call.end_not_recorded", append(fields, zap.Error(cause))...)
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := a.r.o.Ends.Put(pctx, PendingEnd{Claim: a.claim, End: rec}); err != nil {
+		a.log.Error("call.end_not_recorded", append(fields, zap.Error(cause), zap.NamedError("outbox_error", err))...)
+		return
+	}
+	a.log.Warn("call.end_pending", append(fields, zap.Error(cause))...)
+}
+
+// enqueueAnalysis asks for the analysis of an ended call; the task id
+// makes a second request while the first waits a no-op.
+func enqueueAnalysis(ctx context.Context, q Enqueuer, attemptID string, log *zap.Logger) {
+	if q == nil {
 		return
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	_, err := a.r.o.Analyze.Enqueue(ectx, tasks.CallAnalyze{AttemptID: a.claim.AttemptID},
-		asynq.TaskID("analyze-"+a.claim.AttemptID))
+	_, err := q.Enqueue(ectx, tasks.CallAnalyze{AttemptID: attemptID}, asynq.TaskID("analyze-"+attemptID))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		// The campaign's repair round settles a contact whose attempt
 		// ended without its analysis.
-		a.log.Error("call.analyze_not_enqueued", zap.Error(err))
+		log.Error("call.analyze_not_enqueued", zap.String("attempt_id", attemptID), zap.Error(err))
 	}
 }
 

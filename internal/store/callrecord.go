@@ -68,29 +68,6 @@ func (s *Store) RecordCallDetails(ctx context.Context, c Claim, d CallDetails) e
 	return s.fencedUpdate(ctx, c, "record details", activeCallStatuses, bson.D{{Key: "$set", Value: set}})
 }
 
-// EndCall moves the claimed attempt to its terminal status together with
-// everything the call flow kept until the end, in one write: the status
-// and its reason can never be seen apart. Like Transition it refuses a
-// stale fence or an attempt that already ended.
-func (s *Store) EndCall(ctx context.Context, c Claim, to CallStatus, f CallFields, d CallDetails) error {
-	op := "end call as " + string(to)
-	if !to.Terminal() {
-		return fmt.Errorf("store: %s attempt %q: %w: not a terminal status", op, c.AttemptID, ErrInvalidTransition)
-	}
-	from, stamp, _ := transitionRule(to)
-	fields, err := toDoc(f)
-	if err != nil {
-		return fmt.Errorf("store: %s attempt %q: encode CallFields: %w", op, c.AttemptID, err)
-	}
-	details, err := toDoc(d)
-	if err != nil {
-		return fmt.Errorf("store: %s attempt %q: encode CallDetails: %w", op, c.AttemptID, err)
-	}
-	set := append(bson.D{{Key: "status", Value: to}, {Key: stamp, Value: s.clock()}}, fields...)
-	set = append(set, details...)
-	return s.fencedUpdate(ctx, c, op, from, bson.D{{Key: "$set", Value: set}})
-}
-
 // GetCallDetails reads the details of one attempt.
 func (s *Store) GetCallDetails(ctx context.Context, attemptID string) (CallDetails, error) {
 	var d CallDetails

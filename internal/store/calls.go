@@ -21,7 +21,7 @@ type Calls interface {
 	GetCall(ctx context.Context, attemptID string) (*Call, error)
 	ClaimAttempt(ctx context.Context, attemptID, owner string, lease time.Duration) (Claim, error)
 	Transition(ctx context.Context, c Claim, to CallStatus, f CallFields) error
-	AppendTurn(ctx context.Context, c Claim, t Turn) error
+	AppendTurns(ctx context.Context, c Claim, ts ...Turn) error
 	AppendToolCall(ctx context.Context, c Claim, tc ToolCall) error
 	ExtendLease(ctx context.Context, c Claim, lease time.Duration) error
 }
@@ -281,23 +281,32 @@ func (s *Store) Transition(ctx context.Context, c Claim, to CallStatus, f CallFi
 	return s.fencedUpdate(ctx, c, op, from, bson.D{{Key: "$set", Value: set}})
 }
 
-// AppendTurn adds one transcript turn while the attempt is live, so a
-// killed call keeps what was said up to then.
-func (s *Store) AppendTurn(ctx context.Context, c Claim, t Turn) error {
-	if t.Role == "" {
-		return fmt.Errorf("store: append turn to attempt %q: Turn.Role is empty", c.AttemptID)
+// AppendTurns adds transcript turns, in order, while the attempt is live,
+// so a killed call keeps what was said up to then. Appending the same
+// turns again adds nothing ($addToSet: turns carry their offsets, so two
+// real turns are never equal), which makes a write retried after a
+// timeout, which may have landed anyway, safe.
+func (s *Store) AppendTurns(ctx context.Context, c Claim, ts ...Turn) error {
+	for i, t := range ts {
+		if t.Role == "" {
+			return fmt.Errorf("store: append turns to attempt %q: turn %d: Turn.Role is empty", c.AttemptID, i)
+		}
 	}
-	return s.fencedUpdate(ctx, c, "append turn", activeCallStatuses,
-		bson.D{{Key: "$push", Value: bson.D{{Key: "transcript", Value: t}}}})
+	if len(ts) == 0 {
+		return nil
+	}
+	return s.fencedUpdate(ctx, c, "append turns", activeCallStatuses,
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "transcript", Value: bson.D{{Key: "$each", Value: ts}}}}}})
 }
 
-// AppendToolCall adds one tool call while the attempt is live.
+// AppendToolCall adds one tool call while the attempt is live; like
+// AppendTurns, the same call again adds nothing.
 func (s *Store) AppendToolCall(ctx context.Context, c Claim, tc ToolCall) error {
 	if tc.Name == "" {
 		return fmt.Errorf("store: append tool call to attempt %q: ToolCall.Name is empty", c.AttemptID)
 	}
 	return s.fencedUpdate(ctx, c, "append tool call", activeCallStatuses,
-		bson.D{{Key: "$push", Value: bson.D{{Key: "tool_calls", Value: tc}}}})
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "tool_calls", Value: tc}}}})
 }
 
 // ExtendLease pushes the attempt's lease to now+lease. An owner that stops
@@ -395,12 +404,26 @@ func (s *Store) SaveAnalysis(ctx context.Context, attemptID string, a Analysis) 
 // lapsed claim is seen while it is recent.
 const orphanLookback = time.Hour
 
-// ReapExpired settles as interrupted, never to be redialed, up to limit
-// attempts whose owner stopped renewing its lease before now, and up to limit
-// queued attempts whose claim lapsed before they started. It returns the ids
-// it settled. Each settlement is a conditional single-document update, so
-// an owner that renews in time, or a second reaper, is never overridden.
-func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]string, error) {
+// Reaped is one attempt ReapExpired settled.
+type Reaped struct {
+	AttemptID string
+	// Status is what it ended as: interrupted, or the end its owner had
+	// recorded (RecordEnd) before the call document lost it.
+	Status CallStatus
+	// Recorded: the owner's recorded end was written, not interrupted.
+	Recorded bool
+	// Room is the call's LiveKit room, if it got one: an interrupted call
+	// may still have a phone line open there.
+	Room string
+}
+
+// ReapExpired settles up to limit attempts whose owner stopped renewing its
+// lease before now, and up to limit queued attempts whose claim lapsed
+// before they started, never to be redialed: as interrupted, unless the
+// owner recorded the call's end (RecordEnd), which is then written
+// instead. Each settlement is a conditional single-document update, so an
+// owner that renews in time, or a second reaper, is never overridden.
+func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]Reaped, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: reap: limit %d is not positive", limit)
 	}
@@ -410,28 +433,49 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]st
 		return reaped, err
 	}
 	orphans, err := s.reapUnstartedClaims(ctx, now, limit)
-	return append(reaped, orphans...), err
+	for _, id := range orphans {
+		reaped = append(reaped, Reaped{AttemptID: id, Status: CallInterrupted})
+	}
+	return reaped, err
 }
 
-func (s *Store) reapLapsedLeases(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (s *Store) reapLapsedLeases(ctx context.Context, now time.Time, limit int) ([]Reaped, error) {
 	type lapsed struct {
 		ID     string     `bson:"_id"`
 		Status CallStatus `bson:"status"`
 		Owner  string     `bson:"owner"`
 		Fence  string     `bson:"fence"`
+		Room   string     `bson:"room"`
 	}
 	var found []lapsed
 	if err := s.findAll(ctx, s.calls, bson.D{
 		{Key: "status", Value: bson.D{{Key: "$in", Value: activeCallStatuses}}},
 		{Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}},
 	}, options.Find().
-		SetProjection(bson.D{{Key: "status", Value: 1}, {Key: "owner", Value: 1}, {Key: "fence", Value: 1}}).
+		SetProjection(bson.D{{Key: "status", Value: 1}, {Key: "owner", Value: 1}, {Key: "fence", Value: 1}, {Key: "room", Value: 1}}).
 		SetSort(bson.D{{Key: "lease_expires_at", Value: 1}}).
 		SetLimit(int64(limit)), &found); err != nil {
 		return nil, fmt.Errorf("store: reap: find lapsed leases: %w", err)
 	}
-	var reaped []string
+	var reaped []Reaped
 	for _, l := range found {
+		end, fence, err := s.RecordedEnd(ctx, l.ID)
+		if err != nil {
+			return reaped, err
+		}
+		if end != nil && fence == l.Fence {
+			// The owner ended the call and recorded it; a late write undid
+			// the call document's copy (see ends.go).
+			err := s.applyEnd(ctx, Claim{AttemptID: l.ID, Fence: fence}, *end)
+			switch {
+			case err == nil:
+				reaped = append(reaped, Reaped{AttemptID: l.ID, Status: end.Status, Recorded: true, Room: l.Room})
+			case errors.Is(err, ErrFenceMismatch) || errors.Is(err, ErrInvalidTransition):
+			default:
+				return reaped, err
+			}
+			continue
+		}
 		ok, err := s.interrupt(ctx, l.ID, bson.D{
 			{Key: "_id", Value: l.ID},
 			{Key: "status", Value: l.Status},
@@ -442,7 +486,7 @@ func (s *Store) reapLapsedLeases(ctx context.Context, now time.Time, limit int) 
 			return reaped, err
 		}
 		if ok {
-			reaped = append(reaped, l.ID)
+			reaped = append(reaped, Reaped{AttemptID: l.ID, Status: CallInterrupted, Room: l.Room})
 		}
 	}
 	return reaped, nil

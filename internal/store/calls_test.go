@@ -144,8 +144,8 @@ func TestTransitionsRecordTheCall(t *testing.T) {
 
 	require.NoError(t, s.Transition(ctx, c, CallRinging, CallFields{Room: "room-1", SIPCallID: "sip-1"}))
 	require.NoError(t, s.Transition(ctx, c, CallInProgress, CallFields{}))
-	require.NoError(t, s.AppendTurn(ctx, c, Turn{Role: "agent", Text: "Hello", StartMS: 0, EndMS: 900}))
-	require.NoError(t, s.AppendTurn(ctx, c, Turn{Role: "callee", Text: "Hi", StartMS: 1000, EndMS: 1400}))
+	require.NoError(t, s.AppendTurns(ctx, c, Turn{Role: "agent", Text: "Hello", StartMS: 0, EndMS: 900}))
+	require.NoError(t, s.AppendTurns(ctx, c, Turn{Role: "callee", Text: "Hi", StartMS: 1000, EndMS: 1400}))
 	require.NoError(t, s.AppendToolCall(ctx, c, ToolCall{Name: "end_call", Arguments: `{"reason":"done"}`, At: time.Now()}))
 	require.NoError(t, s.ExtendLease(ctx, c, time.Hour))
 	rec := &Recording{Bucket: "b", Key: "calls/1.ogg", Bytes: 1234, DurationMS: 5000, Format: "ogg", SHA256: "ab"}
@@ -188,7 +188,7 @@ func TestStaleFenceChangesNothing(t *testing.T) {
 	stale.Fence, _ = newFence()
 	require.ErrorIs(t, s.Transition(ctx, stale, CallRinging, CallFields{Room: "evil"}), ErrFenceMismatch)
 	require.ErrorIs(t, s.Transition(ctx, stale, CallFailed, CallFields{Error: "evil"}), ErrFenceMismatch)
-	require.ErrorIs(t, s.AppendTurn(ctx, stale, Turn{Role: "agent", Text: "evil"}), ErrFenceMismatch)
+	require.ErrorIs(t, s.AppendTurns(ctx, stale, Turn{Role: "agent", Text: "evil"}), ErrFenceMismatch)
 	require.ErrorIs(t, s.AppendToolCall(ctx, stale, ToolCall{Name: "evil"}), ErrFenceMismatch)
 	require.ErrorIs(t, s.ExtendLease(ctx, stale, time.Hour), ErrFenceMismatch)
 
@@ -208,7 +208,7 @@ func TestTerminalAttemptCannotMove(t *testing.T) {
 
 	require.ErrorIs(t, s.Transition(ctx, c, CallCompleted, CallFields{Outcome: "late"}), ErrFenceMismatch)
 	require.ErrorIs(t, s.Transition(ctx, c, CallInProgress, CallFields{}), ErrFenceMismatch)
-	require.ErrorIs(t, s.AppendTurn(ctx, c, Turn{Role: "agent", Text: "late"}), ErrFenceMismatch)
+	require.ErrorIs(t, s.AppendTurns(ctx, c, Turn{Role: "agent", Text: "late"}), ErrFenceMismatch)
 	require.ErrorIs(t, s.ExtendLease(ctx, c, time.Hour), ErrFenceMismatch)
 
 	require.Equal(t, before, getCall(t, s, c.AttemptID))
@@ -240,7 +240,7 @@ func TestOwnerWritesFromManyGoroutinesAreAllKept(t *testing.T) {
 	const turns = 20
 	errs := collectErrors(2*turns, func(i int) error {
 		if i%2 == 0 {
-			return s.AppendTurn(ctx, c, Turn{Role: "callee", Text: fmt.Sprint("turn ", i/2)})
+			return s.AppendTurns(ctx, c, Turn{Role: "callee", Text: fmt.Sprint("turn ", i/2)})
 		}
 		return s.ExtendLease(ctx, c, time.Minute)
 	})
@@ -306,7 +306,7 @@ func TestReapExpiredInterruptsLapsedLeases(t *testing.T) {
 	later := time.Now().Add(2 * time.Minute)
 	reaped, err := s.ReapExpired(ctx, later, 100)
 	require.NoError(t, err)
-	require.Equal(t, []string{lapsing.AttemptID}, reaped)
+	require.Equal(t, []Reaped{{AttemptID: lapsing.AttemptID, Status: CallInterrupted}}, reaped)
 
 	got := getCall(t, s, lapsing.AttemptID)
 	require.Equal(t, CallInterrupted, got.Status)
@@ -366,7 +366,7 @@ func TestUnstartedClaimIsSettledNotRedialed(t *testing.T) {
 
 	reaped, err = s.ReapExpired(ctx, base.Add(2*time.Minute), 100)
 	require.NoError(t, err)
-	require.Equal(t, []string{viaReaper}, reaped)
+	require.Equal(t, []Reaped{{AttemptID: viaReaper, Status: CallInterrupted}}, reaped)
 	require.Equal(t, CallInterrupted, getCall(t, s, viaReaper).Status)
 
 	_, err = s.ClaimAttempt(ctx, viaReaper, "worker-2", time.Minute)

@@ -39,6 +39,8 @@ var indexes = []indexSpec{
 
 	// Reaper: claims whose owner may have died before starting the attempt.
 	{CollCallClaims, "lease_expires_at", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
+	// Recorded ends the call documents may not show yet (ends.go).
+	{CollCallClaims, "ended_at", bson.D{{Key: "ended_at", Value: 1}}, false},
 
 	{CollDoNotCall, "phone", bson.D{{Key: "phone", Value: 1}}, true},
 }
