@@ -76,7 +76,19 @@ type conversation struct {
 	usage     store.Usage
 
 	closing *closing
+	// presence is the answer of the check, made off the loop, whether the
+	// callee is still in the room after their audio stopped; nil: none
+	// running.
+	presence chan presenceAnswer
 }
+
+type presenceAnswer struct {
+	present bool
+	err     error
+}
+
+// presenceTimeout bounds asking LiveKit whether the callee is still there.
+const presenceTimeout = 3 * time.Second
 
 // closing is a call on its way out: the last line plays, then the call
 // ends as end (or runs then, which may resume the call).
@@ -143,6 +155,11 @@ func (cv *conversation) run(ctx context.Context) ending {
 		case <-cv.seat.Disconnected():
 			end, _ := cv.endNow(failed(fmt.Sprintf("the agent lost its seat in the room (%s)", cv.seat.DisconnectReason())))
 			return end
+		case ans := <-cv.presence:
+			cv.presence = nil
+			if end, over := cv.onPresence(ans); over {
+				return end
+			}
 		case <-cv.a.keep.Lost():
 			return ending{fenceLost: true}
 		}
@@ -325,22 +342,60 @@ const OutcomeMediaLost = "media_lost"
 // for Timers.MediaLoss. Such a call is not talking to anyone, so it must
 // not run on, nor end as completed with a recording of nothing.
 func (cv *conversation) mediaLost(now time.Time) (ending, bool) {
-	lost := func(why string) (ending, bool) {
-		e := failed("media lost: " + why)
-		e.outcome = OutcomeMediaLost
-		return e, true
-	}
 	if since := cv.seat.ReconnectingSince(); !since.IsZero() && now.Sub(since) >= cv.t.MediaLoss {
-		return lost(fmt.Sprintf("the connection to LiveKit has been down for %s", now.Sub(since).Round(time.Second)))
+		return mediaLostEnding(fmt.Sprintf("the connection to LiveKit has been down for %s", now.Sub(since).Round(time.Second))), true
 	}
+	if cv.calleeSilentFor(now) >= cv.t.MediaLoss && cv.presence == nil {
+		// Silence on a phone line means the callee is gone: hung up
+		// (LiveKit may not have told us) or cut off. Ask the server which,
+		// off the loop; onPresence decides.
+		cv.presence = make(chan presenceAnswer, 1)
+		go cv.checkPresence(cv.presence)
+	}
+	return ending{}, false
+}
+
+// calleeSilentFor is how long no audio of the callee's arrived (since the
+// answer, if none did).
+func (cv *conversation) calleeSilentFor(now time.Time) time.Duration {
 	last := cv.media.lastCalleeAudio()
 	if last.Before(cv.answered) {
 		last = cv.answered
 	}
-	if now.Sub(last) >= cv.t.MediaLoss {
-		return lost(fmt.Sprintf("no audio from the callee for %s", now.Sub(last).Round(time.Second)))
+	return now.Sub(last)
+}
+
+func (cv *conversation) checkPresence(out chan<- presenceAnswer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(cv.ctx), presenceTimeout)
+	defer cancel()
+	present, err := cv.a.r.o.Rooms.HasParticipant(ctx, cv.leg.Room, cv.leg.Identity)
+	out <- presenceAnswer{present, err}
+}
+
+// onPresence ends a call whose callee's audio stopped: "callee hung up"
+// when LiveKit says they left, media lost when they are still there (or
+// LiveKit cannot say), since then nothing of theirs reaches us.
+func (cv *conversation) onPresence(ans presenceAnswer) (ending, bool) {
+	silent := cv.calleeSilentFor(time.Now())
+	if silent < cv.t.MediaLoss {
+		return ending{}, false // their audio came back meanwhile
 	}
-	return ending{}, false
+	if ans.err == nil && !ans.present {
+		return cv.endNow(ending{status: store.CallCompleted, reason: "callee hung up"})
+	}
+	why := fmt.Sprintf("no audio from the callee for %s", silent.Round(time.Second))
+	if ans.err != nil {
+		why += " and LiveKit could not say whether they are there: " + ans.err.Error()
+	} else {
+		why += " while they are still in the room"
+	}
+	return mediaLostEnding(why), true
+}
+
+func mediaLostEnding(why string) ending {
+	e := failed("media lost: " + why)
+	e.outcome = OutcomeMediaLost
+	return e
 }
 
 // Causes of an interruption of the agent's voice (store.Interruption).

@@ -36,6 +36,8 @@ type RoomService interface {
 	// context even when ctx is already cancelled.
 	Hangup(ctx context.Context, leg telephony.CallLeg) error
 	Delete(ctx context.Context, room string) error
+	// HasParticipant asks LiveKit whether identity is in room now.
+	HasParticipant(ctx context.Context, room, identity string) (bool, error)
 }
 
 var _ RoomService = (*telephony.Rooms)(nil)

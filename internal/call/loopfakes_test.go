@@ -382,6 +382,24 @@ func (m *memCalls) toolNames() []string {
 	return names
 }
 
+// fakeRooms answers whether the callee is in the room.
+type fakeRooms struct {
+	mu      sync.Mutex
+	present bool
+	err     error
+	asked   int
+}
+
+func (r *fakeRooms) Create(context.Context, string) (string, error)  { return "room", nil }
+func (r *fakeRooms) Hangup(context.Context, telephony.CallLeg) error { return nil }
+func (r *fakeRooms) Delete(context.Context, string) error            { return nil }
+func (r *fakeRooms) HasParticipant(context.Context, string, string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked++
+	return r.present, r.err
+}
+
 // fakeDialer only transfers; the loop never dials.
 type fakeDialer struct {
 	mu          sync.Mutex
@@ -407,6 +425,7 @@ type loop struct {
 	leg    *fakeLeg
 	calls  *memCalls
 	dialer *fakeDialer
+	rooms  *fakeRooms
 	media  *media
 	a      *attempt
 	cancel context.CancelFunc // the task's context: shutdown
@@ -421,6 +440,10 @@ type loopSetup struct {
 	// noCalleeAudio: the callee's leg sends nothing (by default it sends
 	// 20 ms of silence every 20 ms, as a phone line does).
 	noCalleeAudio bool
+	// calleeGone: LiveKit says the callee is not in the room; presenceErr:
+	// LiveKit cannot say.
+	calleeGone  bool
+	presenceErr error
 }
 
 // startLoop runs a call's loop on fakes; call it inside synctest.Test.
@@ -444,9 +467,10 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 	l := &loop{
 		sess: newFakeSession(), player: newFakePlayer(), leg: newFakeLeg(),
 		calls: &memCalls{}, dialer: &fakeDialer{}, media: newMedia(LocalVAD{}),
-		done: make(chan ending, 1), exited: make(chan struct{}),
+		rooms: &fakeRooms{present: !setup.calleeGone, err: setup.presenceErr},
+		done:  make(chan ending, 1), exited: make(chan struct{}),
 	}
-	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
+	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Rooms: l.rooms, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
 	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence"}
 	l.a = &attempt{r: r, claim: claim, doc: &store.Call{ID: claim.AttemptID}, log: zap.NewNop(),
 		keep: startKeeper(l.calls, claim, r.o.Timers.Lease, zap.NewNop())}

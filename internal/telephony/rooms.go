@@ -109,6 +109,20 @@ func (r *Rooms) Delete(ctx context.Context, room string) error {
 	return nil
 }
 
+// HasParticipant asks LiveKit whether identity is in room now. The SDK
+// reports a participant leaving only if it had seen them join, which under
+// load it may not have; the server knows.
+func (r *Rooms) HasParticipant(ctx context.Context, room, identity string) (bool, error) {
+	_, err := r.client.GetParticipant(ctx, &livekit.RoomParticipantIdentity{Room: room, Identity: identity})
+	switch {
+	case err == nil:
+		return true, nil
+	case isNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("telephony: look for %s in room %s: %w", identity, room, err)
+}
+
 // Exists reports whether LiveKit still has the room.
 func (r *Rooms) Exists(ctx context.Context, room string) (bool, error) {
 	res, err := r.client.ListRooms(ctx, &livekit.ListRoomsRequest{Names: []string{room}})
