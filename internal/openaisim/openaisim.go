@@ -5,7 +5,6 @@
 package openaisim
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/analysis/chatsim"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
+	"github.com/docshield/voice-worker/internal/simserver"
 )
 
 // Server fronts the two simulators.
@@ -26,12 +26,8 @@ type Server struct {
 
 // Start serves on addr (loopback) and returns the base URL (…/v1).
 func Start(addr, apiKey string, rtScript realtimesim.Script, chatScript chatsim.Script) (*Server, string, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if err := simserver.CheckLoopback("openaisim", addr); err != nil {
 		return nil, "", err
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, "", errors.New("openaisim: serves loopback addresses only")
 	}
 	s := &Server{
 		rt:   realtimesim.New(rtScript, realtimesim.WithAPIKey(apiKey)),

@@ -4,16 +4,16 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/docshield/voice-worker/internal/simserver"
 )
 
 // DefaultAPIKey is the key a Server accepts unless WithAPIKey says otherwise.
@@ -32,8 +32,8 @@ type Server struct {
 	apiKey string
 	models map[string]bool
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	srv  *simserver.Server
+	quit <-chan struct{} // srv's: closed when Close begins
 
 	mu       sync.Mutex
 	replies  []Reply
@@ -42,9 +42,6 @@ type Server struct {
 	// changed is closed and replaced whenever a request is recorded.
 	changed  chan struct{}
 	answered int
-	started  bool
-	closed   bool
-	http     *http.Server
 	script   Script
 }
 
@@ -69,7 +66,7 @@ func New(script Script, opts ...Option) *Server {
 	s := &Server{
 		apiKey:  DefaultAPIKey,
 		models:  map[string]bool{"gpt-4o-mini": true},
-		quit:    make(chan struct{}),
+		srv:     simserver.New("chatsim"),
 		changed: make(chan struct{}),
 		script:  script,
 		then:    Reply{Auto: true},
@@ -78,6 +75,7 @@ func New(script Script, opts ...Option) *Server {
 	if script.Then != nil {
 		s.then = *script.Then
 	}
+	s.quit = s.srv.Quit()
 	for _, o := range opts {
 		o(s)
 	}
@@ -90,49 +88,18 @@ func (s *Server) Start(addr string) (string, error) {
 	if err := s.script.Validate(); err != nil {
 		return "", err
 	}
-	if err := checkLoopback(addr); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.closed {
-		return "", errors.New("chatsim: Start called twice or after Close")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("chatsim: listen %s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models/{model}", s.handleModel)
 	mux.HandleFunc("POST /v1/chat/completions", s.handleCompletion)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.started = true
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.http.Serve(ln)
-	}()
-	return "http://" + ln.Addr().String() + "/v1", nil
+	hostport, err := s.srv.Start(addr, mux)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + hostport + "/v1", nil
 }
 
-// Close stops serving and waits.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.quit)
-	h := s.http
-	s.mu.Unlock()
-	var err error
-	if h != nil {
-		err = h.Close()
-	}
-	s.wg.Wait()
-	return err
-}
+// Close stops serving, wakes delayed replies and waits.
+func (s *Server) Close() error { return s.srv.Close() }
 
 // Push appends replies to the script.
 func (s *Server) Push(replies ...Reply) error {
@@ -471,15 +438,4 @@ func autoContent(rf *ResponseFormat) (string, error) {
 	}
 	b, err := Generate(rf.JSONSchema.Schema)
 	return string(b), err
-}
-
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("chatsim: listen address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("chatsim: listen address %q is not loopback; the simulator is a test double", addr)
-	}
-	return nil
 }

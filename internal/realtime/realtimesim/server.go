@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/simserver"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 )
@@ -34,14 +33,11 @@ type Server struct {
 	turnAudio [][]int16
 
 	rec  *recorder
-	quit chan struct{}
-	wg   sync.WaitGroup
+	srv  *simserver.Server
+	quit <-chan struct{} // srv's: closed when Close begins
 
 	mu       sync.Mutex
-	started  bool
-	closed   bool
 	nextConn int
-	http     *http.Server
 }
 
 // Option configures a Server.
@@ -71,8 +67,9 @@ func New(script Script, opts ...Option) *Server {
 		models: map[string]bool{"gpt-realtime": true},
 		log:    zap.NewNop(),
 		rec:    newRecorder(),
-		quit:   make(chan struct{}),
+		srv:    simserver.New("realtimesim"),
 	}
+	s.quit = s.srv.Quit()
 	for _, o := range opts {
 		o(s)
 	}
@@ -85,54 +82,24 @@ func (s *Server) Start(addr string) (string, error) {
 	if err := s.script.Validate(); err != nil {
 		return "", err
 	}
-	if err := checkLoopback(addr); err != nil {
+	if err := simserver.CheckLoopback("realtimesim", addr); err != nil {
 		return "", err
 	}
 	if err := s.renderTurns(); err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.closed {
-		return "", errors.New("realtimesim: Start called twice or after Close")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("realtimesim: listen %s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models/{model}", s.handleModel)
 	mux.HandleFunc("GET /v1/realtime", s.handleRealtime)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.started = true
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.http.Serve(ln)
-	}()
-	return "http://" + ln.Addr().String() + "/v1", nil
+	hostport, err := s.srv.Start(addr, mux)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + hostport + "/v1", nil
 }
 
 // Close stops serving, ends every connection and waits for their goroutines.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.quit)
-	h := s.http
-	s.mu.Unlock()
-	var err error
-	if h != nil {
-		// Close does not wait for hijacked (WebSocket) connections; quit and
-		// the wait group do.
-		err = h.Close()
-	}
-	s.wg.Wait()
-	return err
-}
+func (s *Server) Close() error { return s.srv.Close() }
 
 // Log returns a copy of what the server has recorded so far.
 func (s *Server) Log() Log {
@@ -144,17 +111,6 @@ func (s *Server) Log() Log {
 // change, so tests need no sleeps.
 func (s *Server) WaitFor(ctx context.Context, cond func(Log) bool) (Log, error) {
 	return s.rec.waitFor(ctx, cond)
-}
-
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("realtimesim: listen address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("realtimesim: listen address %q is not loopback; the simulator is a test double", addr)
-	}
-	return nil
 }
 
 // renderTurns synthesises every agent turn once, so a broken voice fails
@@ -243,17 +199,16 @@ func (s *Server) handleRealtime(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", model))
 		return
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	release, err := s.srv.Hold() // Close does not wait for hijacked connections otherwise
+	if err != nil {
 		writeAPIError(w, http.StatusServiceUnavailable, "server_error", "", "The simulator is shutting down.")
 		return
 	}
+	defer release()
+	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
-	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
 
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
