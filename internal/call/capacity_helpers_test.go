@@ -203,7 +203,8 @@ func (s *networkServer) dial(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	leg, outcome, err := s.dialer.Dial(s.ctx, req)
+	leg, err := s.dialer.Dial(s.ctx, req)
+	outcome := telephony.OutcomeOf(err)
 	reply := dialReply{Leg: leg, Outcome: outcome}
 	if err != nil {
 		reply.Error = err.Error()
@@ -353,9 +354,9 @@ type networkDialer struct {
 
 var _ telephony.Dialer = (*networkDialer)(nil)
 
-func (d *networkDialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony.CallLeg, telephony.Outcome, error) {
-	failed := func(err error) (telephony.CallLeg, telephony.Outcome, error) {
-		return telephony.CallLeg{}, telephony.Failed, &telephony.DialError{Outcome: telephony.Failed, Err: err}
+func (d *networkDialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony.CallLeg, error) {
+	failed := func(err error) (telephony.CallLeg, error) {
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: err}
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -375,10 +376,10 @@ func (d *networkDialer) Dial(ctx context.Context, req telephony.DialRequest) (te
 		return failed(fmt.Errorf("phone network: dial reply (HTTP %d): %w", resp.StatusCode, err))
 	}
 	if reply.Error != "" {
-		return telephony.CallLeg{}, reply.Outcome, &telephony.DialError{Outcome: reply.Outcome, Err: errors.New(reply.Error)}
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: reply.Outcome, Err: errors.New(reply.Error)}
 	}
 	d.answered()
-	return reply.Leg, telephony.Answered, nil
+	return reply.Leg, nil
 }
 
 func (d *networkDialer) Transfer(context.Context, telephony.CallLeg, telephony.TransferRequest) error {

@@ -407,7 +407,7 @@ type fakeDialer struct {
 	transfers   []string
 }
 
-func (d *fakeDialer) Dial(context.Context, telephony.DialRequest) (telephony.CallLeg, telephony.Outcome, error) {
+func (d *fakeDialer) Dial(context.Context, telephony.DialRequest) (telephony.CallLeg, error) {
 	panic("the call's loop does not dial")
 }
 

@@ -244,7 +244,7 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	// The status steps go through the keeper: no write stands between the
 	// checks and the dial, or between the answer and the greeting.
 	a.keep.transition(store.CallRinging, store.CallFields{Room: room})
-	leg, _, err := o.Dialer.Dial(ctx, telephony.DialRequest{
+	leg, err := o.Dialer.Dial(ctx, telephony.DialRequest{
 		AttemptID: a.claim.AttemptID, Room: room, To: s.Phone, CallerID: s.CallerID, RingTimeout: o.Timers.RingTimeout,
 	})
 	if err != nil {

@@ -22,10 +22,11 @@ const DefaultCalleeIdentity = "sip_callee"
 // The real one dials through LiveKit SIP; calleesim's simulates the phone
 // network with a participant in the same room.
 type Dialer interface {
-	// Dial rings To and returns once the callee answered (Answered, nil)
-	// or the attempt ended otherwise: the outcome and a *DialError that
-	// matches ErrBusy, ErrNoAnswer, ErrRejected or ErrDialFailed.
-	Dial(ctx context.Context, req DialRequest) (CallLeg, Outcome, error)
+	// Dial rings To and returns once the callee answered (a nil error) or
+	// the attempt ended otherwise: a *DialError that carries the outcome
+	// (OutcomeOf) and matches ErrBusy, ErrNoAnswer, ErrRejected or
+	// ErrDialFailed.
+	Dial(ctx context.Context, req DialRequest) (CallLeg, error)
 	// Transfer hands an answered leg over to another number (a cold
 	// transfer: the callee leaves our room once the target answers).
 	Transfer(ctx context.Context, leg CallLeg, req TransferRequest) error
@@ -81,23 +82,23 @@ func NewSIPDialer(cfg Config) (*SIPDialer, error) {
 }
 
 // Dial implements Dialer.
-func (d *SIPDialer) Dial(ctx context.Context, req DialRequest) (CallLeg, Outcome, error) {
+func (d *SIPDialer) Dial(ctx context.Context, req DialRequest) (CallLeg, error) {
 	in, err := CreateSIPParticipantRequest(d.cfg, req)
 	if err != nil {
-		return CallLeg{}, Failed, &DialError{Outcome: Failed, Err: err}
+		return CallLeg{}, &DialError{Outcome: Failed, Err: err}
 	}
 	start := time.Now()
 	info, err := d.client.CreateSIPParticipant(ctx, in)
 	if err != nil {
 		de := ClassifyDialError(ctx, err, time.Since(start), in.RingingTimeout.AsDuration())
-		return CallLeg{}, de.Outcome, de
+		return CallLeg{}, de
 	}
 	return CallLeg{
 		Room:          info.GetRoomName(),
 		Identity:      info.GetParticipantIdentity(),
 		ParticipantID: info.GetParticipantId(),
 		SIPCallID:     info.GetSipCallId(),
-	}, Answered, nil
+	}, nil
 }
 
 // Transfer implements Dialer.

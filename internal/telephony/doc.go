@@ -11,7 +11,7 @@
 //		OnPeerAudio: sendToModel,                        // callee's voice, 24 kHz mono
 //	})                                                   // seated before the phone rings
 //	defer agent.Close()
-//	leg, outcome, err := dialer.Dial(ctx, telephony.DialRequest{Room: room, To: phone})
+//	leg, err := dialer.Dial(ctx, telephony.DialRequest{Room: room, To: phone})
 //	// not answered: errors.Is(err, ErrBusy / ErrNoAnswer / ErrRejected / ErrDialFailed)
 //	defer rooms.Hangup(ctx, leg)                         // remove the callee, delete the room
 //	agent.WaitListening(ctx)                             // the callee hears us: greet now

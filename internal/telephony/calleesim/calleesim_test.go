@@ -67,7 +67,8 @@ func newCall(t *testing.T, script Script) *callFixture {
 
 func (f *callFixture) dial(t *testing.T) (telephony.CallLeg, *Call) {
 	t.Helper()
-	leg, outcome, err := f.dialer.Dial(testCtx(t), telephony.DialRequest{AttemptID: "att", Room: f.room, To: "+15557654321"})
+	leg, err := f.dialer.Dial(testCtx(t), telephony.DialRequest{AttemptID: "att", Room: f.room, To: "+15557654321"})
+	outcome := telephony.OutcomeOf(err)
 	require.NoError(t, err)
 	require.Equal(t, telephony.Answered, outcome)
 	call := f.dialer.Call(f.room)
@@ -250,7 +251,8 @@ func TestUnansweredOutcomes(t *testing.T) {
 	} {
 		t.Run(string(tc.outcome), func(t *testing.T) {
 			f := newCall(t, tc.script)
-			_, outcome, err := f.dialer.Dial(testCtx(t), telephony.DialRequest{Room: f.room, To: "+15557654321"})
+			_, err := f.dialer.Dial(testCtx(t), telephony.DialRequest{Room: f.room, To: "+15557654321"})
+			outcome := telephony.OutcomeOf(err)
 			require.Equal(t, tc.outcome, outcome)
 			require.ErrorIs(t, err, tc.sentinel)
 			var de *telephony.DialError
@@ -268,7 +270,8 @@ func TestDialCanceledWhileRinging(t *testing.T) {
 	f := newCall(t, Script{RingFor: time.Hour})
 	ctx, cancel := context.WithCancel(testCtx(t))
 	cancel()
-	_, outcome, err := f.dialer.Dial(ctx, telephony.DialRequest{Room: f.room, To: "+15557654321", RingTimeout: time.Minute})
+	_, err := f.dialer.Dial(ctx, telephony.DialRequest{Room: f.room, To: "+15557654321", RingTimeout: time.Minute})
+	outcome := telephony.OutcomeOf(err)
 	require.Equal(t, telephony.Failed, outcome)
 	require.ErrorIs(t, err, context.Canceled)
 }

@@ -98,17 +98,17 @@ func NewDialer(cfg telephony.Config, opts DialerOptions) (*Dialer, error) {
 // Dial implements telephony.Dialer: it rings for the script's RingFor
 // (bounded by the ring timeout), then refuses as scripted or answers by
 // joining the room and running the script.
-func (d *Dialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony.CallLeg, telephony.Outcome, error) {
+func (d *Dialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony.CallLeg, error) {
 	in, err := telephony.CreateSIPParticipantRequest(d.cfg, req)
 	if err != nil {
-		return telephony.CallLeg{}, telephony.Failed, &telephony.DialError{Outcome: telephony.Failed, Err: err}
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: err}
 	}
 	d.mu.Lock()
 	closed := d.closed
 	d.requests = keepLast(append(d.requests, proto.Clone(in).(*livekit.CreateSIPParticipantRequest)), keepRequests)
 	d.mu.Unlock()
 	if closed {
-		return telephony.CallLeg{}, telephony.Failed, &telephony.DialError{Outcome: telephony.Failed, Err: errors.New("calleesim: dialer is closed")}
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: errors.New("calleesim: dialer is closed")}
 	}
 	script := Script{}
 	if d.opts.Script != nil {
@@ -130,11 +130,11 @@ func (d *Dialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony
 		return d.refuse(ctx, script.RingFor, start, ringTimeout, livekit.SIPStatusCode_SIP_STATUS_SERVICE_UNAVAILABLE, "Service Unavailable")
 	case "", telephony.Answered:
 	default:
-		return telephony.CallLeg{}, telephony.Failed, &telephony.DialError{Outcome: telephony.Failed, Err: fmt.Errorf("calleesim: unknown scripted outcome %q", script.Outcome)}
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: fmt.Errorf("calleesim: unknown scripted outcome %q", script.Outcome)}
 	}
 	if err := ring(ctx, script.RingFor); err != nil {
 		de := telephony.ClassifyDialError(ctx, err, time.Since(start), ringTimeout)
-		return telephony.CallLeg{}, de.Outcome, de
+		return telephony.CallLeg{}, de
 	}
 
 	opts := d.opts.Callee
@@ -142,15 +142,15 @@ func (d *Dialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony
 	callee, err := Answer(ctx, d.cfg, in.RoomName, opts)
 	if err != nil {
 		de := telephony.ClassifyDialError(ctx, err, time.Since(start), ringTimeout)
-		return telephony.CallLeg{}, de.Outcome, de
+		return telephony.CallLeg{}, de
 	}
 	call := &Call{Callee: callee, done: make(chan struct{})}
 	if !d.start(in.RoomName, call, script) {
 		callee.HangUp()
-		return telephony.CallLeg{}, telephony.Failed, &telephony.DialError{Outcome: telephony.Failed, Err: errors.New("calleesim: dialer closed while dialing")}
+		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: errors.New("calleesim: dialer closed while dialing")}
 	}
 	d.log.Info("calleesim.answered", zap.String("room", in.RoomName), zap.String("identity", in.ParticipantIdentity))
-	return telephony.CallLeg{Room: in.RoomName, Identity: in.ParticipantIdentity, ParticipantID: callee.SID()}, telephony.Answered, nil
+	return telephony.CallLeg{Room: in.RoomName, Identity: in.ParticipantIdentity, ParticipantID: callee.SID()}, nil
 }
 
 // start registers an answered call and starts its two goroutines, both
@@ -207,13 +207,13 @@ func keepLast[T any](s []T, n int) []T {
 
 // refuse rings for ringFor, then fails the dial the way LiveKit reports a
 // SIP final response: a SIPStatus in the error's details.
-func (d *Dialer) refuse(ctx context.Context, ringFor time.Duration, start time.Time, ringTimeout time.Duration, code livekit.SIPStatusCode, reason string) (telephony.CallLeg, telephony.Outcome, error) {
+func (d *Dialer) refuse(ctx context.Context, ringFor time.Duration, start time.Time, ringTimeout time.Duration, code livekit.SIPStatusCode, reason string) (telephony.CallLeg, error) {
 	var cause error = &livekit.SIPStatus{Code: code, Status: reason}
 	if err := ring(ctx, ringFor); err != nil {
 		cause = err
 	}
 	de := telephony.ClassifyDialError(ctx, cause, time.Since(start), ringTimeout)
-	return telephony.CallLeg{}, de.Outcome, de
+	return telephony.CallLeg{}, de
 }
 
 // ring is the phone ringing: simulated time passing, bounded by ctx.
