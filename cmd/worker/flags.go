@@ -9,8 +9,9 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newFlags makes a FlagSet that prints its usage to the command's stdout on
-// --help and to stderr on a mistake, and never exits the process itself.
+// newFlags makes a FlagSet that prints its usage once: to the command's
+// stdout on --help, to stderr after a mistake. It never exits the process
+// itself.
 func newFlags(e env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -21,6 +22,15 @@ func newFlags(e env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+// quietly runs fs.Parse without the usage the flag package prints on its
+// own for -h and errors, so that parse prints it once, where it belongs.
+func quietly(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
+	return fs.Parse(args)
+}
+
 // parse returns (exit code, done): --help exits 0, a bad flag exits 2.
 // Flags may come before or after positional arguments (`queue stats
 // --json` and `queue --json stats` both work), as operators type both.
@@ -28,7 +38,7 @@ func parse(e env, fs *flag.FlagSet, args []string) (int, bool) {
 	var positional []string
 	var err error
 	for {
-		if err = fs.Parse(args); err != nil || fs.NArg() == 0 {
+		if err = quietly(fs, args); err != nil || fs.NArg() == 0 {
 			break
 		}
 		positional = append(positional, fs.Arg(0))
@@ -36,7 +46,7 @@ func parse(e env, fs *flag.FlagSet, args []string) (int, bool) {
 	}
 	if err == nil {
 		// Re-parse only the positional arguments so fs.Args() holds them.
-		err = fs.Parse(append([]string{"--"}, positional...))
+		err = quietly(fs, append([]string{"--"}, positional...))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(e.stdout)
@@ -44,6 +54,8 @@ func parse(e env, fs *flag.FlagSet, args []string) (int, bool) {
 		return 0, true
 	}
 	if err != nil {
+		// The flag package printed the error itself; the usage follows.
+		fs.Usage()
 		return 2, true
 	}
 	return 0, false

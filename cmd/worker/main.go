@@ -1,12 +1,7 @@
 // Command worker is DocShield's voice worker: the daemon that runs call
-// campaigns, and the operator's tool to check and feed it.
-//
-//	worker [run]            the daemon (Heroku: `worker: bin/worker run`)
-//	worker health [--json]  one pass of all dependency checks; exit 0/1
-//	worker verify TARGET    deeper checks: redis, mongo, s3, all
-//	worker enqueue ...      enqueue a task, print its id
-//	worker queue stats      per-queue counters
-//	worker version
+// campaigns, and the operator's tool to check and feed it. `worker help`
+// lists the commands (commands below is the list); `worker help CMD` or
+// `worker CMD --help` shows one command's flags.
 package main
 
 import (
@@ -17,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/docshield/voice-worker/internal/config"
 )
@@ -45,7 +41,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the worker daemon (default)", cmdRun},
 		{"health", "check Redis, MongoDB and S3 once; exit 1 if any fails", cmdHealth},
-		{"verify", "deeper checks of one dependency: redis | mongo | s3 | all", cmdVerify},
+		{"verify", "deeper checks of one dependency: redis | mongo | s3 | logtail | openai | livekit | all", cmdVerify},
 		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
 		{"queue", "queue stats: per-queue counters", cmdQueue},
 		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats", cmdCampaign},
@@ -68,9 +64,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup c
 		name, args = args[0], args[1:]
 	}
 	switch name {
-	case "-h", "--help", "help":
+	case "-h", "--help":
 		usage(stdout)
 		return 0
+	case "help":
+		if len(args) == 0 {
+			usage(stdout)
+			return 0
+		}
+		// `worker help CMD` is `worker CMD --help`.
+		name, args = args[0], []string{"--help"}
+	case "-v", "--version":
+		name = "version"
 	}
 	for _, c := range commands() {
 		if c.name == name {
@@ -84,8 +89,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup c
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: worker <command> [flags]\n\nCommands:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'worker <command> --help' for a command's flags. Settings come from the environment; see README.md.")
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nRun 'worker help <command>' for a command's flags. Settings come from the environment; see README.md.")
 }

@@ -118,11 +118,20 @@ func TestHelpAndVersion(t *testing.T) {
 		{"enqueue", "--help"}, {"queue", "--help"}, {"version", "--help"}} {
 		r := runBin(t, nil, args...)
 		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
-		require.Contains(t, r.stdout, "Usage: worker", "%v", args)
+		require.Equal(t, 1, strings.Count(r.stdout, "Usage: worker"), "%v: usage once, on stdout", args)
+		require.Empty(t, r.stderr, "%v: nothing on stderr", args)
 	}
+	// `worker help CMD` is `worker CMD --help`.
+	require.Equal(t, runBin(t, nil, "health", "--help").stdout, runBin(t, nil, "help", "health").stdout)
+	// A mistake: the error and the usage once, on stderr.
+	bad := runBin(t, nil, "health", "--bogus")
+	require.Equal(t, 2, bad.code)
+	require.Contains(t, bad.stderr, "flag provided but not defined: -bogus")
+	require.Equal(t, 1, strings.Count(bad.stderr, "Usage: worker health"))
 	r := runBin(t, nil, "version")
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "worker ")
+	require.Equal(t, r.stdout, runBin(t, nil, "--version").stdout)
 	// `heroku run bin/worker version` under the image's ENTRYPOINT.
 	r2 := runBin(t, nil, "bin/worker", "version")
 	require.Equal(t, 0, r2.code, r2.stderr)
