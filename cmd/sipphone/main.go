@@ -2,7 +2,7 @@
 // `make dev`: the carrier trunk and the handsets behind it that LiveKit's
 // SIP service dials. It is a test double, never part of a deployment.
 //
-//	sipphone [--addr 127.0.0.1:5070] [--tcp] [--script talk] [--route +15550100002=busy ...]
+//	sipphone [--addr 127.0.0.1:5070] [--tcp] [--script talk] [--route +15550100002=busy ...] [--addr-file path]
 //
 // Scripts: talk (a short spoken conversation), busy, declined,
 // unavailable, ring (until the caller gives up), hangup (mid-sentence),
@@ -40,6 +40,7 @@ func main() {
 	tcp := flag.Bool("tcp", false, "serve SIP over TCP on the same port too")
 	script := flag.String("script", "talk", "script of numbers without a --route")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
+	addrFile := flag.String("addr-file", "", "write the address served (host:port) here once listening")
 	routes := map[string]string{}
 	flag.Func("route", "NUMBER=SCRIPT: the script of one dialed number (repeatable)", func(v string) error {
 		number, name, ok := strings.Cut(v, "=")
@@ -50,13 +51,13 @@ func main() {
 		return nil
 	})
 	flag.Parse()
-	if err := run(*addr, *tcp, *script, routes, *level); err != nil {
+	if err := run(*addr, *tcp, *script, routes, *level, *addrFile); err != nil {
 		fmt.Fprintf(os.Stderr, "sipphone: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, tcp bool, script string, routes map[string]string, level string) error {
+func run(addr string, tcp bool, script string, routes map[string]string, level, addrFile string) error {
 	log, err := logging.New(logging.Options{Level: level, Fields: []zap.Field{zap.String("service", "sipphone")}})
 	if err != nil {
 		return err
@@ -88,6 +89,11 @@ func run(addr string, tcp bool, script string, routes map[string]string, level s
 		}
 		if err != nil {
 			return fmt.Errorf("--route %s: %w", logging.MaskPhone(number), err)
+		}
+	}
+	if addrFile != "" {
+		if err := os.WriteFile(addrFile, []byte(p.Addr().String()+"\n"), 0o600); err != nil {
+			return err
 		}
 	}
 	<-ctx.Done()

@@ -337,7 +337,7 @@ func (c *Call) addDigit(d Digit) int {
 		i = len(r.Digits)
 		r.Digits = append(r.Digits, d)
 	})
-	c.log.Info("sipphone.dtmf", zap.String("key", string(d.Key)))
+	c.log.Info("sipphone.dtmf", zap.Int("index", i)) // keys can be PINs: in the record only
 	return i
 }
 
@@ -375,13 +375,12 @@ func (c *Call) run(phoneCtx context.Context, d *diago.DialogServerSession, s Scr
 		c.err = err
 		return
 	}
-	defer med.Close()
 	c.log.Info("sipphone.answered")
 
 	err = c.runSteps(ctx, s)
-	if err == nil && ctx.Err() == nil {
+	if rec := c.Record(); err == nil && ctx.Err() == nil && rec.HungUpBy == "" {
 		// The steps are done: stay on the line, as a person does.
-		c.stay(ctx, maxCall-time.Since(c.Record().Answered))
+		c.stay(ctx, maxCall-time.Since(rec.Answered))
 	}
 	if isClosed(c.phoneDone) {
 		c.hangUp("phone closed")

@@ -268,13 +268,8 @@ func testCtx(t *testing.T) context.Context {
 
 func waitDone(t *testing.T, c *Call) Record {
 	t.Helper()
-	select {
-	case <-c.Done():
-		return c.Record()
-	case <-time.After(30 * time.Second):
-		t.Fatalf("call %s did not end: %+v", c.id, c.Record())
-		return Record{}
-	}
+	waitClosed(t, c.Done(), "the call to end")
+	return c.Record()
 }
 
 func waitClosed(t *testing.T, ch <-chan struct{}, what string) {

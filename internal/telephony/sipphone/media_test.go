@@ -103,33 +103,27 @@ func (e ev) packet() (rtp.Header, []byte) {
 	return rtp.Header{Timestamp: e.ts, Marker: e.marker, PayloadType: 101}, p
 }
 
-// livekitDigit is a key press as media-sdk's dtmf.Write sends it: 13
-// packets 20 ms apart on one timestamp, the first with the marker, the
-// last (end bit, 260 ms) three times.
-func livekitDigit(ts uint32, code byte) []ev {
+// digit is one key press as n packets 20 ms apart on one timestamp, the
+// first with the marker, then the end packet three times (RFC 4733 2.5.1.4)
+// with the event's full duration.
+func digit(ts uint32, code byte, n int, endDur uint16) []ev {
 	var out []ev
-	for i := range 12 {
+	for i := range n {
 		out = append(out, ev{ts: ts, marker: i == 0, code: code, dur: uint16(160 * (i + 1))})
 	}
 	for range 3 {
-		out = append(out, ev{ts: ts, code: code, end: true, dur: 2080})
+		out = append(out, ev{ts: ts, code: code, end: true, dur: endDur})
 	}
 	return out
 }
 
-// diagoDigit is a key press as diago's writer sends it: four packets, the
-// first with the marker, three end packets; consecutive presses share the
-// timestamp.
-func diagoDigit(ts uint32, code byte) []ev {
-	var out []ev
-	for i := range 4 {
-		out = append(out, ev{ts: ts, marker: i == 0, code: code, dur: uint16(160 * (i + 1))})
-	}
-	for range 3 {
-		out = append(out, ev{ts: ts, code: code, end: true, dur: 800})
-	}
-	return out
-}
+// livekitDigit is a key press as media-sdk's dtmf.Write sends it: 12
+// packets, then the end (260 ms) three times.
+func livekitDigit(ts uint32, code byte) []ev { return digit(ts, code, 12, 2080) }
+
+// diagoDigit is a key press as diago's writer sends it: four packets and
+// three ends (100 ms); consecutive presses share the timestamp.
+func diagoDigit(ts uint32, code byte) []ev { return digit(ts, code, 4, 800) }
 
 func TestListenerReadsTelephoneEvents(t *testing.T) {
 	cases := map[string]struct {

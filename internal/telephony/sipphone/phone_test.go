@@ -121,7 +121,7 @@ func TestDigestAuthentication(t *testing.T) {
 			rec := waitDone(t, ok)
 			require.Equal(t, AuthOK, rec.Auth)
 			require.Equal(t, []int{challenge, 100, 200}, rec.Responses(), "challenged, then answered: one call: %v", rec.Events)
-			require.Equal(t, 2, countReceived(rec, sip.INVITE))
+			require.Equal(t, 2, count(rec, false, sip.INVITE))
 
 			_, err = c.dial(ctx, t, p, "+15550100002", dialOpts{user: "trunk", password: "wrong"})
 			require.Equal(t, 403, status(err), "a wrong password is refused")
@@ -146,10 +146,11 @@ func TestDigestAuthentication(t *testing.T) {
 	}
 }
 
-func countReceived(r Record, m sip.RequestMethod) int {
+// count counts the requests of method m the phone received (or sent).
+func count(r Record, sent bool, m sip.RequestMethod) int {
 	n := 0
 	for _, e := range r.Events {
-		if !e.Sent && e.Method == string(m) && e.Status == 0 {
+		if e.Sent == sent && e.Method == string(m) && e.Status == 0 {
 			n++
 		}
 	}
@@ -212,7 +213,7 @@ func TestRingsUntilTheCallerCancels(t *testing.T) {
 	require.Equal(t, 487, rec.Status)
 	require.Equal(t, PartyCaller, rec.HungUpBy)
 	require.Equal(t, "cancel", rec.EndReason)
-	require.Equal(t, 1, countReceived(rec, sip.CANCEL))
+	require.Equal(t, 1, count(rec, false, sip.CANCEL))
 	require.False(t, rec.Rang.IsZero())
 	require.True(t, rec.Answered.IsZero())
 	require.GreaterOrEqual(t, rec.Ended.Sub(rec.Rang), time.Second, "it rang until the caller's timeout")
@@ -234,82 +235,12 @@ func TestHangsUpMidSentence(t *testing.T) {
 	require.NoError(t, call.Err())
 	require.Equal(t, PartyPhone, rec.HungUpBy)
 	require.Equal(t, "script", rec.EndReason)
-	require.Equal(t, 1, countSent(rec, sip.BYE))
-	require.Zero(t, countReceived(rec, sip.BYE))
+	require.Equal(t, 1, count(rec, true, sip.BYE))
+	require.Zero(t, count(rec, false, sip.BYE))
 	spans := call.Heard().Spans(200 * time.Millisecond)
 	require.Len(t, spans, 1)
 	require.GreaterOrEqual(t, spans[0].Duration(), 200*time.Millisecond, "it heard the caller start")
 	require.Less(t, spans[0].Duration(), 10*time.Second, "and hung up before the caller finished")
-}
-
-func countSent(r Record, m sip.RequestMethod) int {
-	n := 0
-	for _, e := range r.Events {
-		if e.Sent && e.Method == string(m) && e.Status == 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// Voicemail: greeting, then a 1 kHz beep, then recording. The marks let a
-// test measure when the caller's message starts against the beep's end.
-func TestVoicemailGreetingBeepAndMessage(t *testing.T) {
-	ctx := testCtx(t)
-	greeting, err := calleesim.Speech(ctx, "Please leave a message after the tone.", SampleRate)
-	require.NoError(t, err)
-	p := newPhone(t, Config{Default: Voicemail(greeting)})
-	c := newCaller(t)
-	start := time.Now()
-	l, err := c.dial(ctx, t, p, number, dialOpts{})
-	require.NoError(t, err)
-	call, err := p.WaitCall(ctx, number)
-	require.NoError(t, err)
-
-	// The caller waits for the beep to end, as the agent must, then speaks.
-	_, err = l.heard.waitFor(ctx, beepEnded(l.heard))
-	require.NoError(t, err)
-	l.say(ctx, t, calleesim.Tone(440, time.Second, SampleRate, 0.3))
-	require.NoError(t, l.d.Hangup(ctx))
-	rec := waitDone(t, call)
-
-	require.True(t, l.mouth.utterances()[0].Start.After(start))
-	greetingEnd, ok := rec.Mark(MarkGreetingEnd)
-	require.True(t, ok)
-	beepEnd, ok := rec.Mark(MarkBeepEnd)
-	require.True(t, ok)
-	require.Len(t, rec.Said, 2)
-	beep := rec.Said[1]
-	require.Equal(t, 400*time.Millisecond, durationOf(beep.EndPos-beep.StartPos))
-	require.GreaterOrEqual(t, beepEnd.Sub(greetingEnd), 380*time.Millisecond, "the beep took its 400 ms")
-	require.Greater(t, calleesim.ToneLevel(l.heard.Audio()[beep.StartPos:beep.EndPos], 1000, SampleRate), 10000.0, "the caller heard a 1 kHz beep")
-
-	spans := call.Heard().Spans(200 * time.Millisecond)
-	require.Len(t, spans, 1, "the phone heard the message and nothing over its greeting")
-	delay := spans[0].Start.Sub(beepEnd)
-	require.Positive(t, delay, "the message started after the beep ended")
-	t.Logf("message started %s after the beep ended", delay)
-	require.Equal(t, PartyCaller, rec.HungUpBy)
-}
-
-// beepEnded is a plain beep detector for the caller: at least 300 ms of
-// 1 kHz, then 100 ms without it. Called by waitFor with the recording's
-// lock held.
-func beepEnded(r *Recording) func([]Frame) (time.Time, bool) {
-	return func(frames []Frame) (time.Time, bool) {
-		beep, after := 0, 0
-		for _, f := range frames {
-			if f.Pos+f.Samples > len(r.audio) {
-				break
-			}
-			if calleesim.ToneLevel(r.audio[f.Pos:f.Pos+f.Samples], 1000, SampleRate) > 5000 {
-				beep, after = beep+f.Samples, 0
-			} else if beep > 0 {
-				after += f.Samples
-			}
-		}
-		return time.Time{}, beep >= samplesIn(300*time.Millisecond) && after >= samplesIn(100*time.Millisecond)
-	}
 }
 
 // An IVR prompt, then digits as RFC 4733 telephone-events, recorded with
@@ -367,8 +298,8 @@ func TestTransfer(t *testing.T) {
 		require.Equal(t, []int{100, 200}, c.notified())
 		require.Equal(t, PartyPhone, rec.HungUpBy)
 		require.Equal(t, "transferred", rec.EndReason)
-		require.Equal(t, 2, countSent(rec, sip.NOTIFY))
-		require.Equal(t, 1, countSent(rec, sip.BYE))
+		require.Equal(t, 2, count(rec, true, sip.NOTIFY))
+		require.Equal(t, 1, count(rec, true, sip.BYE))
 	})
 	t.Run("target busy", func(t *testing.T) {
 		c, l, call, code := refer(t, Script{Transfer: Transfer{Result: 486}}, "<sip:desk@pbx.example.com>")
@@ -503,4 +434,22 @@ func TestRecordsDropouts(t *testing.T) {
 	require.Len(t, q.Gaps, 1)
 	require.Equal(t, 5*frameSamples, q.Gaps[0].Samples)
 	require.Equal(t, 100*time.Millisecond, q.Lost)
+}
+
+// A long-running phone remembers only its last KeepCalls ended calls.
+func TestForgetsOldCalls(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPhone(t, Config{Default: Refuse(486, 0), KeepCalls: 2})
+	c := newCaller(t)
+	for i := range 4 {
+		_, err := c.dial(ctx, t, p, "+1555010002"+strconv.Itoa(i), dialOpts{})
+		require.Equal(t, 486, status(err))
+		call, err := p.WaitCall(ctx, "+1555010002"+strconv.Itoa(i))
+		require.NoError(t, err)
+		waitDone(t, call)
+	}
+	calls := p.Calls()
+	require.Len(t, calls, 2)
+	require.Equal(t, "+15550100022", calls[0].Record().Number)
+	require.Equal(t, "+15550100023", calls[1].Record().Number)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"go.uber.org/zap"
 )
 
 // Script is how the phone behaves on one call. The zero value answers at
@@ -204,6 +205,7 @@ func (c *Call) runSteps(ctx context.Context, s Script) error {
 			err = c.pause(ctx, st.d)
 		case stepMark:
 			c.update(func(r *Record) { r.Marks = append(r.Marks, Marked{Name: st.name, At: time.Now()}) })
+			c.log.Info("sipphone.mark", zap.String("name", st.name))
 		case stepHangUp:
 			c.hangUp("script")
 			return nil
