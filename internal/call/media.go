@@ -20,11 +20,14 @@ type media struct {
 	muted   atomic.Bool                  // the call is ending: the model hears no more
 	firstIn atomic.Int64                 // unix nanos of the first callee audio sent to the model
 	lastIn  atomic.Int64                 // unix nanos of the latest callee audio, for media loss
+	loudIn  atomic.Int64                 // unix nanos of the latest callee audio above a murmur
 
-	vad          *energyVAD  // nil: off
-	vadMu        sync.Mutex  // guards vad: a re-published track means a second media goroutine
-	agentTalking atomic.Bool // set by the loop: a barge-in needs the agent to be talking
+	detectMu     sync.Mutex    // guards vad and beep: a re-published track means a second media goroutine
+	vad          *energyVAD    // nil: off
+	beep         *beepDetector // an answering machine's beep
+	agentTalking atomic.Bool   // set by the loop: a barge-in needs the agent to be talking
 	barge        chan struct{}
+	beeps        chan time.Time // when a beep ended; the newest waits if the loop is busy
 
 	playback chan telephony.PlaybackEvent
 
@@ -39,7 +42,9 @@ const playbackBuffer = 256
 func newMedia(v LocalVAD) *media {
 	return &media{
 		vad:      newEnergyVAD(v),
+		beep:     newBeepDetector(telephony.DefaultSampleRate),
 		barge:    make(chan struct{}, 1),
+		beeps:    make(chan time.Time, 1),
 		playback: make(chan telephony.PlaybackEvent, playbackBuffer),
 	}
 }
@@ -56,18 +61,28 @@ func (m *media) setRecorder(r Recorder) {
 func (m *media) calleeAudio(pcm []int16) {
 	now := time.Now()
 	m.lastIn.Store(now.UnixNano())
-	if m.vad != nil {
-		// Fed all the time, so a callee who was already talking when the
-		// agent began is not taken for a new barge-in.
-		m.vadMu.Lock()
-		onset := m.vad.feed(pcm)
-		m.vadMu.Unlock()
-		if onset && m.agentTalking.Load() {
-			select {
-			case m.barge <- struct{}{}:
-			default: // one pending is enough
-			}
+	if rms(pcm) >= murmurRMS {
+		m.loudIn.Store(now.UnixNano())
+	}
+	m.detectMu.Lock()
+	onset := m.vad != nil && m.vad.feed(pcm)
+	// Fed all the time: the model may recognise the machine after its beep.
+	beepEnd := m.beep.feed(now.Add(-samplesDuration(len(pcm))), pcm)
+	m.detectMu.Unlock()
+	// The VAD is fed all the time too, so a callee who was already talking
+	// when the agent began is not taken for a new barge-in.
+	if onset && m.agentTalking.Load() {
+		select {
+		case m.barge <- struct{}{}:
+		default: // one pending is enough
 		}
+	}
+	if !beepEnd.IsZero() {
+		select {
+		case <-m.beeps: // the newest beep is the one that counts
+		default:
+		}
+		m.beeps <- beepEnd
 	}
 	if s := m.sess.Load(); s != nil && !m.muted.Load() {
 		m.firstIn.CompareAndSwap(0, now.Add(-samplesDuration(len(pcm))).UnixNano())
@@ -78,6 +93,19 @@ func (m *media) calleeAudio(pcm []int16) {
 		m.rec.CalleeAudio(now.Add(-samplesDuration(len(pcm))), pcm)
 	}
 	m.recMu.Unlock()
+}
+
+// murmurRMS is the level below which the callee's line counts as quiet
+// (line noise, breathing).
+const murmurRMS = 300.0
+
+// lastLoudCalleeAudio is when the callee's line was last above a murmur;
+// zero before.
+func (m *media) lastLoudCalleeAudio() time.Time {
+	if n := m.loudIn.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // lastCalleeAudio is when the callee's audio last arrived; zero before any.

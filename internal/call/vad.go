@@ -68,12 +68,20 @@ func (v *energyVAD) feed(pcm []int16) bool {
 	return onset
 }
 
-func (v *energyVAD) frame(f []int16) bool {
+// rms is the root mean square level of pcm; 0 for none.
+func rms(pcm []int16) float64 {
+	if len(pcm) == 0 {
+		return 0
+	}
 	var sum float64
-	for _, s := range f {
+	for _, s := range pcm {
 		sum += float64(s) * float64(s)
 	}
-	loud := math.Sqrt(sum/float64(len(f))) >= v.threshold
+	return math.Sqrt(sum / float64(len(pcm)))
+}
+
+func (v *energyVAD) frame(f []int16) bool {
+	loud := rms(f) >= v.threshold
 	if v.speaking {
 		if loud {
 			v.quiet = 0

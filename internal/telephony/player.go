@@ -92,6 +92,7 @@ type Player struct {
 	queue   []chunk
 	queued  int // samples in queue
 	open    bool
+	held    bool // Hold: queued audio waits, silence goes out
 	closed  bool
 	current string      // item of the last samples sent
 	items   []itemState // recent items, oldest first
@@ -252,6 +253,22 @@ func (p *Player) WaitDrained(ctx context.Context) error {
 	}
 }
 
+// Hold keeps queued audio from playing (silence goes out) until Release:
+// a voicemail message waits for the machine's beep, ready to start the
+// moment it ends.
+func (p *Player) Hold() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
+}
+
+// Release lets held audio play from the next frame on.
+func (p *Player) Release() {
+	p.mu.Lock()
+	p.held = false
+	p.mu.Unlock()
+}
+
 // Open lets queued audio play: someone is listening now.
 func (p *Player) Open() {
 	p.mu.Lock()
@@ -323,7 +340,7 @@ func (p *Player) fill(frame []int16) ([]PlaybackEvent, bool) {
 	n := 0
 	var events []PlaybackEvent
 	now := time.Now()
-	for p.open && n < len(frame) && len(p.queue) > 0 {
+	for p.open && !p.held && n < len(frame) && len(p.queue) > 0 {
 		c := &p.queue[0]
 		k := copy(frame[n:], c.pcm)
 		n += k

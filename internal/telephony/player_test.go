@@ -235,3 +235,25 @@ func TestPlayerCloseStopsEverything(t *testing.T) {
 	require.True(t, err == nil || err == ErrPlayerClosed, "WaitDrained returns instead of hanging: %v", err)
 	require.Equal(t, n, sink.count(), "no frame after Close returned")
 }
+
+// Hold keeps queued audio back (silence goes out) until Release, which
+// lets it play from the next frame: a voicemail message waits for the beep.
+func TestPlayerHoldAndRelease(t *testing.T) {
+	sink := newFrameSink()
+	p := newPlayer(PlayerOptions{}, sink.write)
+	defer p.Close()
+	p.Open()
+	p.Hold()
+	audio := ramp(5*frame, 0)
+	require.NoError(t, p.Write("message", audio))
+	start := sink.count()
+	sink.waitFor(t, "frames while held", func(f [][]int16) bool { return len(f) >= start+5 })
+	require.Empty(t, sink.sound(), "nothing plays while held")
+	require.Equal(t, 100*time.Millisecond, p.Queued())
+
+	p.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, p.WaitDrained(ctx))
+	require.Equal(t, audio, sink.sound(), "all of it, once released")
+}
