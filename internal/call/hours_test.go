@@ -3,7 +3,6 @@ package call_test
 import (
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +17,18 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// movableClock is the handler's clock; the test moves it instead of
-// waiting hours.
-type movableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *movableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *movableClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
+// queueEnv is a test's own database and private Redis, with a queue
+// client and an inspector on it.
+func queueEnv(t *testing.T) (*store.Store, asynq.RedisClientOpt, *queue.Client, *asynq.Inspector) {
+	t.Helper()
+	st := openStore(t)
+	r := testenv.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	q := queue.NewClient(opt)
+	t.Cleanup(func() { _ = q.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = insp.Close() })
+	return st, opt, q, insp
 }
 
 // poll waits, bounded, until cond holds.
@@ -71,16 +65,9 @@ func scheduledCalls(t *testing.T, insp *asynq.Inspector) map[string]string {
 // carrying only the attempt id waits for 08:00 Tokyo. Run early, that task
 // waits again without losing the call; at the opening the call is placed.
 func TestInlineCallAtNightWaitsForItsHours(t *testing.T) {
-	st := openStore(t)
+	st, opt, q, insp := queueEnv(t)
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	q := queue.NewClient(opt)
-	t.Cleanup(func() { _ = q.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { _ = insp.Close() })
-
-	clock := &movableClock{t: time.Date(2026, 11, 28, 15, 29, 0, 0, time.UTC)} // Sun 00:29 JST
+	clock := testenv.NewClock(time.Date(2026, 11, 28, 15, 29, 0, 0, time.UTC)) // Sun 00:29 JST
 	runner := &countingRunner{}
 	srv := worker.New(worker.Options{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second, Logger: zaptest.NewLogger(t)})
 	srv.Handle(tasks.TypeCallOutbound, &call.Handler{Calls: st, Runner: runner, Queue: q, Owner: "w1", Now: clock.Now})
@@ -151,36 +138,12 @@ func TestInlineCallAtNightWaitsForItsHours(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// scheduler records the ids of the tasks a handler schedules.
-type scheduler struct {
-	mu  sync.Mutex
-	ids []string
-}
-
-func (s *scheduler) Enqueue(_ context.Context, _ tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range opts {
-		if o.Type() == asynq.TaskIDOpt {
-			s.ids = append(s.ids, o.Value().(string))
-		}
-	}
-	return &asynq.TaskInfo{}, nil
-}
-
-func (s *scheduler) taskIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.ids...)
-}
-
 // A call claimed with two minutes of hours left is not started: its setup
 // could carry the dial past 21:00, and a claimed call is never retried.
 func TestInlineCallIsNotStartedAsTheHoursClose(t *testing.T) {
-	st := openStore(t)
+	st, _, q, insp := queueEnv(t)
 	ctx := context.Background()
-	q := &scheduler{}
-	clock := &movableClock{t: time.Date(2026, 11, 29, 11, 59, 0, 0, time.UTC)} // 20:59 JST
+	clock := testenv.NewClock(time.Date(2026, 11, 29, 11, 59, 0, 0, time.UTC)) // 20:59 JST
 	runner := &countingRunner{}
 	h := &call.Handler{Calls: st, Runner: runner, Queue: q, Owner: "w1", Now: clock.Now}
 	require.NoError(t, h.ProcessTask(ctx, task(t, tasks.CallOutbound{Inline: &tasks.InlineCall{
@@ -189,9 +152,10 @@ func TestInlineCallIsNotStartedAsTheHoursClose(t *testing.T) {
 	require.Zero(t, runner.runs.Load())
 	c, err := st.GetCall(ctx, "oneoff-late-0001")
 	require.NoError(t, err)
-	require.Equal(t, time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC), c.WaitingUntil.UTC(), "08:00 JST the next day")
+	opening := time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC) // 08:00 JST the next day
+	require.Equal(t, opening, c.WaitingUntil.UTC())
 	require.Contains(t, c.WaitingReason, "the hours close within 2m0s")
-	require.Equal(t, []string{"oneoff-late-0001@" + itoa(c.WaitingUntil.Unix())}, q.taskIDs())
+	require.Contains(t, scheduledCalls(t, insp), "oneoff-late-0001@"+itoa(opening.Unix()))
 }
 
 // A number whose local time cannot be known is never called: the attempt
@@ -202,7 +166,7 @@ func TestInlineCallWithoutAKnownZoneIsCancelled(t *testing.T) {
 	require.NoError(t, st.CreateAttempt(ctx, &store.Call{ID: "oneoff-nozone-01", Attempt: 1, Phone: "+15551234567",
 		Instructions: "x"}))
 	runner := &countingRunner{}
-	h := &call.Handler{Calls: st, Runner: runner, Queue: &scheduler{}, Owner: "w1"}
+	h := &call.Handler{Calls: st, Runner: runner, Owner: "w1"} // no queue: nothing is scheduled
 	err := h.ProcessTask(ctx, task(t, tasks.CallOutbound{AttemptID: "oneoff-nozone-01"}))
 	require.ErrorIs(t, err, asynq.SkipRetry)
 	require.ErrorContains(t, err, "no time zone is known for this number")

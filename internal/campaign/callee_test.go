@@ -160,9 +160,7 @@ func TestLegalWindowTollFree(t *testing.T) {
 // A contact filed under Tokyo whose number is in San Francisco: the
 // campaign's hours hold in Tokyo, the law's in San Francisco.
 func TestContactWindowCombinesBothZones(t *testing.T) {
-	hours, err := ParseHours("09:00", "18:00", everyDay)
-	require.NoError(t, err)
-	cal := Calendar{Hours: hours, DefaultZone: mustZone(t, "America/New_York")}
+	cal := newYorkCalendar(t, "09:00", "18:00", everyDay)
 	w, err := cal.ContactWindow("Asia/Tokyo", "+14155550100")
 	require.NoError(t, err)
 	checkWindow(t, w, []legalAt{
@@ -179,9 +177,7 @@ func TestContactWindowCombinesBothZones(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoTimeZone)
 
 	// Campaign hours in Tokyo that never meet San Francisco's daytime.
-	late, err := ParseHours("15:00", "21:00", everyDay)
-	require.NoError(t, err)
-	never, err := Calendar{Hours: late, DefaultZone: cal.DefaultZone}.ContactWindow("Asia/Tokyo", "+14155550100")
+	never, err := newYorkCalendar(t, "15:00", "21:00", everyDay).ContactWindow("Asia/Tokyo", "+14155550100")
 	require.NoError(t, err)
 	_, ok := never.NextOpen(utc("2026-01-15 00:00"))
 	require.False(t, ok, "15:00–21:00 Tokyo is 22:00–04:00 in San Francisco")
@@ -196,4 +192,13 @@ func TestNextOpenFor(t *testing.T) {
 	got, ok = w.NextOpenFor(utc("2026-11-29 11:57"), 2*time.Minute)
 	require.True(t, ok)
 	require.Equal(t, utc("2026-11-29 11:57"), got.UTC())
+}
+
+// newYorkCalendar is a campaign's calendar with these hours and New York
+// as its default zone.
+func newYorkCalendar(t *testing.T, start, end string, days []string) Calendar {
+	t.Helper()
+	hours, err := ParseHours(start, end, days)
+	require.NoError(t, err)
+	return Calendar{Hours: hours, DefaultZone: mustZone(t, "America/New_York")}
 }

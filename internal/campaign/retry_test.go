@@ -119,10 +119,7 @@ func TestDecideExhaustsWhenTheCampaignWindowCloses(t *testing.T) {
 // York whose number is in Los Angeles is retried at 09:00 New York only if
 // it is 08:00 in Los Angeles too, so at 11:00 New York.
 func TestDecideWaitsForTheLawWhereTheNumberRings(t *testing.T) {
-	hours, err := ParseHours("09:00", "18:00", nil)
-	require.NoError(t, err)
-	cal := Calendar{Hours: hours, DefaultZone: mustZone(t, "America/New_York")}
-	w, err := cal.ContactWindow("", "+14155550100")
+	w, err := newYorkCalendar(t, "09:00", "18:00", nil).ContactWindow("", "+14155550100")
 	require.NoError(t, err)
 	def, err := PolicyFrom(store.RetryPolicy{})
 	require.NoError(t, err)

@@ -24,6 +24,19 @@ func (s *Store) SetAttemptWaiting(ctx context.Context, attemptID string, until t
 	if attemptID == "" || until.IsZero() || reason == "" {
 		return false, errors.New("store: set attempt waiting: attemptID, until and reason are required")
 	}
+	ok, err := s.setWhileQueued(ctx, attemptID, bson.D{
+		{Key: "waiting_until", Value: until.UTC().Truncate(time.Millisecond)},
+		{Key: "waiting_reason", Value: reason},
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: set attempt %q waiting: %w", attemptID, err)
+	}
+	return ok, nil
+}
+
+// setWhileQueued sets fields on an attempt that is still queued, under the
+// attempt's write lock, and reports whether it was.
+func (s *Store) setWhileQueued(ctx context.Context, attemptID string, set bson.D) (bool, error) {
 	unlock, err := s.lockAttempt(ctx, attemptID)
 	if err != nil {
 		return false, err
@@ -31,12 +44,9 @@ func (s *Store) SetAttemptWaiting(ctx context.Context, attemptID string, until t
 	defer unlock()
 	res, err := s.calls.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: attemptID}, {Key: "status", Value: CallQueued}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "waiting_until", Value: until.UTC().Truncate(time.Millisecond)},
-			{Key: "waiting_reason", Value: reason},
-		}}})
+		bson.D{{Key: "$set", Value: set}})
 	if err != nil {
-		return false, fmt.Errorf("store: set attempt %q waiting: %w", attemptID, err)
+		return false, err
 	}
 	return res.MatchedCount > 0, nil
 }
