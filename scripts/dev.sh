@@ -35,10 +35,13 @@ bin/worker run &
 worker=$!
 pids=("$worker" "${pids[@]}")
 
+# Calls are placed only between 08:00 and 21:00 where the callee is, so
+# the sample call goes to a (simulated) number where it is mid-afternoon now.
+phone=$(go run ./internal/testenv/cmd/daytimenumber)
 attempt="dev-$(date +%Y%m%d-%H%M%S)"
 echo "== placing a sample call ($attempt)"
 bin/worker enqueue --type call:outbound --task-id "$attempt" --payload '{"inline": {
-  "attempt_id": "'"$attempt"'", "phone": "+15551234567",
+  "attempt_id": "'"$attempt"'", "phone": "'"$phone"'",
   "instructions": "You are Ava from DocShield. Confirm Dr. {{doctor}}'"'"'s appointment at {{practice}}.",
   "variables": {"doctor": "Patel", "practice": "Elm Street Dental"}}}'
 

@@ -47,7 +47,7 @@ var longCall = realtimesim.Script{Agent: []realtimesim.AgentTurn{
 func enqueueInline(t *testing.T, client *asynq.Client, id string) {
 	t.Helper()
 	tk, err := tasks.New(tasks.CallOutbound{Inline: &tasks.InlineCall{
-		AttemptID: id, Phone: "+15551234567", Instructions: "Read the policy.",
+		AttemptID: id, Phone: testenv.DaytimeNumber(t), Instructions: "Read the policy.",
 	}}, asynq.TaskID(id))
 	require.NoError(t, err)
 	_, err = client.Enqueue(tk)

@@ -204,7 +204,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer reaper.Shutdown()
 	// Backpressure defers new calls while memory is above its warning level.
 	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
-		&call.Handler{Calls: st, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))
+		&call.Handler{Calls: st, Queue: enq, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))
 	// Post-call analysis needs OpenAI; without a key the tasks wait.
 	if cfg.OpenAI.Enabled() {
 		chat, err := analysis.NewClient(analysis.ClientConfig{APIKey: cfg.OpenAI.APIKey, BaseURL: cfg.OpenAI.BaseURL})

@@ -101,3 +101,22 @@ func FuzzParseToolCall(f *testing.F) {
 		}
 	})
 }
+
+// TestVariableLengthIsCharacters: 300 × "é" is 600 bytes but 300
+// characters, inside the limit at render as at import and enqueue (they all
+// call CheckVariable); 501 characters are refused.
+func TestVariableLengthIsCharacters(t *testing.T) {
+	accented := strings.Repeat("é", 300)
+	require.NoError(t, agent.CheckVariable("v", accented))
+	out, err := agent.Render("{{v}}", map[string]string{"v": accented})
+	require.NoError(t, err)
+	require.Equal(t, accented, out)
+
+	require.NoError(t, agent.CheckVariable("v", strings.Repeat("é", agent.MaxVariableLen)))
+	err = agent.CheckVariable("v", strings.Repeat("é", agent.MaxVariableLen+1))
+	var long *agent.VariableTooLongError
+	require.ErrorAs(t, err, &long)
+	require.Equal(t, agent.MaxVariableLen+1, long.Len)
+	_, err = agent.Render("{{v}}", map[string]string{"v": strings.Repeat("é", agent.MaxVariableLen+1)})
+	require.ErrorAs(t, err, &long)
+}

@@ -9,11 +9,34 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
-// MaxVariableLen bounds one variable's value in a prompt: contact data is
-// untrusted input, and a long value is more room for prompt injection.
+// MaxVariableLen bounds one variable's value in a prompt, in characters
+// (Unicode code points): contact data is untrusted input, and a long value
+// is more room for prompt injection.
 const MaxVariableLen = 500
+
+// VariableTooLongError is a variable's value over MaxVariableLen.
+type VariableTooLongError struct {
+	Name string
+	Len  int // in characters
+}
+
+func (e *VariableTooLongError) Error() string {
+	return fmt.Sprintf("template variable %s is %d characters, at most %d allowed", e.Name, e.Len, MaxVariableLen)
+}
+
+// CheckVariable is the one length rule for a template variable's value,
+// used wherever a value enters: CSV import, task validation and Render.
+// It counts characters, not bytes, so "é" counts once everywhere and a
+// value that was accepted at the door is never refused at dial time.
+func CheckVariable(name, value string) error {
+	if n := utf8.RuneCountInString(value); n > MaxVariableLen {
+		return &VariableTooLongError{Name: name, Len: n}
+	}
+	return nil
+}
 
 var placeholderRe = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
@@ -26,7 +49,7 @@ func (e *MissingVariablesError) Error() string {
 
 // Render fills {{name}} placeholders. A missing variable is an error before
 // dialing, never a blank in the prompt; values are trimmed, stripped of
-// control characters and limited to MaxVariableLen.
+// control characters and limited by CheckVariable.
 func Render(tmpl string, vars map[string]string) (string, error) {
 	var missing []string
 	seen := map[string]bool{}
@@ -41,9 +64,14 @@ func Render(tmpl string, vars map[string]string) (string, error) {
 		sort.Strings(missing)
 		return "", &MissingVariablesError{Names: missing}
 	}
+	names := make([]string, 0, len(seen))
 	for name := range seen {
-		if n := len(vars[name]); n > MaxVariableLen {
-			return "", fmt.Errorf("template variable %s is %d characters, at most %d allowed", name, n, MaxVariableLen)
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same error for the same input
+	for _, name := range names {
+		if err := CheckVariable(name, vars[name]); err != nil {
+			return "", err
 		}
 	}
 	return placeholderRe.ReplaceAllStringFunc(tmpl, func(p string) string {

@@ -221,7 +221,7 @@ func TestVoicemailLeavesTheCampaignsMessage(t *testing.T) {
 	_, err := e.st.DB().Collection(store.CollCampaigns).UpdateOne(ctx, bson.D{{Key: "_id", Value: campaign.ID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "agent.voicemail_message", Value: message}}}})
 	require.NoError(t, err)
-	contact := store.Contact{ID: bson.NewObjectID(), CampaignID: campaign.ID, Phone: "+15557770001",
+	contact := store.Contact{ID: bson.NewObjectID(), CampaignID: campaign.ID, Phone: calleePhone,
 		Variables: map[string]string{"practice_name": "Oak Clinic"}, Status: store.ContactCalling}
 	_, _, err = e.st.InsertContacts(ctx, []store.Contact{contact})
 	require.NoError(t, err)
@@ -240,7 +240,7 @@ func TestVoicemailLeavesTheCampaignsMessage(t *testing.T) {
 	require.Contains(t, log.Responses[1].Instructions, "Hi, this is Ava from DocShield with a message for Oak Clinic. Please call us back.")
 	require.Contains(t, log.Responses[1].Instructions, "calling Oak Clinic on behalf of DocShield", "the session's instructions stay")
 	require.Len(t, log.ToolOutputs, 1)
-	require.Equal(t, "+15557770001", e.dialer.Requests()[0].SipCallTo, "the contact's number")
+	require.Equal(t, calleePhone, e.dialer.Requests()[0].SipCallTo, "the contact's number")
 	require.Equal(t, "+15550009999", e.dialer.Requests()[0].SipNumber, "the campaign's caller id")
 	require.Equal(t, []string{"agent"}, roles(c.Transcript))
 	require.NotContains(t, c.Transcript[0].Text, "[interrupted]")

@@ -4,8 +4,10 @@
 // Read it in this order:
 //
 //   - handler.go: the task. Inline one-off calls get their attempt written
-//     first; then the attempt is claimed with a fence token (a lost claim
-//     does nothing) and handed to the Runner.
+//     first; outside their calling hours they are not claimed but wait,
+//     with the reason on the document, for a task scheduled at the next
+//     opening (no retry spent). Then the attempt is claimed with a fence
+//     token (a lost claim does nothing) and handed to the Runner.
 //   - runner.go: one call from claim to wrap-up. The do-not-call list is
 //     checked again and the prompt rendered (a missing variable fails the
 //     attempt before any phone rings); the room is created, the agent takes
@@ -13,6 +15,9 @@
 //     that a broken LiveKit or OpenAI never rings a phone and the greeting
 //     starts the moment the callee answers; then the dial, the
 //     conversation, the hang-up, and one terminal status with its reason.
+//     Right before the dial the law's calling hours (08:00–21:00 where the
+//     number rings) are checked by the wall clock, whatever path led
+//     there (hours.go).
 //   - conversation.go: the live call, one loop owning all of its state:
 //     model events, the agent's playout, barge-in, timers (maximum
 //     duration, silence), the polite ways to end and the abrupt ones.

@@ -52,7 +52,7 @@ func task(t testing.TB, p tasks.Payload) *asynq.Task {
 func TestDuplicateDeliveryLeadsToOneClaim(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
-	require.NoError(t, st.CreateAttempt(ctx, &store.Call{ID: "attempt-dup-0001", Attempt: 1, Phone: "+15551234567"}))
+	require.NoError(t, st.CreateAttempt(ctx, &store.Call{ID: "attempt-dup-0001", Attempt: 1, Phone: testenv.DaytimeNumber(t)}))
 	runner := &countingRunner{}
 	tk := task(t, tasks.CallOutbound{AttemptID: "attempt-dup-0001"})
 
@@ -88,7 +88,7 @@ func TestInlineCallCreatesAttemptOnce(t *testing.T) {
 	runner := &countingRunner{}
 	h := &call.Handler{Calls: st, Runner: runner, Owner: "w1", Now: func() time.Time { return time.Unix(1_800_000_000, 0) }}
 	tk := task(t, tasks.CallOutbound{Inline: &tasks.InlineCall{
-		AttemptID: "oneoff-0001", Phone: "+15551234567", Instructions: "Confirm the appointment.",
+		AttemptID: "oneoff-0001", Phone: "+81355550199", Instructions: "Confirm the appointment.", // 17:00 in Tokyo
 		Variables: map[string]string{"practice_name": "Elm Dental"},
 	}})
 	require.NoError(t, h.ProcessTask(ctx, tk))
@@ -96,7 +96,7 @@ func TestInlineCallCreatesAttemptOnce(t *testing.T) {
 	require.Equal(t, int32(1), runner.runs.Load())
 	c, err := st.GetCall(ctx, "oneoff-0001")
 	require.NoError(t, err)
-	require.Equal(t, "+15551234567", c.Phone)
+	require.Equal(t, "+81355550199", c.Phone)
 	require.Equal(t, "Elm Dental", c.Variables["practice_name"])
 }
 

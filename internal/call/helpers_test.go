@@ -36,10 +36,14 @@ const wait = 45 * time.Second
 
 const (
 	rate         = telephony.DefaultSampleRate
-	calleePhone  = "+15551230001"
 	callerID     = "+15550001111"
 	instructions = "You are Ava, calling {{practice_name}} on behalf of DocShield about a medical records request."
 )
+
+// calleePhone is a number where it is mid-afternoon now: calls are placed
+// only inside calling hours where the callee is, and these tests must pass
+// at any hour.
+var calleePhone = testenv.SampleAt(time.Now(), testenv.Afternoon).Phone
 
 // scenario is one end-to-end call: what the model says and does (the
 // realtime simulator's script), what the callee does (the phone network

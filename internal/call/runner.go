@@ -289,6 +289,9 @@ func (a *attempt) checkBeforeDial(ctx context.Context, phone string) (ending, bo
 	if ctx.Err() != nil {
 		return cancelled("not dialed: the worker is shutting down"), false
 	}
+	if refusal := legalHoursRefusal(phone, a.doc.TimeZone, time.Now()); refusal != "" {
+		return cancelled("not dialed: " + refusal), false
+	}
 	listed, err := a.r.o.Store.IsDoNotCall(ctx, phone)
 	if err != nil {
 		return notDialed(ctx, "check the do-not-call list", err), false

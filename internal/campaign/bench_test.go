@@ -128,7 +128,7 @@ func BenchmarkDispatch10k(b *testing.B) {
 		b.StopTimer()
 		c := e.campaign(func(c *store.Campaign) { c.ConcurrencyLimit = n })
 		for j := range contacts {
-			contacts[j] = store.Contact{CampaignID: c.ID, Phone: fmt.Sprintf("+1415%07d", j), Status: store.ContactPending}
+			contacts[j] = store.Contact{CampaignID: c.ID, Phone: fmt.Sprintf("+1212%03d%04d", 200+j/10000, j%10000), Status: store.ContactPending}
 		}
 		for start := 0; start < n; start += 1000 {
 			_, _, err := e.st.InsertContacts(b.Context(), contacts[start:start+1000])

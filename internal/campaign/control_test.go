@@ -85,7 +85,7 @@ func TestPauseResumeCancel(t *testing.T) {
 func TestImportContacts(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := t.Context()
-	c := e.campaign(nil)
+	c := e.campaign(func(c *store.Campaign) { c.Agent.InstructionsTemplate = "Confirm the appointments." })
 
 	rep, err := e.svc.Import(ctx, c.ID, strings.NewReader(contactsCSV), true)
 	require.NoError(t, err)

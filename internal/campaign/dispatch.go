@@ -32,6 +32,9 @@ type RoundReport struct {
 	Contended int `json:"contended,omitempty"`
 	// DoNotCall contacts were found on the do-not-call list and finished.
 	DoNotCall int `json:"do_not_call,omitempty"`
+	// OutsideHours contacts were due in their own zone but not inside
+	// 08:00–21:00 in every zone their number may ring in; they wait.
+	OutsideHours int `json:"outside_hours,omitempty"`
 	// Requeued attempts had their lost task enqueued again; Expired ones
 	// were cancelled after waiting too long; Settled contacts had the
 	// outcome of an ended attempt applied by the round, because nobody
@@ -143,13 +146,16 @@ func (s *Service) dispatch(ctx context.Context, p plan, now time.Time, r *RoundR
 		return nil
 	}
 	open, err := s.store.CountContacts(ctx, id, store.ContactPending, store.ContactCalling)
-	if err != nil {
+	if err != nil || open > 0 {
 		return err
 	}
-	if open == 0 {
-		return s.complete(ctx, id, now, r)
+	// A campaign is written before its contacts (docs/CAMPAIGNS.md):
+	// without any, it is waiting for them, not finished.
+	all, err := s.store.CountContacts(ctx, id)
+	if err != nil || all == 0 {
+		return err
 	}
-	return nil
+	return s.complete(ctx, id, now, r)
 }
 
 // dispatchDue writes and enqueues attempts for due contacts without a live
@@ -230,24 +236,41 @@ func (s *Service) dispatchBatch(ctx context.Context, p plan, now time.Time, batc
 	if err != nil {
 		return 0, err
 	}
-	var dnc, badPhone, spent []bson.ObjectID
+	var dnc, badPhone, spent, noZone, noHours []bson.ObjectID
 	var attempts []*store.Call
-	for _, c := range batch {
+	for i := range batch {
+		c := &batch[i]
 		switch {
 		case !phone.Valid(c.Phone):
 			badPhone = append(badPhone, c.ID)
 		case listed[c.Phone]:
 			dnc = append(dnc, c.ID)
 		case len(attempts) < headroom:
+			// The query picked the contact by its own zone; the law's
+			// hours where the number rings are checked here.
+			w, err := p.cal.ContactWindow(c.TimeZone, c.Phone)
+			if err != nil {
+				noZone = append(noZone, c.ID)
+				continue
+			}
+			if !w.Open(now) {
+				if _, ok := w.unbounded().NextOpen(now); !ok {
+					noHours = append(noHours, c.ID)
+				} else {
+					r.OutsideHours++
+				}
+				continue
+			}
 			n := c.Attempts + 1
 			if n > p.policy.MaxAttempts {
-				// Attempts cancelled before dialing do not count, so
-				// the number alone does not settle it; rare, so a query.
-				dialed, err := s.store.CountDialedAttempts(ctx, c.ID)
+				// The counter alone does not settle it: attempts
+				// cancelled before dialing do not count. Rare, so a
+				// query.
+				used, err := s.attemptsUsed(ctx, c)
 				if err != nil {
 					return 0, err
 				}
-				if dialed >= p.policy.MaxAttempts {
+				if used >= p.policy.MaxAttempts {
 					spent = append(spent, c.ID)
 					continue
 				}
@@ -266,6 +289,8 @@ func (s *Service) dispatchBatch(ctx context.Context, p plan, now time.Time, batc
 		{dnc, store.ContactDoNotCall, "do_not_call"},
 		{badPhone, store.ContactExhausted, "invalid_phone"},
 		{spent, store.ContactExhausted, "max_attempts"},
+		{noZone, store.ContactExhausted, "no_time_zone"},
+		{noHours, store.ContactExhausted, "no_calling_hours"},
 	} {
 		if err := s.store.FinishPendingContacts(ctx, f.ids, f.status, f.outcome, now); err != nil {
 			return 0, err
@@ -466,6 +491,19 @@ func (s *Service) complete(ctx context.Context, id bson.ObjectID, now time.Time,
 	if err != nil {
 		return err
 	}
+	// A contact written between the round's count and the status change
+	// would never be called in a completed campaign: look once more.
+	open, err := s.store.CountContacts(ctx, id, store.ContactPending, store.ContactCalling)
+	if err != nil {
+		return err
+	}
+	if open > 0 {
+		if _, err := s.store.SetCampaignStatus(ctx, id, []store.CampaignStatus{store.CampaignCompleted}, store.CampaignRunning, now); err != nil {
+			return err
+		}
+		s.log.Warn("campaign.reopened", zap.String("campaign_id", id.Hex()), zap.Int64("pending", open))
+		return nil
+	}
 	r.Completed = true
 	s.log.Info("campaign.completed", zap.String("campaign_id", id.Hex()))
 	return nil
@@ -501,6 +539,7 @@ func (s *Service) logRound(r RoundReport) {
 	}
 	s.log.Info("campaign.round", zap.String("campaign_id", r.CampaignID), zap.Int("live", r.Live),
 		zap.Int("dispatched", r.Dispatched), zap.Int("contended", r.Contended), zap.Int("do_not_call", r.DoNotCall),
+		zap.Int("outside_hours", r.OutsideHours),
 		zap.Int("requeued", r.Requeued), zap.Int("expired", r.Expired), zap.Int("settled", r.Settled),
 		zap.Bool("completed", r.Completed))
 }

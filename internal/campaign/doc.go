@@ -3,16 +3,33 @@
 //
 // # Rules that are never broken
 //
-//   - Calling hours are evaluated in the contact's own IANA time zone (the
-//     campaign's default when it has none), by allowed weekdays and local
-//     wall-clock hours, inside 08:00–21:00 local which no setting can
-//     widen (window.go). They are checked when an attempt is written and
-//     again by CheckDial right before dialing.
+//   - No call outside 08:00–21:00 in the callee's local time (LegalHours,
+//     callee.go). A campaign's hours (allowed weekdays and local
+//     wall-clock hours, window.go) are evaluated in the contact's IANA time
+//     zone (the campaign's default when it has none); the law's 08:00–21:00
+//     holds as well in every zone the contact's number may ring in
+//     (phone.Zones), all of them at once when there are several. A contact
+//     is called only when both hold (Calendar.ContactWindow), so a wrong
+//     time_zone never lets a phone ring at night. An inline call has only
+//     the law's part (LegalWindow), in its time_zone or else its number's
+//     zones. A number whose zone is unknown is never called. The rule is
+//     checked when an attempt is written, by CheckDial right before
+//     dialing, and, for the law's part, by the call flow itself by the
+//     wall clock.
 //   - A number on the do-not-call list is never dialed: dispatch checks the
 //     list for every contact it picks and CheckDial checks it again right
 //     before dialing. OptOut adds a number at once.
 //   - A contact never has two live attempts, and never more dialed attempts
-//     than its campaign's policy allows (retry.go).
+//     than its campaign's policy allows (retry.go), counting the larger of
+//     its attempts counter (which a backend may write) and its attempt
+//     documents (AttemptsUsed).
+//   - A campaign completes only once it has had contacts and all of them
+//     are final (or its window has closed): a campaign written before its
+//     contacts waits for them.
+//   - A contact row that could never be called (no known zone, hours that
+//     never meet the law's, a prompt its variables cannot fill) is refused
+//     at import with its line; variable lengths are counted by the one rule
+//     render uses (agent.CheckVariable).
 //
 // # Why dispatch cannot double-dispatch
 //

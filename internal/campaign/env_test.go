@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// fakeClock is the time every part of a test sees; tests move it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // testEnv is one test's database, private Redis and Service, all on one
 // fake clock.
 type testEnv struct {
@@ -46,7 +27,7 @@ type testEnv struct {
 	st    *store.Store
 	opt   asynq.RedisClientOpt
 	insp  *asynq.Inspector
-	clock *fakeClock
+	clock *testenv.Clock // the time every part of a test sees; tests move it
 	svc   *Service
 }
 
@@ -56,7 +37,7 @@ var tuesday = utc("2026-03-10 14:00")
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, clock: &fakeClock{t: tuesday}}
+	e := &testEnv{t: t, clock: testenv.NewClock(tuesday)}
 	e.st = e.openStore(testenv.UniqueName(t))
 	require.NoError(t, e.st.EnsureIndexes(t.Context()))
 	t.Cleanup(func() {
@@ -141,11 +122,12 @@ func (e *testEnv) contacts(campaign bson.ObjectID, cs ...store.Contact) []store.
 	return out
 }
 
-// phones makes n contacts with distinct numbers in zone.
+// phones makes n contacts with distinct New York numbers (calling hours
+// hold where the number rings too), filed under zone.
 func phones(n int, zone string) []store.Contact {
 	cs := make([]store.Contact, n)
 	for i := range cs {
-		cs[i] = store.Contact{Phone: fmt.Sprintf("+1415555%04d", i), TimeZone: zone}
+		cs[i] = store.Contact{Phone: fmt.Sprintf("+1212555%04d", i), TimeZone: zone}
 	}
 	return cs
 }

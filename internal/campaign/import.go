@@ -8,8 +8,10 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -120,7 +122,11 @@ func parseHeader(h []string) (columns, error) {
 // time zone, a phone that repeats an earlier row, a wrong number of fields)
 // are returned as RowErrors by line number and left out; the error is for
 // a file that cannot be read at all (bad header, too many rows).
-func ParseCSV(r io.Reader) ([]Row, []RowError, error) {
+func ParseCSV(r io.Reader) ([]Row, []RowError, error) { return parseCSV(r, nil) }
+
+// parseCSV is ParseCSV with a further check of each well-formed row: a
+// non-empty answer is the reason the row is refused.
+func parseCSV(r io.Reader, check func(Row) string) ([]Row, []RowError, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // checked per row, so one bad row is not fatal
 	header, err := cr.Read()
@@ -155,6 +161,9 @@ func ParseCSV(r io.Reader) ([]Row, []RowError, error) {
 		}
 		line, _ := cr.FieldPos(0)
 		row, reason := parseRow(rec, cols, line)
+		if reason == "" && check != nil {
+			reason = check(row)
+		}
 		if reason == "" {
 			if first, dup := firstLine[row.Phone]; dup {
 				reason = fmt.Sprintf("phone repeats line %d", first)
@@ -209,8 +218,12 @@ func parseRow(rec []string, c columns, line int) (Row, string) {
 		if v == "" {
 			continue
 		}
-		if n := utf8.RuneCountInString(v); n > tasks.MaxVariableLen {
-			return Row{}, fmt.Sprintf("%s is %d characters, at most %d allowed", c.varNames[i], n, tasks.MaxVariableLen)
+		if err := agent.CheckVariable(c.varNames[i], v); err != nil {
+			var long *agent.VariableTooLongError
+			if errors.As(err, &long) {
+				return Row{}, fmt.Sprintf("%s is %d characters, at most %d allowed", long.Name, long.Len, agent.MaxVariableLen)
+			}
+			return Row{}, err.Error()
 		}
 		if row.Variables == nil {
 			row.Variables = map[string]string{}
@@ -251,10 +264,15 @@ func (r ImportReport) WriteText(w io.Writer) error {
 }
 
 // Import adds a contacts file's good rows to a campaign as pending
-// contacts and reports the bad rows. Contacts already in the campaign (same
-// phone) are left untouched, so importing a file twice, or a file that
-// grew, adds only what is new. Completed and cancelled campaigns refuse
-// imports. With dryRun nothing is written.
+// contacts and reports the bad rows. A row is bad when it is malformed
+// (ParseCSV) or when it could never be called: its number has no known
+// time zone, the campaign's hours in its zone never meet 08:00–21:00 where
+// the number rings, or the campaign's prompt cannot be rendered with its
+// variables (a missing or too long value), which would fail every attempt
+// before dialing. Contacts already in the campaign (same phone) are left
+// untouched, so importing a file twice, or a file that grew, adds only
+// what is new. Completed and cancelled campaigns refuse imports. With
+// dryRun nothing is written.
 func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Reader, dryRun bool) (ImportReport, error) {
 	rep := ImportReport{CampaignID: campaignID.Hex(), DryRun: dryRun}
 	c, err := s.store.GetCampaign(ctx, campaignID)
@@ -264,7 +282,11 @@ func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Rea
 	if c.Status == store.CampaignCompleted || c.Status == store.CampaignCancelled {
 		return rep, fmt.Errorf("campaign %s is %s: it takes no new contacts", campaignID.Hex(), c.Status)
 	}
-	rows, bad, err := ParseCSV(r)
+	extra, err := s.store.GetAgentCallSettings(ctx, campaignID)
+	if err != nil {
+		return rep, err
+	}
+	rows, bad, err := parseCSV(r, callable(c, extra, s.now()))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrBadFile, err)
 	}
@@ -291,4 +313,40 @@ func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Rea
 		}
 	}
 	return rep, nil
+}
+
+// callable is Import's check that a row could ever be called: everything
+// about the row that would stop every one of its attempts before dialing.
+func callable(c *store.Campaign, extra store.AgentCallSettings, now time.Time) func(Row) string {
+	templates := []struct{ name, text string }{
+		{"instructions", c.Agent.InstructionsTemplate},
+		{"greeting", c.Agent.Greeting},
+		{"voicemail message", extra.VoicemailMessage},
+	}
+	// An invalid campaign is reported by every dispatch round; its rows
+	// are checked for what does not depend on its settings.
+	p, planErr := planFor(c)
+	return func(row Row) string {
+		if _, err := phone.Zones(row.Phone); err != nil {
+			return "phone: " + err.Error() + ", so it could never be called inside calling hours"
+		}
+		if planErr == nil {
+			w, err := p.cal.ContactWindow(row.TimeZone, row.Phone)
+			if err != nil {
+				return err.Error()
+			}
+			if _, ok := w.unbounded().NextOpen(now); !ok {
+				return "time_zone: the campaign's calling hours there never fall inside 08:00–21:00 where the number rings"
+			}
+		}
+		for _, t := range templates {
+			if t.text == "" {
+				continue
+			}
+			if _, err := agent.Render(t.text, row.Variables); err != nil {
+				return "could never be called: " + t.name + ": " + err.Error()
+			}
+		}
+		return ""
+	}
 }

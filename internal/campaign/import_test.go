@@ -5,9 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/phone"
+	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 const contactsCSV = "\uFEFFPhone,Name,Time_Zone,practice,doctor\n" + // line 1, with Excel's BOM
@@ -120,9 +123,10 @@ func FuzzParseCSV(f *testing.F) {
 				require.NotEmpty(t, v)
 			}
 			// What the importer hands on must pass the task contract too,
-			// where variables end up for the agent's template.
+			// where variables end up for the agent's template. (Whether the
+			// number has a time zone is Import's check, not ParseCSV's.)
 			call := tasks.CallOutbound{Inline: &tasks.InlineCall{
-				AttemptID: "fuzz-attempt", Phone: r.Phone, Instructions: "x", Variables: r.Variables}}
+				AttemptID: "fuzz-attempt", Phone: "+14155550100", Instructions: "x", Variables: r.Variables}}
 			require.NoError(t, call.Validate())
 		}
 		for _, b := range bad {
@@ -130,4 +134,66 @@ func FuzzParseCSV(f *testing.F) {
 			require.NotEmpty(t, b.Reason)
 		}
 	})
+}
+
+// The incident: a value of 300 × "é" imported fine (import counted
+// characters, render bytes) and every attempt then failed before dialing.
+// Now one rule counts, and a row that could never be called (any reason
+// the prompt would not render, no known zone, hours that never meet the
+// law's where the number rings) is refused at import with its line.
+func TestImportRefusesRowsThatCouldNeverBeCalled(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := t.Context()
+	c := e.campaign(func(c *store.Campaign) {
+		c.Agent.InstructionsTemplate = "Confirm Dr. {{doctor}}'s appointment. Note: {{note}}"
+		c.Agent.Greeting = "Hello from {{practice}}."
+	})
+	_, err := e.st.DB().Collection(store.CollCampaigns).UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "agent.voicemail_message", Value: "Please call {{callback}}."}}}})
+	require.NoError(t, err)
+	accented := strings.Repeat("é", 300)
+	csv := "phone,time_zone,doctor,note,practice,callback\n" +
+		"+12125550100,,Patel," + accented + ",Elm,+12125550000\n" + // 2 good: 300 characters, 600 bytes
+		"+12125550101,,Patel," + strings.Repeat("é", 501) + ",Elm,x\n" + // 3 bad: 501 characters
+		"+12125550102,,,n,Elm,x\n" + // 4 bad: no doctor for the instructions
+		"+12125550103,,Patel,n,,x\n" + // 5 bad: no practice for the greeting
+		"+12125550104,,Patel,n,Elm,\n" + // 6 bad: no callback for the voicemail message
+		"+15551234567,,Patel,n,Elm,x\n" + // 7 bad: no zone for the number
+		"+14155550100,Asia/Tokyo,Patel,n,Elm,x\n" + // 8 good: Tokyo's 09:00-18:00 meets 08:00-21:00 in Los Angeles
+		"+12125550105,Asia/Bangkok,Patel,n,Elm,x\n" // 9 bad: 09:00-18:00 Bangkok is night in New York
+	c.Schedule.CallingHoursStart, c.Schedule.CallingHoursEnd = "09:00", "18:00"
+	_, err = e.st.DB().Collection(store.CollCampaigns).UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "schedule", Value: c.Schedule}}}})
+	require.NoError(t, err)
+
+	rep, err := e.svc.Import(ctx, c.ID, strings.NewReader(csv), false)
+	require.NoError(t, err)
+	require.Equal(t, 2, rep.Imported, "%v", rep.Bad)
+	reasons := map[int]string{}
+	for _, b := range rep.Bad {
+		reasons[b.Line] = b.Reason
+	}
+	require.Len(t, reasons, 6, "%v", rep.Bad)
+	require.Equal(t, "note is 501 characters, at most 500 allowed", reasons[3])
+	require.Contains(t, reasons[4], "could never be called: instructions: template variables without a value: doctor")
+	require.Contains(t, reasons[5], "could never be called: greeting: template variables without a value: practice")
+	require.Contains(t, reasons[6], "could never be called: voicemail message: template variables without a value: callback")
+	require.Contains(t, reasons[7], "phone: no time zone is known for this number")
+	require.Contains(t, reasons[9], "never fall inside 08:00–21:00 where the number rings")
+	for _, b := range rep.Bad {
+		require.NotContains(t, b.Error(), "555", "row errors never quote the number")
+	}
+
+	// What was imported renders as the call flow renders it.
+	cur, err := e.st.DB().Collection(store.CollContacts).Find(ctx, bson.D{{Key: "campaign_id", Value: c.ID}})
+	require.NoError(t, err)
+	var imported []store.Contact
+	require.NoError(t, cur.All(ctx, &imported))
+	require.Len(t, imported, 2)
+	for _, ct := range imported {
+		for _, tmpl := range []string{c.Agent.InstructionsTemplate, c.Agent.Greeting, "Please call {{callback}}."} {
+			_, err := agent.Render(tmpl, ct.Variables)
+			require.NoError(t, err, ct.Phone)
+		}
+	}
 }

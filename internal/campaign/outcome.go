@@ -70,7 +70,7 @@ func (s *Service) applyOutcome(ctx context.Context, p plan, contact *store.Conta
 		s.log.Info("campaign.outcome_stale", zap.String("campaign_id", p.c.ID.Hex()), zap.String("attempt_id", a.ID))
 		return Result{}, nil
 	}
-	dialed, err := s.store.CountDialedAttempts(ctx, contact.ID)
+	dialed, err := s.attemptsUsed(ctx, contact)
 	if err != nil {
 		return Result{}, err
 	}
@@ -79,11 +79,11 @@ func (s *Service) applyOutcome(ctx context.Context, p plan, contact *store.Conta
 		ended = now
 	}
 	var d Decision
-	if loc, zerr := p.cal.Zone(contact.TimeZone); zerr != nil && o != OutcomeOptedOut {
+	if w, werr := p.cal.ContactWindow(contact.TimeZone, contact.Phone); werr != nil && o != OutcomeOptedOut {
 		// Its calling hours cannot be known, so it can never be called.
-		d = Decision{Status: store.ContactExhausted, Reason: "contact's time_zone: " + zerr.Error()}
+		d = Decision{Status: store.ContactExhausted, Reason: werr.Error()}
 	} else {
-		d = p.policy.Decide(Attempt{Outcome: o, Dialed: dialed, EndedAt: ended, CallbackAt: callbackAt}, p.cal, loc)
+		d = p.policy.Decide(Attempt{Outcome: o, Dialed: dialed, EndedAt: ended, CallbackAt: callbackAt}, w)
 	}
 	if o == OutcomeOptedOut {
 		if err := s.addDoNotCall(ctx, contact.Phone, "campaign:outcome"); err != nil {
@@ -114,15 +114,18 @@ var (
 	ErrMustNotDial         = errors.New("must not dial")
 	ErrDoNotCall           = fmt.Errorf("%w: the number is on the do-not-call list", ErrMustNotDial)
 	ErrCampaignNotRunning  = fmt.Errorf("%w: the campaign is not running", ErrMustNotDial)
-	ErrOutsideCallingHours = fmt.Errorf("%w: outside the contact's calling hours", ErrMustNotDial)
+	ErrOutsideCallingHours = fmt.Errorf("%w: outside calling hours", ErrMustNotDial)
 )
 
 // CheckDial is the last check before an attempt is dialed, made by the
 // call flow right before it places the call: the number is not on the
-// do-not-call list (it may have been added since dispatch), and for a
-// campaign attempt, the campaign is still running and the contact is
-// inside its calling hours (the task may have waited in a backed-up
-// queue). Inline one-off calls get the do-not-call check.
+// do-not-call list (it may have been added since dispatch), and it is
+// inside calling hours where it rings. For an inline call these are
+// LegalHours in its time_zone, or in every zone its number may ring in
+// (LegalWindow); for a campaign attempt, the campaign is still running and
+// the contact is inside its ContactWindow (the task may have waited in a
+// backed-up queue). A number whose local time cannot be known is never
+// dialed.
 //
 // On an ErrMustNotDial error the call flow ends the attempt as cancelled
 // without dialing and calls ApplyOutcome with "cancelled", which does not
@@ -131,47 +134,71 @@ func (s *Service) CheckDial(ctx context.Context, a *store.Call) error {
 	if a == nil {
 		return errors.New("campaign: check dial: attempt is nil")
 	}
-	phone := a.Phone
+	number := a.Phone
 	var contact *store.Contact
 	if !a.ContactID.IsZero() {
 		var err error
 		if contact, err = s.store.GetContact(ctx, a.ContactID); err != nil {
 			return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
 		}
-		phone = contact.Phone
+		number = contact.Phone
 	}
-	listed, err := s.store.IsDoNotCall(ctx, phone)
+	listed, err := s.store.IsDoNotCall(ctx, number)
 	if err != nil {
 		return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
 	}
 	if listed {
 		return fmt.Errorf("attempt %s: %w", a.ID, ErrDoNotCall)
 	}
+	w, err := s.dialWindow(ctx, a, contact)
+	if err != nil {
+		return err
+	}
+	if why := w.Closed(s.now()); why != "" {
+		return fmt.Errorf("attempt %s: %w: %s", a.ID, ErrOutsideCallingHours, why)
+	}
+	return nil
+}
+
+// dialWindow is the window an attempt may be dialed in: the law's hours
+// for an inline call, the contact's window for a running campaign's.
+func (s *Service) dialWindow(ctx context.Context, a *store.Call, contact *store.Contact) (Window, error) {
 	if a.CampaignID.IsZero() {
-		return nil
+		w, err := LegalWindow(a.Phone, a.TimeZone)
+		if err != nil {
+			return Window{}, fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
+		}
+		return w, nil
 	}
 	c, err := s.store.GetCampaign(ctx, a.CampaignID)
 	if err != nil {
-		return fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
+		return Window{}, fmt.Errorf("campaign: check dial of attempt %s: %w", a.ID, err)
 	}
 	if c.Status != store.CampaignRunning {
-		return fmt.Errorf("attempt %s: %w: it is %s", a.ID, ErrCampaignNotRunning, c.Status)
+		return Window{}, fmt.Errorf("attempt %s: %w: it is %s", a.ID, ErrCampaignNotRunning, c.Status)
 	}
 	p, err := planFor(c)
 	if err != nil {
-		return fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
+		return Window{}, fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
 	}
 	if contact == nil {
-		return fmt.Errorf("attempt %s: %w: campaign attempt has no contact", a.ID, ErrMustNotDial)
+		return Window{}, fmt.Errorf("attempt %s: %w: campaign attempt has no contact", a.ID, ErrMustNotDial)
 	}
-	loc, err := p.cal.Zone(contact.TimeZone)
+	w, err := p.cal.ContactWindow(contact.TimeZone, contact.Phone)
 	if err != nil {
-		return fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
+		return Window{}, fmt.Errorf("attempt %s: %w: %w", a.ID, ErrMustNotDial, err)
 	}
-	if now := s.now(); !p.cal.Open(now, loc) {
-		return fmt.Errorf("attempt %s: %w: it is %s there", a.ID, ErrOutsideCallingHours, now.In(loc).Format("Mon 15:04 MST"))
+	return w, nil
+}
+
+// attemptsUsed reads a contact's attempt documents and applies
+// AttemptsUsed.
+func (s *Service) attemptsUsed(ctx context.Context, c *store.Contact) (int, error) {
+	marks, err := s.store.ContactAttempts(ctx, c.ID)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	return AttemptsUsed(c.Attempts, marks), nil
 }
 
 // OptOut puts phone on the do-not-call list at once, for the agent's

@@ -1,12 +1,15 @@
 package campaign
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 func TestEachOutcomeMovesTheContact(t *testing.T) {
@@ -245,7 +248,9 @@ func TestCheckDialRefusesANumberListedAfterDispatch(t *testing.T) {
 	inline := &store.Call{ID: "inline-call-1", Phone: cs[0].Phone}
 	require.ErrorIs(t, e.svc.CheckDial(ctx, inline), ErrDoNotCall)
 	inline.Phone = "+12125559999"
-	require.NoError(t, e.svc.CheckDial(ctx, inline), "inline calls have no calling hours of their own")
+	err = e.svc.CheckDial(ctx, inline)
+	require.ErrorIs(t, err, ErrOutsideCallingHours, "inline calls keep calling hours too")
+	require.ErrorContains(t, err, "Tue 22:00 EDT in America/New_York")
 
 	require.ErrorContains(t, e.svc.OptOut(ctx, "555-0100", "x"), "E.164")
 	listed, err := e.st.IsDoNotCall(ctx, cs[0].Phone)
@@ -307,4 +312,165 @@ func TestCampaignWindowEndFinishesTheCampaign(t *testing.T) {
 		require.Equal(t, store.ContactExhausted, e.contact(ct.ID).Status, "never reached before the window closed")
 	}
 	require.Len(t, e.attempts(c.ID), 1)
+}
+
+// The incident: an inline call to +81355550199 was dialled at 00:29 Tokyo
+// time, because CheckDial returned before the window check for attempts
+// without a campaign.
+func TestCheckDialKeepsInlineCallsInsideCallingHours(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := t.Context()
+	tokyo := &store.Call{ID: "inline-tokyo-1", Phone: "+81355550199"}
+	e.clock.Set(utc("2026-11-28 15:29")) // Sun 00:29 JST
+	err := e.svc.CheckDial(ctx, tokyo)
+	require.ErrorIs(t, err, ErrOutsideCallingHours)
+	require.ErrorContains(t, err, "it is Sun 00:29 JST in Asia/Tokyo")
+	e.clock.Set(utc("2026-11-29 01:00")) // Sun 10:00 JST
+	require.NoError(t, e.svc.CheckDial(ctx, tokyo))
+
+	// Every zone of a number that may ring in several: 08:30 in Boise is
+	// 07:30 in Los Angeles.
+	boise := &store.Call{ID: "inline-boise-1", Phone: "+12085550100"}
+	e.clock.Set(utc("2026-07-01 14:30"))
+	require.ErrorIs(t, e.svc.CheckDial(ctx, boise), ErrOutsideCallingHours)
+	// Naming the callee's zone (one of the country's) narrows it to that.
+	boise.TimeZone = "America/Boise"
+	require.NoError(t, e.svc.CheckDial(ctx, boise))
+	boise.TimeZone = "Asia/Tokyo"
+	require.ErrorIs(t, e.svc.CheckDial(ctx, boise), ErrMustNotDial, "a zone of another country is refused")
+
+	unknown := &store.Call{ID: "inline-unknown-1", Phone: "+15551234567"}
+	err = e.svc.CheckDial(ctx, unknown)
+	require.ErrorIs(t, err, ErrMustNotDial)
+	require.ErrorIs(t, err, ErrNoTimeZone, "no zone, no call")
+}
+
+// A contact filed under New York whose number rings in Los Angeles waits
+// for 08:00 in Los Angeles; one whose number has no known zone is finished
+// without a call. Before, both were dialed at 10:00 New York.
+func TestRoundKeepsTheLawWhereTheNumberRings(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.campaign(nil)
+	cs := e.contacts(c.ID,
+		store.Contact{Phone: "+14155550100"}, // default zone New York, number in Los Angeles
+		store.Contact{Phone: "+15551234567", TimeZone: "America/New_York"},
+		store.Contact{Phone: "+12125550100"},
+	)
+	la, unknown, ny := cs[0], cs[1], cs[2]
+
+	r := e.roundAt(c.ID, tuesday) // 10:00 New York, 07:00 Los Angeles
+	require.Equal(t, 1, r.Dispatched)
+	require.Equal(t, 1, r.OutsideHours)
+	e.requireDispatched(c.ID, 1, ny)
+	got := e.contact(unknown.ID)
+	require.Equal(t, store.ContactExhausted, got.Status)
+	require.Equal(t, "no_time_zone", got.LastOutcome)
+	require.Equal(t, store.ContactPending, e.contact(la.ID).Status)
+
+	// Queued at 08:00 Los Angeles, but the task waited until 21:00 there.
+	r = e.roundAt(c.ID, utc("2026-03-10 15:00"))
+	require.Equal(t, 1, r.Dispatched)
+	a, err := e.st.GetCall(t.Context(), AttemptID(la.ID, 1))
+	require.NoError(t, err)
+	e.clock.Set(utc("2026-03-11 04:00")) // 00:00 New York, 21:00 Los Angeles
+	require.ErrorIs(t, e.svc.CheckDial(t.Context(), a), ErrOutsideCallingHours)
+	e.clock.Set(utc("2026-03-11 00:30")) // 20:30 New York, 17:30 Los Angeles
+	require.NoError(t, e.svc.CheckDial(t.Context(), a))
+}
+
+// A contact whose number and zone can never be inside the hours at once
+// is finished, not left pending for ever.
+func TestRoundFinishesAContactThatCanNeverBeCalled(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.campaign(func(c *store.Campaign) {
+		c.Schedule.CallingHoursStart, c.Schedule.CallingHoursEnd = "15:00", "21:00"
+	})
+	ct := e.contacts(c.ID, store.Contact{Phone: "+14155550100", TimeZone: "Asia/Tokyo"})[0]
+	r := e.roundAt(c.ID, utc("2026-03-10 07:00")) // 16:00 Tokyo, 00:00 Los Angeles
+	require.Zero(t, r.Dispatched)
+	got := e.contact(ct.ID)
+	require.Equal(t, store.ContactExhausted, got.Status)
+	require.Equal(t, "no_calling_hours", got.LastOutcome)
+}
+
+// The incident: a contact written with attempts: 3 (max 3) and no attempt
+// documents was dialed as attempt 4.
+func TestRoundRespectsTheContactsAttemptCounter(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.campaign(func(c *store.Campaign) { c.Retry.MaxAttempts = 3 })
+	cs := e.contacts(c.ID,
+		store.Contact{Phone: "+12125550100", Attempts: 3},
+		store.Contact{Phone: "+12125550101", Attempts: 2},
+	)
+	spent, one := cs[0], cs[1]
+	r := e.roundAt(c.ID, tuesday)
+	require.Equal(t, 1, r.Dispatched)
+	e.requireDispatched(c.ID, 3, one)
+	_, dialed := e.attempts(c.ID)[AttemptID(spent.ID, 4)]
+	require.False(t, dialed, "attempt 4 of 3")
+	got := e.contact(spent.ID)
+	require.Equal(t, store.ContactExhausted, got.Status)
+	require.Equal(t, "max_attempts", got.LastOutcome)
+
+	// Two attempts made elsewhere plus this one are all three.
+	res := e.finish(AttemptID(one.ID, 3), store.CallNoAnswer, OutcomeNoAnswer, time.Time{})
+	require.Equal(t, store.ContactExhausted, res.Status)
+	require.Zero(t, e.roundAt(c.ID, tuesday.Add(2*time.Hour)).Dispatched)
+}
+
+// The incident: a campaign written before its contacts (the order
+// docs/CAMPAIGNS.md shows) was completed by the next round, and then
+// refused the import.
+func TestCampaignWaitsForItsContacts(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := t.Context()
+	c := e.campaign(func(c *store.Campaign) { c.Agent.InstructionsTemplate = "Hello {{practice}}" })
+	for i := range 3 {
+		r := e.roundAt(c.ID, tuesday.Add(time.Duration(i)*time.Minute))
+		require.False(t, r.Completed, "round %d", i)
+		require.Equal(t, store.CampaignRunning, e.campaignStatus(c.ID))
+	}
+	rep, err := e.svc.Import(ctx, c.ID, strings.NewReader("phone,practice\n+12125550100,Elm\n"), false)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Imported)
+	var ct store.Contact
+	require.NoError(t, e.st.DB().Collection(store.CollContacts).FindOne(ctx, bson.D{{Key: "campaign_id", Value: c.ID}}).Decode(&ct))
+	require.Equal(t, 1, e.roundAt(c.ID, tuesday.Add(3*time.Minute)).Dispatched)
+	e.finish(AttemptID(ct.ID, 1), store.CallCompleted, OutcomeCompleted, time.Time{})
+	r := e.roundAt(c.ID, tuesday.Add(4*time.Minute))
+	require.True(t, r.Completed, "it had contacts, and all are finished")
+	require.Equal(t, store.CampaignCompleted, e.campaignStatus(c.ID))
+}
+
+// completionRace writes a contact right before the round completes the
+// campaign: between its count of open contacts and the status change.
+type completionRace struct {
+	Store
+	before func()
+}
+
+func (s completionRace) SetCampaignStatus(ctx context.Context, id bson.ObjectID, from []store.CampaignStatus, to store.CampaignStatus, now time.Time) (store.CampaignStatus, error) {
+	if to == store.CampaignCompleted && s.before != nil {
+		s.before()
+	}
+	return s.Store.SetCampaignStatus(ctx, id, from, to, now)
+}
+
+func TestCampaignReopensForAContactWrittenAsItCompletes(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.campaign(nil)
+	ct := e.contacts(c.ID, phones(1, "")...)[0]
+	e.roundAt(c.ID, tuesday)
+	e.finish(AttemptID(ct.ID, 1), store.CallCompleted, OutcomeCompleted, time.Time{})
+
+	race := completionRace{Store: e.st, before: func() {
+		e.contacts(c.ID, store.Contact{Phone: "+12125550199"})
+	}}
+	svc := New(race, e.svc.queue, Options{Now: e.clock.Now, Owner: "racer", Logger: e.svc.log})
+	e.clock.Set(tuesday.Add(time.Minute))
+	r, err := svc.Round(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.False(t, r.Completed)
+	require.Equal(t, store.CampaignRunning, e.campaignStatus(c.ID), "the late contact will be called")
+	require.Equal(t, 1, e.roundAt(c.ID, tuesday.Add(2*time.Minute)).Dispatched)
 }

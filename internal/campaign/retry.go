@@ -135,10 +135,10 @@ type Attempt struct {
 	CallbackAt time.Time
 }
 
-// Decide applies the policy. A retry is never scheduled before the
-// contact's next calling window (cal in loc), and when the campaign's window
-// closes before that, the contact is exhausted.
-func (p Policy) Decide(a Attempt, cal Calendar, loc *time.Location) Decision {
+// Decide applies the policy. A retry is never scheduled outside the
+// contact's calling window w (Calendar.ContactWindow), and when the
+// campaign's window closes before it opens again, the contact is exhausted.
+func (p Policy) Decide(a Attempt, w Window) Decision {
 	left := a.Dialed < p.MaxAttempts
 	switch {
 	case a.Outcome == OutcomeOptedOut:
@@ -147,7 +147,7 @@ func (p Policy) Decide(a Attempt, cal Calendar, loc *time.Location) Decision {
 		if !left {
 			return exhausted(p)
 		}
-		return p.retryAt(a.EndedAt, "not dialed; due again at the next calling window", cal, loc)
+		return p.retryAt(a.EndedAt, "not dialed; due again at the next calling window", w)
 	case !a.CallbackAt.IsZero():
 		if !left {
 			return exhausted(p)
@@ -156,7 +156,7 @@ func (p Policy) Decide(a Attempt, cal Calendar, loc *time.Location) Decision {
 		if at.Before(a.EndedAt) {
 			at = a.EndedAt
 		}
-		return p.retryAt(at, "callback requested", cal, loc)
+		return p.retryAt(at, "callback requested", w)
 	case a.Outcome == OutcomeCompleted:
 		return Decision{Status: store.ContactCompleted, Reason: "call completed"}
 	case !p.retry[a.Outcome]:
@@ -165,11 +165,11 @@ func (p Policy) Decide(a Attempt, cal Calendar, loc *time.Location) Decision {
 		return exhausted(p)
 	}
 	wait := p.Backoff[min(max(a.Dialed, 1), len(p.Backoff))-1]
-	return p.retryAt(a.EndedAt.Add(wait), fmt.Sprintf("%s; retry after %s", a.Outcome, wait), cal, loc)
+	return p.retryAt(a.EndedAt.Add(wait), fmt.Sprintf("%s; retry after %s", a.Outcome, wait), w)
 }
 
-func (p Policy) retryAt(at time.Time, reason string, cal Calendar, loc *time.Location) Decision {
-	next, ok := cal.NextOpen(at, loc)
+func (p Policy) retryAt(at time.Time, reason string, w Window) Decision {
+	next, ok := w.NextOpen(at)
 	if !ok {
 		return Decision{Status: store.ContactExhausted, Reason: "the campaign's window closes before the next calling hours"}
 	}
@@ -178,4 +178,29 @@ func (p Policy) retryAt(at time.Time, reason string, cal Calendar, loc *time.Loc
 
 func exhausted(p Policy) Decision {
 	return Decision{Status: store.ContactExhausted, Reason: fmt.Sprintf("all %d attempts used", p.MaxAttempts)}
+}
+
+// AttemptsUsed is how many of a contact's attempts count against the
+// campaign's max_attempts: the larger of what its counter says and what its
+// attempt documents say. Each attempt number up to the counter (the
+// contact's attempts field, which a backend may write with attempts made
+// elsewhere) counts unless its document proves it was never dialed, and
+// every attempt document that went to the phone network counts. So a
+// contact written with attempts: 3 and no documents has used 3, and an
+// attempt cancelled before dialing never counts.
+func AttemptsUsed(counter int, marks []store.AttemptMark) int {
+	used := 0
+	seen := make(map[int]bool, len(marks))
+	for _, m := range marks {
+		seen[m.Attempt] = true
+		if m.Dialed {
+			used++
+		}
+	}
+	for n := 1; n <= counter; n++ {
+		if !seen[n] {
+			used++
+		}
+	}
+	return used
 }

@@ -95,7 +95,7 @@ func TestDecide(t *testing.T) {
 		{"cancelled before dialing: due again now", def, Attempt{Outcome: OutcomeCancelled, Dialed: 0, EndedAt: tue10}, store.ContactPending, tue10},
 		{"cancelled after hours: next window", def, Attempt{Outcome: OutcomeCancelled, Dialed: 2, EndedAt: fri17.Add(time.Hour)}, store.ContactPending, utc("2026-03-16 13:00")},
 	} {
-		d := tc.p.Decide(tc.a, cal, ny)
+		d := tc.p.Decide(tc.a, cal.window(ny))
 		require.Equal(t, tc.status, d.Status, tc.name)
 		require.True(t, tc.next.Equal(d.NextAttemptAt), "%s: next %s, want %s", tc.name, d.NextAttemptAt.UTC(), tc.next)
 		require.Equal(t, tc.status != store.ContactPending, d.Final(), tc.name)
@@ -110,7 +110,41 @@ func TestDecideExhaustsWhenTheCampaignWindowCloses(t *testing.T) {
 	cal := Calendar{Hours: hours, DefaultZone: ny, End: utc("2026-03-10 22:00")}
 	def, err := PolicyFrom(store.RetryPolicy{})
 	require.NoError(t, err)
-	d := def.Decide(Attempt{Outcome: OutcomeNoAnswer, Dialed: 1, EndedAt: utc("2026-03-10 21:45")}, cal, ny)
+	d := def.Decide(Attempt{Outcome: OutcomeNoAnswer, Dialed: 1, EndedAt: utc("2026-03-10 21:45")}, cal.window(ny))
 	require.Equal(t, store.ContactExhausted, d.Status)
 	require.Contains(t, d.Reason, "window")
+}
+
+// TestDecideWaitsForTheLawWhereTheNumberRings: a contact filed under New
+// York whose number is in Los Angeles is retried at 09:00 New York only if
+// it is 08:00 in Los Angeles too, so at 11:00 New York.
+func TestDecideWaitsForTheLawWhereTheNumberRings(t *testing.T) {
+	w, err := newYorkCalendar(t, "09:00", "18:00", nil).ContactWindow("", "+14155550100")
+	require.NoError(t, err)
+	def, err := PolicyFrom(store.RetryPolicy{})
+	require.NoError(t, err)
+	d := def.Decide(Attempt{Outcome: OutcomeNoAnswer, Dialed: 1, EndedAt: utc("2026-03-10 21:45")}, w) // 17:45 EDT
+	require.Equal(t, store.ContactPending, d.Status)
+	require.Equal(t, utc("2026-03-11 15:00"), d.NextAttemptAt.UTC(), "11:00 EDT = 08:00 PDT")
+}
+
+func TestAttemptsUsed(t *testing.T) {
+	dialed := func(n int) store.AttemptMark { return store.AttemptMark{Attempt: n, Dialed: true} }
+	cancelled := func(n int) store.AttemptMark { return store.AttemptMark{Attempt: n} }
+	for _, tc := range []struct {
+		name    string
+		counter int
+		marks   []store.AttemptMark
+		want    int
+	}{
+		{"new contact", 0, nil, 0},
+		{"counter written by the backend, no documents", 3, nil, 3},
+		{"documents agree with the counter", 2, []store.AttemptMark{dialed(1), dialed(2)}, 2},
+		{"cancelled attempts do not count", 3, []store.AttemptMark{cancelled(1), cancelled(2), cancelled(3)}, 0},
+		{"counter and documents together", 2, []store.AttemptMark{dialed(3)}, 3},
+		{"a dialed attempt whose outcome is not applied yet", 1, []store.AttemptMark{dialed(1), dialed(2)}, 2},
+		{"queued next attempt", 1, []store.AttemptMark{dialed(1), cancelled(2)}, 1},
+	} {
+		require.Equal(t, tc.want, AttemptsUsed(tc.counter, tc.marks), tc.name)
+	}
 }

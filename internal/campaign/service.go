@@ -34,7 +34,7 @@ type Store interface {
 	LiveAttemptContacts(ctx context.Context, campaignID bson.ObjectID) ([]bson.ObjectID, error)
 	QueuedAttempts(ctx context.Context, campaignID bson.ObjectID, queuedBefore time.Time, limit int) ([]store.Call, error)
 	AttemptSummaries(ctx context.Context, ids []string) ([]store.Call, error)
-	CountDialedAttempts(ctx context.Context, contactID bson.ObjectID) (int, error)
+	ContactAttempts(ctx context.Context, contactID bson.ObjectID) ([]store.AttemptMark, error)
 	CancelQueuedAttempt(ctx context.Context, attemptID, reason string, now time.Time) (bool, error)
 
 	ListedPhones(ctx context.Context, phones []string) (map[string]bool, error)
@@ -42,6 +42,7 @@ type Store interface {
 	AddDoNotCall(ctx context.Context, d store.DoNotCall) error
 
 	CampaignStats(ctx context.Context, campaignID bson.ObjectID) (store.CampaignStats, error)
+	GetAgentCallSettings(ctx context.Context, campaignID bson.ObjectID) (store.AgentCallSettings, error)
 }
 
 var _ Store = (*store.Store)(nil)

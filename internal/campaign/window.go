@@ -235,27 +235,17 @@ func (c Calendar) Zone(contactZone string) (*time.Location, error) {
 	return LoadZone(contactZone)
 }
 
-// Open reports whether a contact in loc may be called at t.
-func (c Calendar) Open(t time.Time, loc *time.Location) bool {
-	return c.inWindow(t) && c.Hours.Open(t, loc)
-}
-
-func (c Calendar) inWindow(t time.Time) bool {
-	return (c.Start.IsZero() || !t.Before(c.Start)) && (c.End.IsZero() || t.Before(c.End))
-}
+// Open reports whether a contact in loc may be called at t by the
+// campaign's hours (the law's hours where the number rings are
+// ContactWindow's part).
+func (c Calendar) Open(t time.Time, loc *time.Location) bool { return c.window(loc).Open(t) }
 
 // Ended reports whether the campaign's window has closed for good at t.
 func (c Calendar) Ended(t time.Time) bool { return !c.End.IsZero() && !t.Before(c.End) }
 
 // NextOpen returns the first instant at or after t when a contact in loc
-// may be called, and false when the campaign's window closes first.
+// may be called by the campaign's hours, and false when the campaign's
+// window closes first.
 func (c Calendar) NextOpen(t time.Time, loc *time.Location) (time.Time, bool) {
-	if t.Before(c.Start) {
-		t = c.Start
-	}
-	u, ok := c.Hours.NextOpen(t, loc)
-	if !ok || !c.inWindow(u) {
-		return time.Time{}, false
-	}
-	return u, true
+	return c.window(loc).NextOpen(t)
 }

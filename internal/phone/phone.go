@@ -1,6 +1,8 @@
 // Package phone is the one place that says what a phone number is here:
 // E.164 ("+14155550100"), the only form numbers are stored, compared (the
-// do-not-call list matches exactly) and dialed in.
+// do-not-call list matches exactly) and dialed in; and where a number rings:
+// its country and its time zones (zone.go, from libphonenumber's data),
+// which calling hours are evaluated in.
 package phone
 
 import (

@@ -157,24 +157,17 @@ func (s *Store) CancelQueuedAttempt(ctx context.Context, attemptID, reason strin
 	if err != nil {
 		return false, fmt.Errorf("store: cancel attempt %q: write claim: %w", attemptID, err)
 	}
-	unlock, err := s.lockAttempt(ctx, attemptID)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	res, err := s.calls.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: attemptID}, {Key: "status", Value: CallQueued}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: CallCancelled},
-			{Key: "ended_at", Value: now},
-			{Key: "error", Value: reason},
-		}}})
+	ok, err := s.setWhileQueued(ctx, attemptID, bson.D{
+		{Key: "status", Value: CallCancelled},
+		{Key: "ended_at", Value: now},
+		{Key: "error", Value: reason},
+	})
 	if err != nil {
 		// The claim is ours, so nobody dials it; once cancelLease passes,
 		// the next claimer or the reaper settles it as interrupted.
 		return false, fmt.Errorf("store: cancel attempt %q: %w", attemptID, err)
 	}
-	return res.MatchedCount > 0, nil
+	return ok, nil
 }
 
 // CampaignStats are a campaign's counts as `worker campaign stats` shows

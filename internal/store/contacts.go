@@ -279,3 +279,30 @@ func (s *Store) ListedPhones(ctx context.Context, phones []string) (map[string]b
 	}
 	return listed, nil
 }
+
+// AttemptMark is one of a contact's attempt documents as the attempt limit
+// sees it: its number, and whether it went to the phone network (anything
+// but still queued or cancelled before dialing).
+type AttemptMark struct {
+	Attempt int
+	Dialed  bool
+}
+
+// ContactAttempts lists a contact's attempt documents, by attempt number.
+func (s *Store) ContactAttempts(ctx context.Context, contactID bson.ObjectID) ([]AttemptMark, error) {
+	var found []struct {
+		Attempt int        `bson:"attempt"`
+		Status  CallStatus `bson:"status"`
+	}
+	err := s.findAll(ctx, s.calls, bson.D{{Key: "contact_id", Value: contactID}},
+		options.Find().SetProjection(bson.D{{Key: "attempt", Value: 1}, {Key: "status", Value: 1}}).
+			SetSort(bson.D{{Key: "attempt", Value: 1}}), &found)
+	if err != nil {
+		return nil, fmt.Errorf("store: attempts of contact %s: %w", contactID.Hex(), err)
+	}
+	marks := make([]AttemptMark, len(found))
+	for i, f := range found {
+		marks[i] = AttemptMark{Attempt: f.Attempt, Dialed: f.Status != CallQueued && f.Status != CallCancelled}
+	}
+	return marks, nil
+}

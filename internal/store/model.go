@@ -186,6 +186,18 @@ type Call struct {
 	Greeting     string            `bson:"greeting,omitempty"`
 	Variables    map[string]string `bson:"variables,omitempty"`
 	CallerID     string            `bson:"caller_id,omitempty"`
+	// TimeZone is the inline call's IANA zone (one of its number's
+	// country), when the producer named one; calling hours are evaluated
+	// in it instead of in every zone the number may ring in.
+	TimeZone string `bson:"time_zone,omitempty"`
+
+	// WaitingUntil and WaitingReason say that a queued inline call was
+	// outside calling hours when its task ran, and is scheduled for the
+	// next opening: when, and why it waits ("outside calling hours
+	// (08:00–21:00): it is Sun 00:29 JST in Asia/Tokyo"). They stay after
+	// the call is placed, as the record of its last wait.
+	WaitingUntil  time.Time `bson:"waiting_until,omitempty"`
+	WaitingReason string    `bson:"waiting_reason,omitempty"`
 
 	Transcript  []Turn         `bson:"transcript,omitempty"`
 	ToolCalls   []ToolCall     `bson:"tool_calls,omitempty"`

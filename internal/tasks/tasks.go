@@ -13,7 +13,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/hibiken/asynq"
 )
@@ -146,13 +148,19 @@ type InlineCall struct {
 	Greeting     string            `json:"greeting,omitempty"`
 	Variables    map[string]string `json:"variables,omitempty"`
 	CallerID     string            `json:"caller_id,omitempty"`
+	// TimeZone is the IANA zone the callee is in, one of the zones of the
+	// number's country. Calling hours (08:00–21:00) are evaluated in it.
+	// Without it they are evaluated in every zone the number may ring in
+	// (phone.Zones), and all of them must be inside the hours.
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
-// Limits on inline calls: a prompt is not a document store.
+// Limits on inline calls: a prompt is not a document store. Lengths are in
+// characters (Unicode code points), as agent.CheckVariable counts them.
 const (
 	MaxInstructionsLen = 20000
 	MaxVariables       = 50
-	MaxVariableLen     = 500
+	MaxVariableLen     = agent.MaxVariableLen
 )
 
 func (CallOutbound) TaskType() string { return TypeCallOutbound }
@@ -176,12 +184,14 @@ func (c *InlineCall) validate(f *FieldErrors) {
 	checkAttemptID(f, "inline.attempt_id", c.AttemptID)
 	if !phone.Valid(c.Phone) {
 		// The number itself is not echoed: it is personal data.
-		f.add("inline.phone", "must be an E.164 number like +15551234567")
+		f.add("inline.phone", "must be an E.164 number like +14155550100")
+	} else {
+		c.validateZone(f)
 	}
 	if c.CallerID != "" && !phone.Valid(c.CallerID) {
-		f.add("inline.caller_id", "must be an E.164 number like +15551234567")
+		f.add("inline.caller_id", "must be an E.164 number like +14155550100")
 	}
-	switch n := len(strings.TrimSpace(c.Instructions)); {
+	switch n := utf8.RuneCountInString(strings.TrimSpace(c.Instructions)); {
 	case n == 0:
 		f.add("inline.instructions", "is required")
 	case n > MaxInstructionsLen:
@@ -198,8 +208,34 @@ func (c *InlineCall) validate(f *FieldErrors) {
 	for _, k := range names {
 		if !varNameRe.MatchString(k) {
 			f.add("inline.variables", "name %q must be a letter or _ followed by letters, digits or _", truncate(k, 40))
-		} else if len(c.Variables[k]) > MaxVariableLen {
-			f.add("inline.variables."+k, "is %d characters, at most %d allowed", len(c.Variables[k]), MaxVariableLen)
+		} else if err := agent.CheckVariable(k, c.Variables[k]); err != nil {
+			var long *agent.VariableTooLongError
+			if errors.As(err, &long) {
+				f.add("inline.variables."+k, "is %d characters, at most %d allowed", long.Len, MaxVariableLen)
+			} else {
+				f.add("inline.variables."+k, "%v", err)
+			}
+		}
+	}
+}
+
+// validateZone checks that the call's local time can be known, since no
+// call is placed outside calling hours there: a named zone must be one of
+// the number's country, and without one the number must map to zones.
+func (c *InlineCall) validateZone(f *FieldErrors) {
+	if c.TimeZone != "" {
+		if err := phone.CheckZone(c.Phone, c.TimeZone); errors.Is(err, phone.ErrNoZone) {
+			f.add("inline.phone", "the number's country is unknown, so its local time cannot be known and it is never called")
+		} else if err != nil {
+			f.add("inline.time_zone", "%v", err)
+		}
+		return
+	}
+	if _, err := phone.Zones(c.Phone); err != nil {
+		if phone.Region(c.Phone) == "" {
+			f.add("inline.phone", "the number's country is unknown, so its local time cannot be known and it is never called")
+		} else {
+			f.add("inline.time_zone", "is required for this number: no time zone is known for it; name one of its country's zones")
 		}
 	}
 }

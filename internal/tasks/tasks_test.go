@@ -21,7 +21,16 @@ func TestCallOutboundValidation(t *testing.T) {
 		{"unknown field", `{"attempt":"x"}`, []string{`unknown field "attempt"`}},
 		{"trailing", `{"attempt_id":"65f1c0ffee0000000000abcd"} {}`, []string{"after the JSON object"}},
 		{"not json", `call me`, []string{"does not match its contract"}},
-		{"inline ok", `{"inline":{"attempt_id":"oneoff-0001","phone":"+15551234567","instructions":"Confirm the appointment.","variables":{"practice_name":"Elm Dental"}}}`, nil},
+		{"inline ok", `{"inline":{"attempt_id":"oneoff-0001","phone":"+14155550100","instructions":"Confirm the appointment.","variables":{"practice_name":"Elm Dental"}}}`, nil},
+		{"inline zone", `{"inline":{"attempt_id":"oneoff-0001","phone":"+18005550100","instructions":"x","time_zone":"America/Chicago"}}`, nil},
+		{"inline zone of another country", `{"inline":{"attempt_id":"oneoff-0001","phone":"+81355550199","instructions":"x","time_zone":"America/New_York"}}`,
+			[]string{"inline.time_zone: \"America/New_York\" is not a time zone of the number's country (JP)"}},
+		{"inline zone not a zone", `{"inline":{"attempt_id":"oneoff-0001","phone":"+81355550199","instructions":"x","time_zone":"Local"}}`,
+			[]string{"inline.time_zone"}},
+		{"inline unknown region", `{"inline":{"attempt_id":"oneoff-0001","phone":"+15551234567","instructions":"x"}}`,
+			[]string{"inline.phone: the number's country is unknown"}},
+		{"inline unknown region with zone", `{"inline":{"attempt_id":"oneoff-0001","phone":"+88212345678","instructions":"x","time_zone":"Europe/London"}}`,
+			[]string{"inline.phone: the number's country is unknown"}},
 		{"inline bad", `{"inline":{"attempt_id":"x","phone":"555-1234","instructions":" ","variables":{"1bad":"v"},"caller_id":"12"}}`,
 			[]string{"inline.attempt_id", "inline.phone", "inline.instructions", "inline.variables: name \"1bad\"", "inline.caller_id"}},
 	}
@@ -50,10 +59,17 @@ func TestInvalidPhoneIsNotEchoed(t *testing.T) {
 
 func TestInlineVariableTooLong(t *testing.T) {
 	p := tasks.CallOutbound{Inline: &tasks.InlineCall{
-		AttemptID: "oneoff-0001", Phone: "+15551234567", Instructions: "x",
+		AttemptID: "oneoff-0001", Phone: "+14155550100", Instructions: "x",
 		Variables: map[string]string{"note": strings.Repeat("a", tasks.MaxVariableLen+1)},
 	}}
-	require.ErrorContains(t, p.Validate(), "inline.variables.note")
+	require.ErrorContains(t, p.Validate(), "inline.variables.note: is 501 characters")
+
+	// Characters, not bytes, as at import and render: 300 × "é" is 600
+	// bytes and fine; 501 × "é" is not.
+	p.Inline.Variables["note"] = strings.Repeat("é", 300)
+	require.NoError(t, p.Validate())
+	p.Inline.Variables["note"] = strings.Repeat("é", tasks.MaxVariableLen+1)
+	require.ErrorContains(t, p.Validate(), "inline.variables.note: is 501 characters")
 }
 
 func TestNewPutsTaskOnItsQueue(t *testing.T) {
