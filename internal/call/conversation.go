@@ -76,6 +76,10 @@ type conversation struct {
 	usage     store.Usage
 
 	closing *closing
+	// beepEnded is when the callee's line last had a beep end; held is a
+	// voicemail message waiting for the beep (voicemail.go).
+	beepEnded time.Time
+	held      *heldForBeep
 	// presence is the answer of the check, made off the loop, whether the
 	// callee is still in the room after their audio stopped; nil: none
 	// running.
@@ -139,6 +143,8 @@ func (cv *conversation) run(ctx context.Context) ending {
 			cv.onPlayback(ev)
 		case <-cv.media.barge:
 			cv.bargeIn(causeCalleeLocal)
+		case at := <-cv.media.beeps:
+			cv.onBeep(at)
 		case <-ticker.C:
 			if end, over := cv.onTick(time.Now()); over {
 				return end
@@ -315,6 +321,7 @@ func (cv *conversation) onTick(now time.Time) (ending, bool) {
 		return end, true
 	}
 	if cv.closing != nil {
+		cv.heldTick(now)
 		return cv.closingTick(now)
 	}
 	if talking || cv.speaking || cv.active != "" || len(cv.requested) > 0 {

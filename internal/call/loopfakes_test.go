@@ -191,6 +191,9 @@ type fakePlayer struct {
 	played  map[string]time.Duration
 	current string
 	clears  []telephony.Cleared
+	held    bool
+	// firstSound is when audio first played after the last Release.
+	releasedAt, firstSound time.Time
 }
 
 type fakeChunk struct {
@@ -202,6 +205,13 @@ func newFakePlayer() *fakePlayer { return &fakePlayer{played: map[string]time.Du
 
 // advance plays what is due by now. Callers hold mu.
 func (p *fakePlayer) advance(now time.Time) {
+	if p.held {
+		p.startAt = now // nothing plays while held
+		return
+	}
+	if len(p.queue) > 0 && p.firstSound.IsZero() && !p.releasedAt.IsZero() {
+		p.firstSound = p.startAt
+	}
 	for len(p.queue) > 0 {
 		c := &p.queue[0]
 		elapsed := now.Sub(p.startAt)
@@ -260,6 +270,37 @@ func (p *fakePlayer) Queued() time.Duration {
 		d += q.d
 	}
 	return d
+}
+
+func (p *fakePlayer) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.advance(time.Now())
+	p.held = true
+}
+
+func (p *fakePlayer) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	p.advance(now)
+	p.held = false
+	p.releasedAt, p.firstSound = now, time.Time{}
+}
+
+// heldAudio reports whether audio is queued and held back.
+func (p *fakePlayer) heldAudio() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held && len(p.queue) > 0
+}
+
+// soundAfterRelease is when audio first played after the last Release.
+func (p *fakePlayer) soundAfterRelease() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.advance(time.Now())
+	return p.firstSound
 }
 
 func (p *fakePlayer) cleared() []telephony.Cleared {
@@ -429,6 +470,7 @@ type loop struct {
 	media  *media
 	a      *attempt
 	cancel context.CancelFunc // the task's context: shutdown
+	speech chan []int16       // audio the callee's line sends next, instead of silence
 	done   chan ending
 	exited chan struct{} // closed when the loop and its callee line stopped
 }
@@ -468,7 +510,7 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 		sess: newFakeSession(), player: newFakePlayer(), leg: newFakeLeg(),
 		calls: &memCalls{}, dialer: &fakeDialer{}, media: newMedia(LocalVAD{}),
 		rooms: &fakeRooms{present: !setup.calleeGone, err: setup.presenceErr},
-		done:  make(chan ending, 1), exited: make(chan struct{}),
+		done:  make(chan ending, 1), exited: make(chan struct{}), speech: make(chan []int16, 8),
 	}
 	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Rooms: l.rooms, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
 	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence"}
@@ -504,7 +546,8 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 func (l *loop) calleeLine(stop <-chan struct{}) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	silence := make([]int16, durationSamples(tick))
+	frame := durationSamples(tick)
+	var pending []int16
 	for {
 		select {
 		case <-stop:
@@ -515,10 +558,23 @@ func (l *loop) calleeLine(stop <-chan struct{}) {
 			if !l.leg.ReconnectingSince().IsZero() {
 				continue // no media while the connection is down
 			}
-			l.media.calleeAudio(slices.Clone(silence))
+			if len(pending) == 0 {
+				select {
+				case pending = <-l.speech:
+				default:
+				}
+			}
+			chunk := make([]int16, frame) // silence, unless there is more to say
+			n := copy(chunk, pending)
+			pending = pending[n:]
+			l.media.calleeAudio(chunk)
 		}
 	}
 }
+
+// say has the callee's line send pcm, 20 ms a tick, after what it is
+// already sending.
+func (l *loop) say(pcm []int16) { l.speech <- pcm }
 
 // wait returns how the call ended, failing the test if it runs past
 // limit of fake time.

@@ -38,6 +38,9 @@ type voicePlayer interface {
 	Clear() telephony.Cleared
 	Played(item string) (time.Duration, bool)
 	Queued() time.Duration
+	// Hold keeps queued audio back (silence goes out) until Release.
+	Hold()
+	Release()
 }
 
 // phoneLeg is what the loop watches of the agent's seat in the room.

@@ -89,6 +89,9 @@ type toolEnd struct {
 	reply    bool   // the model's own reply to the tool output is the last line
 	limit    time.Duration
 	then     func() (ending, bool)
+	// afterBeep: the line is a voicemail message, which waits for the
+	// machine's beep (beepWait).
+	afterBeep bool
 }
 
 func (cv *conversation) actOnTools(responseID string) (ending, bool) {
@@ -132,12 +135,16 @@ func (cv *conversation) actOnTools(responseID string) (ending, bool) {
 	case end.now:
 		return end.ending, true
 	default:
+		limit := end.limit
+		if end.afterBeep {
+			limit += cv.waitForBeep()
+		}
 		if end.line != "" {
 			cv.say(end.line)
 		} else if end.reply {
 			cv.say("")
 		}
-		cv.startClosing(end.ending, end.limit, end.then)
+		cv.startClosing(end.ending, limit, end.then)
 	}
 	return ending{}, false
 }
@@ -178,7 +185,7 @@ func (cv *conversation) act(t pendingTool) toolEffect {
 			return toolEffect{end: &toolEnd{priority: 4, now: true,
 				ending: ending{status: store.CallVoicemail, reason: "voicemail: no message to leave"}}}
 		}
-		return toolEffect{output: outputVoicemail, end: &toolEnd{priority: 4, limit: cv.t.Voicemail,
+		return toolEffect{output: outputVoicemail, end: &toolEnd{priority: 4, limit: cv.t.Voicemail, afterBeep: true,
 			line:   fmt.Sprintf(lineVoicemail, cv.script.voicemail),
 			ending: ending{status: store.CallVoicemail, reason: "voicemail: message left"}}}
 	case agent.ToolSetDisposition:
