@@ -57,6 +57,8 @@ func TestParseToolCall(t *testing.T) {
 		{agent.ToolTransferToHuman, `{"reason":"asked for a person"}`},
 		{agent.ToolSetDisposition, `{"disposition":"interested","note":"wants a demo"}`},
 		{agent.ToolScheduleCallback, `{"when":"2026-11-27T15:00:00-05:00"}`},
+		{agent.ToolSendDTMF, `{"digits":"2"}`},
+		{agent.ToolSendDTMF, `{"digits":" 0*#9 "}`},
 	}
 	for _, c := range ok {
 		a, err := agent.ParseToolCall(c.name, c.args, now)
@@ -66,6 +68,9 @@ func TestParseToolCall(t *testing.T) {
 	a, err := agent.ParseToolCall(agent.ToolScheduleCallback, `{"when":"2026-11-27T15:00:00-05:00"}`, now)
 	require.NoError(t, err)
 	require.Equal(t, time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC), a.CallbackAt)
+	a, err = agent.ParseToolCall(agent.ToolSendDTMF, `{"digits":" 0*#9 "}`, now)
+	require.NoError(t, err)
+	require.Equal(t, "0*#9", a.Digits)
 
 	bad := []struct{ name, args, want string }{
 		{"rm_rf", `{}`, "unknown tool"},
@@ -79,6 +84,12 @@ func TestParseToolCall(t *testing.T) {
 		{agent.ToolScheduleCallback, `{"when":"2026-11-25T15:00:00Z"}`, "in the future"},
 		{agent.ToolScheduleCallback, `{"when":"2027-11-25T15:00:00Z"}`, "within 90 days"},
 		{agent.ToolScheduleCallback, `{"when":5}`, "not the expected JSON"},
+		{agent.ToolSendDTMF, `{}`, "digits is required"},
+		{agent.ToolSendDTMF, `{"digits":""}`, "digits must be 1 to 20"},
+		{agent.ToolSendDTMF, `{"digits":"2A"}`, "digits must be 1 to 20"},
+		{agent.ToolSendDTMF, `{"digits":"1 2"}`, "digits must be 1 to 20"},
+		{agent.ToolSendDTMF, `{"digits":"` + strings.Repeat("1", 21) + `"}`, "digits must be 1 to 20"},
+		{agent.ToolSendDTMF, `{"digits":"1","reason":"menu"}`, "does not take"},
 	}
 	for _, c := range bad {
 		_, err := agent.ParseToolCall(c.name, c.args, now)
@@ -93,11 +104,15 @@ func TestParseToolCall(t *testing.T) {
 func FuzzParseToolCall(f *testing.F) {
 	f.Add(agent.ToolScheduleCallback, `{"when":"2026-11-27T15:00:00-05:00"}`)
 	f.Add(agent.ToolSetDisposition, `{"disposition":"other","note":"\u0000"}`)
+	f.Add(agent.ToolSendDTMF, `{"digits":"12#"}`)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, name, args string) {
 		a, err := agent.ParseToolCall(name, args, now)
 		if err == nil && a.Tool != name {
 			t.Fatalf("accepted %q as %q", name, a.Tool)
+		}
+		if err == nil && a.Tool == agent.ToolSendDTMF && (a.Digits == "" || strings.Trim(a.Digits, "0123456789*#") != "") {
+			t.Fatalf("send_dtmf accepted keys %q", a.Digits)
 		}
 	})
 }

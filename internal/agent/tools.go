@@ -19,6 +19,7 @@ const (
 	ToolSetDisposition    = "set_disposition"
 	ToolScheduleCallback  = "schedule_callback"
 	ToolOptOut            = "opt_out"
+	ToolSendDTMF          = "send_dtmf"
 )
 
 // Dispositions the model may set.
@@ -42,10 +43,12 @@ var toolSpecs = map[string]toolSpec{
 		`{"type":"object","properties":{"when":{"type":"string","description":"RFC 3339 date and time with offset, e.g. 2026-11-27T15:00:00-05:00"},"note":{"type":"string"}},"required":["when"],"additionalProperties":false}`},
 	ToolOptOut: {"The person asked not to be called again. Call this immediately, then confirm politely and end the call.",
 		`{"type":"object","properties":{"reason":{"type":"string"}},"additionalProperties":false}`},
+	ToolSendDTMF: {"Press keys on the phone keypad, for an automated phone menu (\"press 2 for the front desk\"). Then stay quiet and listen to what the menu says next.",
+		`{"type":"object","properties":{"digits":{"type":"string","description":"the keys to press, in order: 0-9, * and #, at most 20"}},"required":["digits"],"additionalProperties":false}`},
 }
 
 // AllTools lists every tool, in a stable order.
-var AllTools = []string{ToolEndCall, ToolTransferToHuman, ToolVoicemailDetected, ToolSetDisposition, ToolScheduleCallback, ToolOptOut}
+var AllTools = []string{ToolEndCall, ToolTransferToHuman, ToolVoicemailDetected, ToolSetDisposition, ToolScheduleCallback, ToolOptOut, ToolSendDTMF}
 
 // Tools returns the realtime tool definitions for the enabled names (all
 // when none are given). end_call and opt_out are always on: the agent must
@@ -80,11 +83,19 @@ type Action struct {
 	Disposition string
 	Note        string
 	CallbackAt  time.Time
+	// Digits are the keys send_dtmf presses, validated: 0-9, * and #.
+	Digits string
 }
 
 // ErrBadToolCall marks arguments the model got wrong. The call continues:
 // the error goes back to the model as the tool's output so it can retry.
 var ErrBadToolCall = errors.New("invalid tool call")
+
+// The keys send_dtmf may press, and how many at once.
+const (
+	dtmfKeys      = "0123456789*#"
+	maxDTMFDigits = 20
+)
 
 // Limits on model-supplied text stored in the call record.
 const (
@@ -104,6 +115,7 @@ func ParseToolCall(name, args string, now time.Time) (Action, error) {
 		Disposition *string `json:"disposition"`
 		Note        *string `json:"note"`
 		When        *string `json:"when"`
+		Digits      *string `json:"digits"`
 	}
 	if strings.TrimSpace(args) == "" {
 		args = "{}"
@@ -119,8 +131,10 @@ func ParseToolCall(name, args string, now time.Time) (Action, error) {
 	allowed := map[string][]string{
 		ToolEndCall: {"reason"}, ToolTransferToHuman: {"reason"}, ToolOptOut: {"reason"},
 		ToolVoicemailDetected: {}, ToolSetDisposition: {"disposition", "note"}, ToolScheduleCallback: {"when", "note"},
+		ToolSendDTMF: {"digits"},
 	}[name]
-	given := map[string]bool{"reason": a.Reason != nil, "disposition": a.Disposition != nil, "note": a.Note != nil, "when": a.When != nil}
+	given := map[string]bool{"reason": a.Reason != nil, "disposition": a.Disposition != nil, "note": a.Note != nil,
+		"when": a.When != nil, "digits": a.Digits != nil}
 	for field, set := range given {
 		if set && !contains(allowed, field) {
 			return Action{}, fmt.Errorf("%w: %s does not take %q", ErrBadToolCall, name, field)
@@ -136,6 +150,15 @@ func ParseToolCall(name, args string, now time.Time) (Action, error) {
 			return Action{}, fmt.Errorf("%w: set_disposition: disposition must be one of %s", ErrBadToolCall, strings.Join(Dispositions, ", "))
 		}
 		act.Disposition = *a.Disposition
+	case ToolSendDTMF:
+		if a.Digits == nil {
+			return Action{}, fmt.Errorf("%w: send_dtmf: digits is required", ErrBadToolCall)
+		}
+		d := strings.TrimSpace(*a.Digits)
+		if d == "" || len(d) > maxDTMFDigits || strings.Trim(d, dtmfKeys) != "" {
+			return Action{}, fmt.Errorf("%w: send_dtmf: digits must be 1 to %d of the keys 0-9, * and #", ErrBadToolCall, maxDTMFDigits)
+		}
+		act.Digits = d
 	case ToolScheduleCallback:
 		if a.When == nil {
 			return Action{}, fmt.Errorf("%w: schedule_callback: when is required", ErrBadToolCall)
