@@ -54,9 +54,12 @@ func startProc(name, logPath string, env []envVar, bin string, args ...string) (
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // stop sends SIGTERM to the process group, then SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
+func (p *proc) stop(grace time.Duration) { p.stopWith(syscall.SIGTERM, grace) }
+
+// stopWith is stop for a server whose quick-stop signal is not SIGTERM.
+func (p *proc) stopWith(sig syscall.Signal, grace time.Duration) {
 	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	_ = syscall.Kill(-pgid, sig)
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
