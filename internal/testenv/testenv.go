@@ -9,8 +9,6 @@
 package testenv
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"os"
 	"regexp"
@@ -70,11 +68,7 @@ func UniqueName(t testing.TB) string {
 	if len(base) > 40 {
 		base = base[:40]
 	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return "t_" + base + "_" + hex.EncodeToString(b[:])
+	return "t_" + base + "_" + randomHex(t, 4)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
