@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // livekitService runs a single-node LiveKit server. Its API listens on
@@ -90,19 +90,9 @@ func (l *livekitService) start(ctx context.Context, dir string) error {
 		if l.udpStart, err = freeUDPRange(); err != nil {
 			return err
 		}
-		// 0600: the file holds the API secret.
-		if err := os.WriteFile(cfgPath, []byte(l.config()), 0o600); err != nil {
-			return fmt.Errorf("livekit config: %w", err)
-		}
-		l.p, err = startProc("livekit", l.logPath(dir), nil, l.bin, "--config", cfgPath)
-		if err != nil {
-			return err
-		}
-		if err := l.p.waitReady(ctx, readyTimeout, l.ready); err != nil {
-			l.p.stop(stopGrace)
-			return err
-		}
-		return nil
+		srv := configServer{name: "livekit", bin: l.bin, logPath: l.logPath(dir), cfgPath: cfgPath, stopSig: syscall.SIGTERM}
+		l.p, err = srv.start(ctx, l.config(), l.ready)
+		return err
 	})
 }
 

@@ -108,6 +108,29 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration, check func(
 	}
 }
 
+// configServer is a server started as `bin --config file`.
+type configServer struct {
+	name, bin, logPath, cfgPath string
+	stopSig                     syscall.Signal // its quick stop
+}
+
+// start writes config (0600: it holds API secrets), starts the server and
+// waits until ready passes; on failure the server is stopped again.
+func (c configServer) start(ctx context.Context, config string, ready func(context.Context) error) (*proc, error) {
+	if err := os.WriteFile(c.cfgPath, []byte(config), 0o600); err != nil {
+		return nil, fmt.Errorf("%s config: %w", c.name, err)
+	}
+	p, err := startProc(c.name, c.logPath, nil, c.bin, "--config", c.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, readyTimeout, ready); err != nil {
+		p.stopWith(c.stopSig, stopGrace)
+		return nil, err
+	}
+	return p, nil
+}
+
 // retryOnClash runs start, and once more when the server exited early,
 // since a port picked as free can be taken before the server binds it.
 func retryOnClash(ctx context.Context, start func() error) error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -54,8 +53,11 @@ func (s *sipService) setBinary(path string)     { s.bin = path }
 func (s *sipService) logPath(dir string) string { return filepath.Join(dir, "livekit-sip.log") }
 func (s *sipService) after() []string           { return []string{"redis", "livekit"} }
 
-// stop uses SIGINT: on SIGTERM livekit-sip waits for every call to end.
-func (s *sipService) stop() { s.p.stopWith(syscall.SIGINT, stopGrace) }
+// sipStopSignal is SIGINT: on SIGTERM livekit-sip waits for every call to
+// end.
+const sipStopSignal = syscall.SIGINT
+
+func (s *sipService) stop() { s.p.stopWith(sipStopSignal, stopGrace) }
 
 func (s *sipService) endpoint() string {
 	return fmt.Sprintf("sip:%s:%d (udp/tcp, rtp %d-%d)  trunk %s -> phone %s",
@@ -105,19 +107,9 @@ func (s *sipService) start(ctx context.Context, dir string) error {
 		if s.rtpStart, err = freeUDPRange(); err != nil {
 			return err
 		}
-		// 0600: the file holds LiveKit's API secret.
-		if err := os.WriteFile(cfgPath, []byte(s.config()), 0o600); err != nil {
-			return fmt.Errorf("livekit-sip config: %w", err)
-		}
-		s.p, err = startProc("livekit-sip", s.logPath(dir), nil, s.bin, "--config", cfgPath)
-		if err != nil {
-			return err
-		}
-		if err := s.p.waitReady(ctx, readyTimeout, s.ready); err != nil {
-			s.stop()
-			return err
-		}
-		return nil
+		srv := configServer{name: "livekit-sip", bin: s.bin, logPath: s.logPath(dir), cfgPath: cfgPath, stopSig: sipStopSignal}
+		s.p, err = srv.start(ctx, s.config(), s.ready)
+		return err
 	})
 	if err != nil {
 		return err
