@@ -255,6 +255,7 @@ func (st *stack) printSummary(took time.Duration) {
 		fmt.Fprintf(&b, "  %-8s %s\n", svc.name(), svc.endpoint())
 	}
 	fmt.Fprintf(&b, "  %-8s %s\n", "logs", st.dir)
-	fmt.Fprintf(&b, "  %-8s %s  (set -a; . %s; set +a)\n", "env file", st.envFile, st.envFile)
+	// The servers are reachable only from inside the stack's namespace.
+	fmt.Fprintf(&b, "  %-8s %s  (devstack enter --env-file %s -- CMD)\n", "env file", st.envFile, st.envFile)
 	fmt.Fprint(os.Stderr, b.String())
 }
