@@ -1,13 +1,21 @@
 # DocShield voice worker. CI runs `make tools` then `make test` (.ci/run).
 #
 #   make build   the worker binary, bin/worker
-#   make tools   Debian packages, tools/bin/devstack, and the Go-built servers (cached)
+#   make tools   Debian packages, tools/bin/devstack, and the Go-built servers (cached):
+#                MinIO, LiveKit and LiveKit's SIP service
 #   make test    all tests against a real local stack, then go vet; ends with a summary
 #   make dev     the worker against the local stack (Ctrl-C stops everything)
-#   make up      only the local stack, env in .devstack.env (Ctrl-C stops it)
+#   make up      only the local stack, env in .devstack.env (Ctrl-C stops it); the
+#                stack lives in a private network namespace, so reach it with
+#                `tools/bin/devstack enter -- CMD`
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   benchmarks against the local stack
 #   make test-busy  make test with every core saturated by CPU hogs (2 per core)
+#
+# The local stack and the command devstack runs share a private network
+# namespace with no route out (see tools/devstack/netns.go), so whatever a
+# command fetches from the network (Go modules) is fetched before: the
+# `modules` prerequisite.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +31,7 @@ STATICCHECK_VERSION := v0.8.2
 CACHE := $(or $(DOCSHIELD_CACHE),$(HOME)/.cache/docshield)
 STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: build tools test test-busy dev up lint bench clean
+.PHONY: build tools modules test test-busy dev up lint bench clean
 
 build:
 	go build -trimpath -ldflags "-s -w -X $(MODULE)/internal/version.Version=$(VERSION)" -o bin/worker ./cmd/worker
@@ -33,10 +41,15 @@ tools:
 	go build -C tools/devstack -o $(CURDIR)/$(DEVSTACK) .
 	$(DEVSTACK) install
 
+# Every module the tests need, in the module cache: `go test` builds inside
+# the stack's namespace, where the module proxy is unreachable.
+modules:
+	go mod download
+
 # Each go test run is recorded by `devstack gotest`, which prints it like
 # plain go test (failing tests' output only); `devstack summary` then ends
 # the log with the verdict and the counts.
-test: tools build
+test: tools build modules
 	@rm -rf $(TESTOUT) && mkdir -p $(TESTOUT)
 	@rc=0; \
 	echo "==> go test ./... (against devstack)"; \
@@ -93,7 +106,7 @@ $(STATICCHECK):
 	GOBIN=$(CACHE)/bin/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(CACHE)/bin/.staticcheck/staticcheck $@
 
-bench: tools
+bench: tools modules
 	$(DEVSTACK) exec -- go test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -2,6 +2,11 @@
 // tools/devstack (`make test` runs `devstack exec -- go test ...`, which
 // exports the stack's settings as environment variables).
 //
+// The tests run inside the stack's private network namespace: loopback and
+// one dummy address (NetnsAddr), which LiveKit and its SIP service offer
+// for media, and no route anywhere else. A test that runs a SIP phone makes
+// its own outbound trunk to it (NewOutboundTrunk).
+//
 // Outside `make test` the variables are missing and integration tests skip,
 // so `go test ./...` still works for a quick unit run. Under `make test`
 // DOCSHIELD_REQUIRE_STACK=1 turns a missing variable into a failure, so CI
@@ -9,8 +14,6 @@
 package testenv
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"os"
 	"regexp"
@@ -70,11 +73,7 @@ func UniqueName(t testing.TB) string {
 	if len(base) > 40 {
 		base = base[:40]
 	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return "t_" + base + "_" + hex.EncodeToString(b[:])
+	return "t_" + base + "_" + randomHex(t, 4)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

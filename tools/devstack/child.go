@@ -15,6 +15,20 @@ import (
 // devstack's group, not the child's) and so `go test`'s test binaries get
 // it too.
 func runChild(args []string, env []string, sigs <-chan os.Signal) int {
+	cmd, err := startChild(args, env, &syscall.SysProcAttr{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "devstack exec: %v\n", err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return 127
+		}
+		return 126
+	}
+	return waitChild(cmd, sigs)
+}
+
+// startChild starts args in a process group of its own that dies with
+// devstack; attr may add namespaces.
+func startChild(args []string, env []string, attr *syscall.SysProcAttr) (*exec.Cmd, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
@@ -23,14 +37,17 @@ func runChild(args []string, env []string, sigs <-chan os.Signal) int {
 	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
 		cmd.Stdin = os.Stdin
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	attr.Setpgid, attr.Pdeathsig = true, syscall.SIGKILL
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "devstack exec: %v\n", err)
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return 127
-		}
-		return 126
+		return nil, err
 	}
+	return cmd, nil
+}
+
+// waitChild passes signals on to the child's process group until it exits,
+// and returns its exit code.
+func waitChild(cmd *exec.Cmd, sigs <-chan os.Signal) int {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	for {

@@ -53,7 +53,7 @@ func TestMergeEnvOverrides(t *testing.T) {
 }
 
 func TestSelectServices(t *testing.T) {
-	svcs, err := selectServices("livekit, ferretdb")
+	svcs, err := selectServices("livekit, ferretdb,sip")
 	require.NoError(t, err)
 	var names []string
 	for _, s := range svcs {

@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// livekitService runs a single-node LiveKit server with media kept on
-// loopback: only the lo interface, loopback ICE candidates, and no STUN
-// lookups of an external address.
+// livekitService runs a single-node LiveKit server. Its API listens on
+// 127.0.0.1; media uses the namespace's dummy address (pion offers no
+// loopback ICE candidates), with no STUN lookup of an external address.
+// With Redis in the stack it uses it as its bus, which is how it reaches
+// the SIP service.
 type livekitService struct {
+	redis             *redisService // nil: no bus, no SIP
 	bin               string
 	port, tcpPort     int
 	udpStart          int
@@ -24,6 +27,7 @@ func (l *livekitService) server() builtServer       { return livekitServer }
 func (l *livekitService) setBinary(path string)     { l.bin = path }
 func (l *livekitService) logPath(dir string) string { return filepath.Join(dir, "livekit.log") }
 func (l *livekitService) url() string               { return fmt.Sprintf("ws://127.0.0.1:%d", l.port) }
+func (l *livekitService) httpURL() string           { return fmt.Sprintf("http://127.0.0.1:%d", l.port) }
 func (l *livekitService) stop()                     { l.p.stop(stopGrace) }
 
 func (l *livekitService) endpoint() string {
@@ -38,25 +42,39 @@ func (l *livekitService) env() []envVar {
 	}
 }
 
-// config is LiveKit's YAML. Keys and ports are hex and digits, so plain
-// interpolation cannot break the YAML.
+// livekitRedisDB keeps LiveKit's and the SIP service's keys out of the
+// worker's database (0), so neither sees the other's data.
+const livekitRedisDB = 1
+
+func (l *livekitService) after() []string {
+	if l.redis == nil {
+		return nil
+	}
+	return []string{"redis"}
+}
+
+// config is LiveKit's YAML. Keys, addresses and ports are hex, digits and
+// dots, so plain interpolation cannot break the YAML.
 func (l *livekitService) config() string {
+	redis := ""
+	if l.redis != nil {
+		redis = fmt.Sprintf("redis:\n  address: %s\n  db: %d\n", l.redis.addr(), livekitRedisDB)
+	}
 	return fmt.Sprintf(`port: %d
 bind_addresses: ["127.0.0.1"]
 rtc:
   tcp_port: %d
   port_range_start: %d
   port_range_end: %d
-  node_ip: 127.0.0.1
+  node_ip: %s
   use_external_ip: false
-  enable_loopback_candidate: true
   interfaces:
-    includes: ["lo"]
-keys:
+    includes: [%q]
+%skeys:
   %s: %s
 logging:
   level: info
-`, l.port, l.tcpPort, l.udpStart, l.udpStart+udpRangeWidth-1, l.apiKey, l.apiSecret)
+`, l.port, l.tcpPort, l.udpStart, l.udpStart+udpRangeWidth-1, netnsAddr, netnsLink, redis, l.apiKey, l.apiSecret)
 }
 
 func (l *livekitService) start(ctx context.Context, dir string) error {
@@ -72,24 +90,14 @@ func (l *livekitService) start(ctx context.Context, dir string) error {
 		if l.udpStart, err = freeUDPRange(); err != nil {
 			return err
 		}
-		// 0600: the file holds the API secret.
-		if err := os.WriteFile(cfgPath, []byte(l.config()), 0o600); err != nil {
-			return fmt.Errorf("livekit config: %w", err)
-		}
-		l.p, err = startProc("livekit", l.logPath(dir), nil, l.bin, "--config", cfgPath)
-		if err != nil {
-			return err
-		}
-		if err := l.p.waitReady(ctx, readyTimeout, l.ready); err != nil {
-			l.p.stop(stopGrace)
-			return err
-		}
-		return nil
+		srv := configServer{name: "livekit", bin: l.bin, logPath: l.logPath(dir), cfgPath: cfgPath, stopSig: syscall.SIGTERM}
+		l.p, err = srv.start(ctx, l.config(), l.ready)
+		return err
 	})
 }
 
 func (l *livekitService) ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", l.port), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.httpURL()+"/", nil)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,13 @@
 // Command devstack runs the local stack the worker needs (Redis, a MongoDB
-// wire-protocol server, S3 and LiveKit) on loopback, for `make dev` and
-// `make test`. It lives in its own module so the worker binary does not
-// carry FerretDB and friends.
+// wire-protocol server, S3, LiveKit and LiveKit's SIP service) for
+// `make dev` and `make test`, in a private network namespace holding only
+// loopback and one dummy address (see netns.go). It lives in its own
+// module so the worker binary does not carry FerretDB and friends.
 //
 //	devstack install                      build the Go servers into the cache
 //	devstack up   [flags]                 start, write the env file, wait for Ctrl-C
 //	devstack exec [flags] -- cmd args...  start, run cmd with the stack's env, stop
+//	devstack enter [--env-file F] -- cmd  run cmd in a running `up` stack's namespace
 //	devstack gotest --record F -- cmd...  run a `go test -json` command, print it like go test
 //	devstack summary [--step N=ok] F...   print the closing test summary of recorded runs
 package main
@@ -24,6 +26,7 @@ const usage = `usage:
   devstack install
   devstack up   [--env-file path] [--dir path] [--without livekit,minio,...]
   devstack exec [--env-file path] [--dir path] [--without ...] -- cmd args...
+  devstack enter [--env-file path] -- cmd args...
   devstack gotest [--record file] -- cmd args...
   devstack summary [--step name=ok|fail]... record.json...
 `
@@ -45,6 +48,8 @@ func run(args []string) int {
 		return runUp(args)
 	case "exec":
 		return runExec(args)
+	case "enter":
+		return runEnter(args)
 	case "gotest":
 		return runGoTest(args)
 	case "summary":
@@ -70,7 +75,7 @@ func parseStackFlags(name string, args []string) (stackFlags, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&f.envFile, "env-file", "", "where to write the KEY=VALUE env file (default <dir>/devstack.env)")
 	fs.StringVar(&f.dir, "dir", "", "stack directory for data and logs (default: a new temporary directory, removed on a clean stop)")
-	fs.StringVar(&f.without, "without", "", "comma-separated services not to start: "+strings.Join(serviceNames, ","))
+	fs.StringVar(&f.without, "without", "", "comma-separated services not to start: "+strings.Join(serviceNames, ",")+" (sip needs redis and livekit)")
 	if err := fs.Parse(args); err != nil {
 		return f, nil, err
 	}
@@ -96,6 +101,11 @@ func runInstall(args []string) int {
 }
 
 func runUp(args []string) int {
+	if !inNetns() {
+		sigs := notifySignals()
+		defer signal.Stop(sigs)
+		return runInNetns(append([]string{"up"}, args...), sigs)
+	}
 	f, rest, err := parseStackFlags("up", args)
 	if err != nil {
 		return 2
@@ -120,6 +130,11 @@ func runUp(args []string) int {
 }
 
 func runExec(args []string) int {
+	if !inNetns() {
+		sigs := notifySignals()
+		defer signal.Stop(sigs)
+		return runInNetns(append([]string{"exec"}, args...), sigs)
+	}
 	f, rest, err := parseStackFlags("exec", args)
 	if err != nil {
 		return 2
@@ -155,6 +170,9 @@ func notifySignals() chan os.Signal {
 // startStack starts the selected services, aborting (and cleaning up) if a
 // signal arrives before they are ready.
 func startStack(f stackFlags, sigs <-chan os.Signal) (*stack, error) {
+	if err := setupNetns(); err != nil {
+		return nil, fmt.Errorf("private network namespace: %w", err)
+	}
 	svcs, err := selectServices(f.without)
 	if err != nil {
 		return nil, err

@@ -118,6 +118,11 @@ func (m *minioService) ready(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("health: %s", resp.Status)
 	}
+	// On a busy machine health/ready can answer before the object layer
+	// is up, and S3 calls still get 503 XMinioServerNotInitialized.
+	if _, err := m.client().ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		return fmt.Errorf("list buckets: %w", err)
+	}
 	return nil
 }
 

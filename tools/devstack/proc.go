@@ -54,9 +54,12 @@ func startProc(name, logPath string, env []envVar, bin string, args ...string) (
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // stop sends SIGTERM to the process group, then SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
+func (p *proc) stop(grace time.Duration) { p.stopWith(syscall.SIGTERM, grace) }
+
+// stopWith is stop for a server whose quick-stop signal is not SIGTERM.
+func (p *proc) stopWith(sig syscall.Signal, grace time.Duration) {
 	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	_ = syscall.Kill(-pgid, sig)
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
@@ -103,6 +106,29 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration, check func(
 		case <-tick.C:
 		}
 	}
+}
+
+// configServer is a server started as `bin --config file`.
+type configServer struct {
+	name, bin, logPath, cfgPath string
+	stopSig                     syscall.Signal // its quick stop
+}
+
+// start writes config (0600: it holds API secrets), starts the server and
+// waits until ready passes; on failure the server is stopped again.
+func (c configServer) start(ctx context.Context, config string, ready func(context.Context) error) (*proc, error) {
+	if err := os.WriteFile(c.cfgPath, []byte(config), 0o600); err != nil {
+		return nil, fmt.Errorf("%s config: %w", c.name, err)
+	}
+	p, err := startProc(c.name, c.logPath, nil, c.bin, "--config", c.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, readyTimeout, ready); err != nil {
+		p.stopWith(c.stopSig, stopGrace)
+		return nil, err
+	}
+	return p, nil
 }
 
 // retryOnClash runs start, and once more when the server exited early,

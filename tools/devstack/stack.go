@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +28,14 @@ type service interface {
 	logPath(dir string) string
 }
 
+// dependent is a service that starts only once others are ready.
+type dependent interface {
+	// after names the services that must be ready first.
+	after() []string
+}
+
 // serviceNames are the names --without accepts, in start order.
-var serviceNames = []string{"redis", "mongo", "minio", "livekit"}
+var serviceNames = []string{"redis", "mongo", "minio", "livekit", "sip"}
 
 // readyTimeout bounds each server's start; generous for a busy 2-core CI box.
 const readyTimeout = 2 * time.Minute
@@ -51,20 +58,33 @@ func selectServices(without string) ([]service, error) {
 		}
 		skip[n] = true
 	}
-	var svcs []service
+	// LiveKit reaches the SIP service over Redis, so each gets the others
+	// it talks to; a skipped one stays nil.
+	var (
+		redis   *redisService
+		livekit *livekitService
+		svcs    []service
+	)
 	for _, n := range serviceNames {
 		if skip[n] {
 			continue
 		}
 		switch n {
 		case "redis":
-			svcs = append(svcs, &redisService{})
+			redis = &redisService{}
+			svcs = append(svcs, redis)
 		case "mongo":
 			svcs = append(svcs, &mongoService{})
 		case "minio":
 			svcs = append(svcs, &minioService{})
 		case "livekit":
-			svcs = append(svcs, &livekitService{})
+			livekit = &livekitService{redis: redis}
+			svcs = append(svcs, livekit)
+		case "sip":
+			if redis == nil || livekit == nil {
+				return nil, errors.New("--without: sip needs redis and livekit; add sip to --without")
+			}
+			svcs = append(svcs, &sipService{redis: redis, livekit: livekit})
 		}
 	}
 	return svcs, nil
@@ -101,8 +121,9 @@ func newStack(dir string, svcs []service) (*stack, error) {
 }
 
 // start brings all services up in parallel (a warm start is as slow as
-// the slowest server, not the sum), then writes the env file. If any
-// service fails, the others are cancelled and stopped.
+// the slowest chain of servers, not the sum: each waits only for those it
+// needs), then writes the env file. If any service fails, the others are
+// cancelled and stopped.
 func (st *stack) start(ctx context.Context, envFile string) error {
 	began := time.Now()
 	if err := ensureBinaries(ctx, st.svcs); err != nil {
@@ -112,15 +133,25 @@ func (st *stack) start(ctx context.Context, envFile string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make([]error, len(st.svcs))
+	ready := make(map[string]chan struct{}, len(st.svcs))
+	for _, svc := range st.svcs {
+		ready[svc.name()] = make(chan struct{})
+	}
 	var wg sync.WaitGroup
 	for i, svc := range st.svcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := svc.start(ctx, st.dir); err != nil {
+			err := waitFor(ctx, svc, ready)
+			if err == nil {
+				err = svc.start(ctx, st.dir)
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", svc.name(), err)
 				cancel()
+				return
 			}
+			close(ready[svc.name()])
 		}()
 	}
 	wg.Wait()
@@ -160,6 +191,27 @@ func (st *stack) start(ctx context.Context, envFile string) error {
 	return nil
 }
 
+// waitFor returns once the services svc starts after are ready, or ctx
+// ends (a dependency failed, or the start was interrupted).
+func waitFor(ctx context.Context, svc service, ready map[string]chan struct{}) error {
+	d, ok := svc.(dependent)
+	if !ok {
+		return nil
+	}
+	for _, name := range d.after() {
+		ch, ok := ready[name]
+		if !ok {
+			return fmt.Errorf("needs %s, which is not started", name)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // stop stops the services in reverse start order. clean says whether the
 // run went well; only then is a directory we created removed, so logs
 // survive failures. The env file goes either way: it points at servers
@@ -187,7 +239,13 @@ func (st *stack) env() []envVar {
 	for _, svc := range st.svcs {
 		vars = append(vars, svc.env()...)
 	}
-	return append(vars, envVar{"DEVSTACK_DIR", st.dir})
+	return append(vars,
+		envVar{"DEVSTACK_DIR", st.dir},
+		// The media address inside the namespace, and the process holding
+		// it (for `devstack enter`).
+		envVar{"DEVSTACK_NETNS_ADDR", netnsAddr},
+		envVar{pidVar, strconv.Itoa(os.Getpid())},
+	)
 }
 
 func (st *stack) printSummary(took time.Duration) {
@@ -197,6 +255,7 @@ func (st *stack) printSummary(took time.Duration) {
 		fmt.Fprintf(&b, "  %-8s %s\n", svc.name(), svc.endpoint())
 	}
 	fmt.Fprintf(&b, "  %-8s %s\n", "logs", st.dir)
-	fmt.Fprintf(&b, "  %-8s %s  (set -a; . %s; set +a)\n", "env file", st.envFile, st.envFile)
+	// The servers are reachable only from inside the stack's namespace.
+	fmt.Fprintf(&b, "  %-8s %s  (devstack enter --env-file %s -- CMD)\n", "env file", st.envFile, st.envFile)
 	fmt.Fprint(os.Stderr, b.String())
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -25,19 +27,7 @@ import (
 // the tests never trigger a multi-minute build (`make tools` installs them).
 func availableServices(t *testing.T) []service {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed: run scripts/install-deps.sh")
-	}
-	cache, err := cacheDir()
-	require.NoError(t, err)
-	var without []string
-	for _, b := range builtServers {
-		if _, err := os.Stat(b.path(cache)); err != nil {
-			t.Logf("%s not in the cache; testing without it (run devstack install)", b.name)
-			without = append(without, b.name)
-		}
-	}
-	svcs, err := selectServices(strings.Join(without, ","))
+	svcs, err := selectServices(withoutMissing(t))
 	require.NoError(t, err)
 	return svcs
 }
@@ -60,6 +50,8 @@ func serverPIDs(svcs []service) []int {
 		case *minioService:
 			pids = append(pids, s.p.pid())
 		case *livekitService:
+			pids = append(pids, s.p.pid())
+		case *sipService:
 			pids = append(pids, s.p.pid())
 		}
 	}
@@ -135,6 +127,10 @@ func TestStackStartsReadyServersAndStopsThem(t *testing.T) {
 		})
 	}
 
+	if s, ok := envLookup(svcs, "sip").(*sipService); ok {
+		t.Run("sip", func(t *testing.T) { checkTrunk(ctx, t, s, env) })
+	}
+
 	mongoAddr := strings.TrimSuffix(strings.TrimPrefix(env["MONGODB_URI"], "mongodb://"), "/")
 	conn, err := net.DialTimeout("tcp", mongoAddr, 5*time.Second)
 	require.NoError(t, err, "FerretDB should be listening on %s", mongoAddr)
@@ -196,6 +192,59 @@ func checkBucket(ctx context.Context, t *testing.T, m *minioService, env map[str
 	require.NoError(t, err)
 	require.Equal(t, s3types.ServerSideEncryptionAes256, head.ServerSideEncryption)
 	require.NotEmpty(t, aws.ToString(head.VersionId), "versioned bucket must return a version id")
+}
+
+// The dev trunk is in LiveKit, pointing at the phone's address with the
+// digest credentials the env hands the phone.
+func checkTrunk(ctx context.Context, t *testing.T, s *sipService, env map[string]string) {
+	require.Regexp(t, `^127\.0\.0\.1:\d+$`, env["DEVSTACK_SIP_PHONE_ADDR"])
+	require.NotEmpty(t, env["DEVSTACK_SIP_PHONE_USER"])
+	require.GreaterOrEqual(t, len(env["DEVSTACK_SIP_PHONE_PASSWORD"]), 32)
+	client := lksdk.NewSIPClient(s.livekit.httpURL(), env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"])
+	res, err := client.ListSIPOutboundTrunk(ctx, &livekit.ListSIPOutboundTrunkRequest{})
+	require.NoError(t, err)
+	require.Len(t, res.GetItems(), 1)
+	trunk := res.GetItems()[0]
+	require.Equal(t, env["LIVEKIT_SIP_TRUNK_ID"], trunk.GetSipTrunkId())
+	require.Equal(t, env["DEVSTACK_SIP_PHONE_ADDR"], trunk.GetAddress())
+	require.Equal(t, env["DEVSTACK_SIP_PHONE_USER"], trunk.GetAuthUsername())
+	require.Equal(t, []string{env["DEVSTACK_SIP_TRUNK_NUMBER"]}, trunk.GetNumbers())
+
+	// livekit-sip takes LiveKit's requests from Redis.
+	n, err := redisCommand(ctx, s.redis.addr(), "PUBSUB", "NUMSUB", sipRPCChannel)
+	require.NoError(t, err)
+	require.Equal(t, []string{sipRPCChannel, "1"}, n)
+}
+
+// A service waits for those it needs; a failed or cancelled start stops
+// the wait.
+func TestWaitForDependencies(t *testing.T) {
+	sip := &sipService{}
+	ready := map[string]chan struct{}{"redis": make(chan struct{}), "livekit": make(chan struct{})}
+	close(ready["redis"])
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, waitFor(ctx, sip, ready), context.Canceled, "livekit is not ready")
+	close(ready["livekit"])
+	require.NoError(t, waitFor(context.Background(), sip, ready), "both are ready")
+	require.ErrorContains(t, waitFor(context.Background(), sip, map[string]chan struct{}{}), "needs redis")
+	require.NoError(t, waitFor(ctx, &mongoService{}, nil), "mongo needs nothing")
+}
+
+func TestSelectServicesKeepsSIPWithWhatItNeeds(t *testing.T) {
+	_, err := selectServices("livekit")
+	require.ErrorContains(t, err, "sip needs redis and livekit")
+	svcs, err := selectServices("livekit,sip")
+	require.NoError(t, err)
+	require.Nil(t, envLookup(svcs, "sip"))
+	svcs, err = selectServices("")
+	require.NoError(t, err)
+	lk := envLookup(svcs, "livekit").(*livekitService)
+	require.Same(t, envLookup(svcs, "redis"), lk.redis, "LiveKit uses the stack's Redis as its bus")
+	require.Contains(t, lk.config(), "redis:\n")
+	svcs, err = selectServices("redis,sip")
+	require.NoError(t, err)
+	require.NotContains(t, envLookup(svcs, "livekit").(*livekitService).config(), "redis:")
 }
 
 // failingService fails once another service has finished starting, so the
