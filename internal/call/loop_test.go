@@ -316,3 +316,27 @@ func TestLoopStopsWhenTheClaimIsLost(t *testing.T) {
 		require.True(t, end.fenceLost)
 	})
 }
+
+// send_dtmf presses the keys on the line, says so in the transcript, and
+// leaves the model listening (no reply of its own over the phone tree).
+func TestLoopSendDTMF(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := startLoop(t, loopSetup{})
+		synctest.Wait()
+		l.sess.emit(reply("r-greet", time.Second)...)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		l.sess.emit(toolReply("r1", "c1", "send_dtmf", `{"digits":"2#"}`)...)
+		synctest.Wait()
+		require.Equal(t, "2#", l.leg.pressed())
+		require.Contains(t, l.sess.output("c1"), "Pressed 2#")
+		require.Len(t, l.sess.requests(), 1, "only the greeting: the model listens to the menu")
+		close(l.leg.left)
+		l.wait(t, hold)
+		var texts []string
+		for _, tn := range l.calls.turns {
+			texts = append(texts, tn.Text)
+		}
+		require.Contains(t, texts, "[pressed 2#]")
+	})
+}

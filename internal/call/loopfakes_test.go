@@ -314,6 +314,7 @@ type fakeLeg struct {
 	left, gone   chan struct{}
 	mu           sync.Mutex
 	reconnecting time.Time
+	dtmf         string
 }
 
 func newFakeLeg() *fakeLeg { return &fakeLeg{left: make(chan struct{}), gone: make(chan struct{})} }
@@ -322,6 +323,19 @@ func (l *fakeLeg) PeerLeft() <-chan struct{}     { return l.left }
 func (l *fakeLeg) Disconnected() <-chan struct{} { return l.gone }
 func (l *fakeLeg) DisconnectReason() livekit.DisconnectReason {
 	return livekit.DisconnectReason_ROOM_DELETED
+}
+
+func (l *fakeLeg) SendDTMF(keys string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dtmf += keys
+	return nil
+}
+
+func (l *fakeLeg) pressed() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dtmf
 }
 
 func (l *fakeLeg) ReconnectingSince() time.Time {

@@ -51,6 +51,8 @@ type phoneLeg interface {
 	// ReconnectingSince is when the connection to LiveKit went down and
 	// began to be retried; zero while connected.
 	ReconnectingSince() time.Time
+	// SendDTMF presses keys on the callee's phone line.
+	SendDTMF(keys string) error
 }
 
 var (

@@ -24,6 +24,7 @@ const (
 	outputNoTransfer = "Transfer is not available on this call. Tell the person, and offer that someone will call them back."
 	outputTransfer   = "Transferring the call now."
 	outputVoicemail  = "Voicemail confirmed."
+	outputDTMF       = "Pressed %s. Listen to what the menu says next."
 )
 
 // maxPendingTools bounds the tool calls waiting for their response's end.
@@ -192,6 +193,16 @@ func (cv *conversation) act(t pendingTool) toolEffect {
 		cv.a.details.Disposition, cv.a.details.DispositionNote = a.Disposition, a.Note
 		cv.a.keep.recordDetails(store.CallDetails{Disposition: a.Disposition, DispositionNote: a.Note})
 		return toolEffect{output: outputOK, reply: true}
+	case agent.ToolSendDTMF:
+		if err := cv.seat.SendDTMF(a.Digits); err != nil {
+			cv.log.Warn("call.dtmf_failed", zap.Error(err))
+			return toolEffect{output: "error: the keys could not be pressed: " + err.Error(), reply: true}
+		}
+		// In the transcript as the agent's turn: what the practice's phone
+		// tree heard from us.
+		at := time.Since(cv.answered).Milliseconds()
+		cv.a.keep.appendTurn(store.Turn{Role: "agent", Text: "[pressed " + a.Digits + "]", StartMS: at, EndMS: at})
+		return toolEffect{output: fmt.Sprintf(outputDTMF, a.Digits)}
 	case agent.ToolScheduleCallback:
 		cv.a.details.CallbackAt, cv.a.details.CallbackNote = a.CallbackAt, a.Note
 		cv.a.keep.recordDetails(store.CallDetails{CallbackAt: a.CallbackAt, CallbackNote: a.Note})

@@ -128,7 +128,8 @@ func JoinToken(cfg Config, room, identity, name string, attrs map[string]string)
 	grant := &auth.VideoGrant{RoomJoin: true, Room: room}
 	grant.SetCanPublish(true)
 	grant.SetCanSubscribe(true)
-	grant.SetCanPublishData(false)
+	// Data carries DTMF to the SIP leg (SendDTMF), nothing else.
+	grant.SetCanPublishData(true)
 	at := auth.NewAccessToken(cfg.APIKey, cfg.APISecret).
 		SetVideoGrant(grant).
 		SetIdentity(identity).
@@ -226,6 +227,29 @@ func (p *Participant) PeerLeft() <-chan struct{} { return p.peerLeft.ch }
 // Disconnected is closed when we are out of the room: removed, the room
 // deleted, the connection lost for good, or Close.
 func (p *Participant) Disconnected() <-chan struct{} { return p.disconnected.ch }
+
+// dtmfCodes are the RFC 4733 event codes of the keys SendDTMF presses.
+var dtmfCodes = map[rune]uint32{
+	'0': 0, '1': 1, '2': 2, '3': 3, '4': 4, '5': 5, '6': 6, '7': 7, '8': 8, '9': 9,
+	'*': 10, '#': 11, 'A': 12, 'B': 13, 'C': 14, 'D': 15,
+}
+
+// SendDTMF presses keys on the phone line, in order: LiveKit's SIP service
+// turns each into RFC 4733 telephone events on the callee's leg, one after
+// the other. It returns once they are handed to LiveKit.
+func (p *Participant) SendDTMF(keys string) error {
+	for _, k := range keys {
+		if _, ok := dtmfCodes[k]; !ok {
+			return fmt.Errorf("telephony: %q is not a DTMF key", k)
+		}
+	}
+	for _, k := range keys {
+		if err := p.room.LocalParticipant.PublishDTMF(dtmfCodes[k], string(k)); err != nil {
+			return fmt.Errorf("telephony: send DTMF %q: %w", k, err)
+		}
+	}
+	return nil
+}
 
 // ReconnectingSince is when the connection to LiveKit was lost and the SDK
 // began to retry it; zero while connected. Media does not flow meanwhile.
