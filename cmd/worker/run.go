@@ -189,7 +189,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	reaper.Start()
 	defer reaper.Shutdown()
 
-	runner, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, log: log})
+	runner, closeRunner, err := buildRunner(callDeps{daemon: ctx, cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, log: log})
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func TestRecordingOfALiveKitCall(t *testing.T) {
 	// Two-second segments: the call stores some while it runs, so the
 	// crash-safety path (segments, the note in the call document) runs
 	// too, and Close must join them and clean up after itself.
-	r := newRecordedCall(t, sc, recordingSetup{opts: recording.Options{SegmentDuration: 2 * time.Second}})
+	r := newRecordedCall(t, sc, recordingSetup{segment: 2 * time.Second})
 	c := r.run(t, testCtx(t), r.inlineTask(t, sc))
 	d := r.requireEnded(t, c, store.CallCompleted)
 	require.Equal(t, "the agent ended the call: records confirmed", d.EndReason)
@@ -155,8 +155,9 @@ func TestRecordingCutsABargedInReplyWhereTheCalleeHeardItStop(t *testing.T) {
 
 // Storage unreachable for the whole call (nothing listens on the port, or
 // the bucket does not exist): the call goes on and completes as usual, in
-// bounded time (run bounds it; the recorder gives up at the worker's close
-// timeout), and the call document says the recording failed and why.
+// bounded time (run bounds it; Close leaves the recording to the spool at
+// the worker's close timeout), and the call document says the recording
+// is pending upload, why, and which worker holds it.
 // One-second segments make the recorder try, and retry, while the call
 // runs; with the default 30 s segments a short call tries only at the end,
 // to write the final object.
@@ -175,9 +176,9 @@ func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
 		failure string // what failed
 		cause   string // and why
 	}{
-		{"closed port", closedPort, recording.MinSegmentDuration, "could not be stored", "connection refused"},
-		{"missing bucket", missingBucket, recording.MinSegmentDuration, "could not be stored", "NoSuchBucket"},
-		{"closed port, final object only", closedPort, 0, "could not be written", "connection refused"},
+		{"closed port", closedPort, recording.MinSegmentDuration, "storage has not taken", "connection refused"},
+		{"missing bucket", missingBucket, recording.MinSegmentDuration, "storage has not taken", "NoSuchBucket"},
+		{"closed port, final object only", closedPort, 0, "storage has not taken", "connection refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +195,7 @@ func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
 					calleesim.WaitForAgentTurn(), calleesim.Say(callTone(1000, 1500*time.Millisecond)), calleesim.WaitForAgentTurn(),
 				}},
 			}
-			r := newRecordedCall(t, sc, recordingSetup{storage: tc.storage(t), opts: recording.Options{SegmentDuration: tc.segment}})
+			r := newRecordedCall(t, sc, recordingSetup{storage: tc.storage(t), segment: tc.segment})
 			c := r.run(t, testCtx(t), r.inlineTask(t, sc))
 			d := r.requireEnded(t, c, store.CallCompleted)
 			require.Equal(t, "the agent ended the call: records confirmed", d.EndReason)
@@ -202,8 +203,12 @@ func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
 			require.Equal(t, []string{"agent", "callee", "agent"}, roles(c.Transcript), "the conversation went on")
 
 			require.Nil(t, c.Recording, "no recording was stored")
+			require.Equal(t, store.RecordingPendingUpload, c.RecordingStatus)
+			require.NotNil(t, c.RecordingPending)
+			require.Contains(t, c.RecordingPending.Owner, "test-worker/")
+			require.InDelta(t, c.EndedAt.Sub(c.AnsweredAt).Milliseconds(), c.RecordingPending.DurationMS, 2000, "the whole call is held")
 			t.Logf("recording_error: %s", d.RecordingError)
-			require.Contains(t, d.RecordingError, tc.failure, "the record says the recording failed")
+			require.Contains(t, d.RecordingError, tc.failure, "the record says the recording is not stored yet")
 			require.Contains(t, d.RecordingError, tc.cause, "and why: the storage error, not the deadline that ended the retries")
 			require.NotContains(t, d.RecordingError, "X-Amz-Signature", "no credential in the record")
 			note, err := r.st.GetPartialRecording(context.Background(), r.id)
@@ -235,7 +240,7 @@ func TestRecordingKillChild(t *testing.T) {
 	st, err := store.Open(ctx, store.Options{URI: testenv.MongoURI(t), Database: db})
 	require.NoError(t, err)
 	sc := killScenario()
-	r := newRecordedCall(t, sc, recordingSetup{st: st, id: id, opts: recording.Options{SegmentDuration: recording.MinSegmentDuration}})
+	r := newRecordedCall(t, sc, recordingSetup{st: st, id: id, segment: recording.MinSegmentDuration})
 
 	// The reporter polls what the call's goroutines set; it stops with
 	// the test.
