@@ -290,6 +290,19 @@ func listKeys(t testing.TB, prefix string) []string {
 	return keys
 }
 
+// requireNoSegments checks that none of the segments a recording of
+// durationMS had (at segment length, 0 the default) is left.
+func requireNoSegments(t testing.TB, st *bucket.Client, keys recording.Keys, durationMS int64, segment time.Duration) {
+	t.Helper()
+	if segment == 0 {
+		segment = recording.DefaultSegmentDuration
+	}
+	for n := range int(time.Duration(durationMS)*time.Millisecond/segment) + 2 {
+		_, err := st.Head(context.Background(), keys.Segment(n))
+		require.ErrorIs(t, err, bucket.ErrNotFound, "segment %d is left under the partial prefix", n)
+	}
+}
+
 // deleteKeys removes objects the test left (segments of a killed call).
 func deleteKeys(st *bucket.Client, keys []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -500,11 +513,24 @@ func requireAligned(t testing.TB, what string, want, got []audioSpan, tol time.D
 func callTone(freq float64, d time.Duration) []int16 { return calleesim.Tone(freq, d, rate, 0.3) }
 
 // requireFinalRecording checks what every recorded call that ended must
-// leave: the call document's recording names one encrypted, typed object
-// linked to the attempt, whose bytes and sha256 it states; no segment is
-// left under the partial prefix and no note points at one. It returns the
-// object decoded.
+// leave (requireStoredRecording), and that the recording runs from the
+// answer to the hang-up. It returns the object decoded.
 func (r *recordedCall) requireFinalRecording(t testing.TB, c *store.Call) stereo {
+	t.Helper()
+	s := r.requireStoredRecording(t, c)
+	answered, _ := r.started(t)
+	// Position 0 is the answer and the recording runs to the hang-up (the
+	// margin covers the jitter window and the teardown).
+	require.InDelta(t, c.EndedAt.Sub(answered).Seconds(), s.duration().Seconds(), 2)
+	return s
+}
+
+// requireStoredRecording checks that the call document's recording names
+// one encrypted, typed object linked to the attempt, whose bytes, sha256
+// and duration it states, and says it is complete; no segment is left
+// under the partial prefix and no note points at one. It returns the
+// object decoded.
+func (r *recordedCall) requireStoredRecording(t testing.TB, c *store.Call) stereo {
 	t.Helper()
 	answered, keys := r.started(t)
 	rec := c.Recording
@@ -530,7 +556,7 @@ func (r *recordedCall) requireFinalRecording(t testing.TB, c *store.Call) stereo
 	require.Equal(t, hex.EncodeToString(sum[:]), rec.SHA256)
 	require.Equal(t, int64(len(data)), rec.Bytes)
 
-	require.Empty(t, listKeys(t, keys.Partial), "no segment is left under the partial prefix")
+	requireNoSegments(t, r.s3, keys, rec.DurationMS, r.setup.segment)
 	note, err := r.st.GetPartialRecording(context.Background(), r.id)
 	require.NoError(t, err)
 	require.Nil(t, note, "the call document points at the final object only")
@@ -540,8 +566,5 @@ func (r *recordedCall) requireFinalRecording(t testing.TB, c *store.Call) stereo
 
 	s := decodeRecording(t, data)
 	require.InDelta(t, float64(rec.DurationMS), float64(s.duration().Milliseconds()), 25, "the stated duration is the audio's")
-	// Position 0 is the answer and the recording runs to the hang-up (the
-	// margin covers the jitter window and the teardown).
-	require.InDelta(t, c.EndedAt.Sub(answered).Seconds(), s.duration().Seconds(), 2)
 	return s
 }
