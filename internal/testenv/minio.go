@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,20 +96,13 @@ func (m *MinIO) Stop() {
 	m.srv = nil
 }
 
+// ready is an S3 call: MinIO answers its health check before it serves
+// requests ("Server not initialized yet").
 func (m *MinIO) ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint()+"/minio/health/ready", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: %s", resp.Status)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := m.client().ListBuckets(ctx, &s3.ListBucketsInput{})
+	return err
 }
 
 func (m *MinIO) client() *s3.Client {
