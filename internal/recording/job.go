@@ -33,8 +33,8 @@ type job struct {
 	finished chan struct{} // closed by finish
 	done     chan struct{} // closed once result is set
 
-	// Written by finish before finished is closed; read by the job
-	// goroutine after.
+	// Written by finish, under mu, before finished is closed; read by the
+	// job goroutine after (and tail released under mu).
 	tail         *held
 	tailFrames   int64
 	durationMS   int64 // the whole recording: encoded, plus what the mixer could not keep
@@ -67,9 +67,14 @@ func newJob(s *Spool, cfg Config, keys Keys, log *zap.Logger) *job {
 }
 
 // finish hands the job the end of the recording; called once, by Close.
+// A job that has already ended (the spool stopped) lets go of the tail.
 func (j *job) finish(tail *held, tailFrames, durationMS int64, mixerStopped string) {
-	j.tail, j.tailFrames, j.durationMS, j.mixerStopped = tail, tailFrames, durationMS, mixerStopped
 	j.mu.Lock()
+	if j.result != nil {
+		j.s.buf.release(tail)
+		tail = nil
+	}
+	j.tail, j.tailFrames, j.durationMS, j.mixerStopped = tail, tailFrames, durationMS, mixerStopped
 	j.isDone, j.total = true, durationMS
 	j.mu.Unlock()
 	close(j.finished)
@@ -136,15 +141,14 @@ func (j *job) run(ctx context.Context) {
 	for _, seg := range j.segs.refuse(errors.New("the recording's storage job has ended")) {
 		j.s.buf.release(seg.data)
 	}
-	select {
-	case <-j.finished:
-		j.s.buf.release(j.tail)
-	default:
-	}
 	j.mu.Lock()
+	if j.isDone {
+		j.s.buf.release(j.tail)
+	}
 	j.result = &res
 	detached := j.detached
 	j.mu.Unlock()
+	j.s.remove(j) // nothing is held any more
 	close(j.done)
 	if detached {
 		j.settle(res)

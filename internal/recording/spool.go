@@ -304,7 +304,6 @@ func (s *Spool) begin(j *job) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.remove(j)
 		j.run(s.work)
 	}()
 	return nil
