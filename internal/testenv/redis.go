@@ -54,24 +54,14 @@ func (r *Redis) Start() {
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--logfile", filepath.Join(r.dir, "redis.log"))
-	srv, err := startServer(cmd)
-	if err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.srv = srv
 	// PING answers PONG once the AOF is loaded (while loading, -LOADING).
-	if err := srv.waitReady(15*time.Second, 20*time.Millisecond, func(ctx context.Context) error { return ping(ctx, r.Addr()) }); err != nil {
-		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		r.t.Fatalf("redis-server on %s not ready: %v\n%s", r.Addr(), err, log)
-	}
+	r.srv = launch(r.t, cmd, filepath.Join(r.dir, "redis.log"), 15*time.Second, 20*time.Millisecond,
+		func(ctx context.Context) error { return ping(ctx, r.Addr()) })
 }
 
 // Kill stops the server with SIGKILL, as a crash would, and waits for it.
 func (r *Redis) Kill() {
-	if r.srv == nil {
-		return
-	}
-	r.srv.kill()
+	r.srv.stop()
 	r.srv = nil
 }
 
