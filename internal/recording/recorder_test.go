@@ -520,3 +520,42 @@ func TestKeysFor(t *testing.T) {
 	require.Equal(t, "recordings-partial/production/inline/2026/01/03/0af3/", k.Partial)
 	require.Equal(t, "recordings-partial/production/inline/2026/01/03/0af3/000012.ogg", k.Segment(12))
 }
+
+// A worker dies holding a pending recording (its spool could not even
+// write its report): once the note's lease lapses, another worker's sweep
+// joins the segments that reached storage and counts the tail, which died
+// with the first worker, as lost.
+func TestSweepJoinsAPendingRecordingWhoseOwnerDied(t *testing.T) {
+	st := newMemStorage(t)
+	st.failUpload = func(string, int) error { return errors.New("injected: final upload refused") }
+	dead := newMemLedger()
+	dead.ended = false // the call document cannot be written either
+	first := newSpool(t, st, func(c *SpoolConfig) { c.Ledger = dead })
+	rec, err := New(Config{AttemptID: "orphan", Env: "test", Start: testStart(), Spool: first,
+		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond, Now: frozenClock(testStart())}})
+	require.NoError(t, err)
+	bargeInScript.feed(t, rec, testStart())
+	res, err := rec.Finish(context.Background())
+	require.ErrorIs(t, err, ErrPending)
+	require.Equal(t, 5, res.Partial.Segments)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	first.Shutdown(ctx)
+
+	st.failUpload = nil
+	ledger := newMemLedger()
+	ledger.addOrphan(Orphan{AttemptID: "orphan", Partial: res.Partial, DurationMS: res.Pending.DurationMS})
+	newSpool(t, st, func(c *SpoolConfig) { c.Ledger, c.SweepInterval = ledger, 50*time.Millisecond })
+	got := ledger.waitSettled(t, "orphan", 30*time.Second)
+	require.Equal(t, Partial, got.State)
+	require.Equal(t, int64(1000), got.LostMS, "the last second was only in the dead worker's memory")
+	require.Contains(t, got.Reason, "stopped before storing its last 1s")
+	require.Equal(t, int64(10000), got.Stored.DurationMS)
+	require.Equal(t, []string{rec.Keys().Final}, st.keys(), "joined, and the segments deleted")
+	data, _ := st.get(rec.Keys().Final)
+	requireWellFormed(t, data, true)
+	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, 10*time.Second, 20*time.Millisecond)
+	meta := st.meta[rec.Keys().Final]
+	require.Equal(t, "orphan", meta["attempt-id"])
+	require.Equal(t, "final", meta["recording-part"])
+}
