@@ -187,21 +187,23 @@ type Call struct {
 	Variables    map[string]string `bson:"variables,omitempty"`
 	CallerID     string            `bson:"caller_id,omitempty"`
 
-	Transcript []Turn         `bson:"transcript,omitempty"`
-	ToolCalls  []ToolCall     `bson:"tool_calls,omitempty"`
-	Outcome    string         `bson:"outcome,omitempty"`
-	Summary    string         `bson:"summary,omitempty"`
-	Extracted  map[string]any `bson:"extracted,omitempty"`
-	Recording  *Recording     `bson:"recording,omitempty"`
-	// The recording's state beyond the final object (see RecordingState).
+	Transcript  []Turn         `bson:"transcript,omitempty"`
+	ToolCalls   []ToolCall     `bson:"tool_calls,omitempty"`
+	Outcome     string         `bson:"outcome,omitempty"`
+	Summary     string         `bson:"summary,omitempty"`
+	Extracted   map[string]any `bson:"extracted,omitempty"`
+	Recording   *Recording     `bson:"recording,omitempty"`
+	LatenciesMS []int          `bson:"latencies_ms,omitempty"`
+	Usage       *Usage         `bson:"usage,omitempty"`
+	Error       string         `bson:"error,omitempty"`
+
+	// The recording's state beyond the final object (see RecordingState
+	// and docs/CAMPAIGNS.md).
 	RecordingStatus  RecordingStatus   `bson:"recording_status,omitempty"`
 	RecordingLostMS  int64             `bson:"recording_lost_ms,omitempty"`
 	RecordingError   string            `bson:"recording_error,omitempty"`
 	RecordingPartial *PartialRecording `bson:"recording_partial,omitempty"`
 	RecordingPending *RecordingPending `bson:"recording_pending,omitempty"`
-	LatenciesMS      []int             `bson:"latencies_ms,omitempty"`
-	Usage            *Usage            `bson:"usage,omitempty"`
-	Error            string            `bson:"error,omitempty"`
 }
 
 // Turn is one utterance. Offsets are milliseconds from the start of the
