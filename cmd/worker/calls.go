@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/bucket"
@@ -11,21 +12,18 @@ import (
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/realtime"
-	"github.com/docshield/voice-worker/internal/recording"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )
 
-// recordingCloseTimeout bounds joining a call's recording at hang-up, so a
-// call ending at SIGTERM still fits in the shutdown budget; what does not
-// finish in time stays in storage as segments the call document points to.
-const recordingCloseTimeout = 10 * time.Second
-
 // callDeps is what the call runner needs from the daemon's wiring.
 type callDeps struct {
+	// daemon is cancelled at SIGTERM: the shutdown budget counts from then.
+	daemon   context.Context
 	cfg      config.Config
 	store    *store.Store
 	storage  *bucket.Client
@@ -42,36 +40,38 @@ type callDeps struct {
 // hang up. The returned cleanup must run at exit.
 func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), error) {
 	cfg := d.cfg
-	var rooms *telephony.Rooms
-	var tcfg telephony.Config
-	if cfg.LiveKit.Enabled() {
-		telephony.SetSDKLogger(d.log)
-		tcfg = telephonyConfig(cfg.LiveKit)
-		// LiveKit's own limit on the SIP leg: a backstop if we die mid-call.
-		tcfg.MaxCallDuration = call.DefaultMaxDuration + 2*time.Minute
-		var err error
-		if rooms, err = telephony.NewRooms(tcfg, d.log); err != nil {
-			return nil, nil, nil, err
-		}
+	if !cfg.LiveKit.Enabled() {
+		d.log.Warn("call.runner_disabled", zap.Bool("livekit", false), zap.Bool("openai", cfg.OpenAI.Enabled()))
+		return nil, nil, func() {}, nil
 	}
-	if !cfg.LiveKit.Enabled() || !cfg.OpenAI.Enabled() {
-		d.log.Warn("call.runner_disabled", zap.Bool("livekit", cfg.LiveKit.Enabled()), zap.Bool("openai", cfg.OpenAI.Enabled()))
-		if rooms == nil {
-			return nil, nil, func() {}, nil
-		}
+	telephony.SetSDKLogger(d.log)
+	tcfg := telephonyConfig(cfg.LiveKit)
+	// LiveKit's own limit on the SIP leg: a backstop if we die mid-call.
+	tcfg.MaxCallDuration = call.DefaultMaxDuration + 2*time.Minute
+	rooms, err := telephony.NewRooms(tcfg, d.log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !cfg.OpenAI.Enabled() {
+		d.log.Warn("call.runner_disabled", zap.Bool("livekit", true), zap.Bool("openai", false))
 		return nil, rooms, func() {}, nil
 	}
-	cleanup := func() {}
+	recordings, stopRecordings, err := startRecordings(d)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cleanup := stopRecordings
 	var dialer telephony.Dialer
-	var err error
 	if cfg.LiveKit.SimulateCallee {
 		sim, err := calleesim.NewDialer(tcfg, calleesim.DialerOptions{Production: cfg.Env == config.Production, Logger: d.log})
 		if err != nil {
+			cleanup()
 			return nil, nil, nil, err
 		}
-		cleanup = func() { sim.Close() }
+		cleanup = func() { sim.Close(); stopRecordings() }
 		dialer = sim
 	} else if dialer, err = telephony.NewSIPDialer(tcfg); err != nil {
+		cleanup()
 		return nil, nil, nil, err
 	}
 	r, err := call.NewRunner(call.Options{
@@ -82,7 +82,7 @@ func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), erro
 		DialCheck:  dialCheck(d.campaign),
 		Analyze:    d.analyze,
 		Ends:       d.ends,
-		Recordings: recorderFactory(d),
+		Recordings: recordings.Factory(),
 		Timers:     call.Timers{Lease: cfg.Worker.CallLease}, // must equal the handler's lease
 		Logger:     d.log,
 	})
@@ -105,43 +105,36 @@ func dialCheck(camp *campaign.Service) func(ctx context.Context, c *store.Call) 
 	}
 }
 
-// recorderFactory starts each answered call's two-channel recording and
-// keeps the call document pointing at its stored segments while it runs.
-func recorderFactory(d callDeps) call.RecorderFactory {
-	return func(ctx context.Context, claim store.Claim, c *store.Call, answeredAt time.Time) (call.Recorder, error) {
-		campaignID := ""
-		if !c.CampaignID.IsZero() {
-			campaignID = c.CampaignID.Hex()
-		}
-		rec, err := recording.New(recording.Config{
-			AttemptID: c.ID, CampaignID: campaignID, Env: string(d.cfg.Env), Start: answeredAt,
-			Storage: d.storage, Logger: d.log,
-			OnPartial: func(ctx context.Context, p recording.PartialInfo) error {
-				return d.store.RecordPartialRecording(ctx, claim, store.PartialRecording(p))
-			},
-			Options: recording.Options{CloseTimeout: recordingCloseTimeout, SegmentDuration: d.cfg.Worker.RecordingSegment},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &clearingRecorder{Recorder: rec, store: d.store, claim: claim}, nil
+// startRecordings starts the process's recording spool. The returned stop
+// runs after the task server has stopped (its calls have ended and handed
+// what storage did not take to the spool): the spool gets what is left of
+// SHUTDOWN_TIMEOUT since the signal, less half the reserve for closing
+// MongoDB and shipping the last logs, then records on each call what it
+// could not store.
+func startRecordings(d callDeps) (*call.Recordings, func(), error) {
+	cfg := d.cfg
+	rs, err := call.NewRecordings(call.RecordingOptions{
+		Storage: d.storage, Store: d.store, Env: string(cfg.Env), Segment: cfg.Worker.RecordingSegment,
+		Owner: ownerName(cfg.Worker.Name), Lease: cfg.Worker.CallLease,
+		SpoolMemoryBytes: int64(cfg.Worker.RecordingSpoolMB) << 20, Logger: d.log,
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-}
-
-// clearingRecorder removes the partial-recording note once the final
-// object exists, so a finished call points at one object only.
-type clearingRecorder struct {
-	*recording.Recorder
-	store *store.Store
-	claim store.Claim
-}
-
-func (r *clearingRecorder) Close(ctx context.Context) (*store.Recording, error) {
-	res, err := r.Recorder.Close(ctx)
-	if err == nil && res != nil {
-		_ = r.store.ClearPartialRecording(ctx, r.claim) // a stale note is harmless: the final key is in it
-	}
-	return res, err
+	var signalled atomic.Int64
+	stopWatch := context.AfterFunc(d.daemon, func() { signalled.Store(time.Now().UnixNano()) })
+	rs.Start()
+	return rs, func() {
+		stopWatch()
+		at := time.Now()
+		if ns := signalled.Load(); ns != 0 {
+			at = time.Unix(0, ns)
+		}
+		budget := cfg.Worker.ShutdownTimeout - worker.ShutdownReserve(cfg.Worker.ShutdownTimeout)/2
+		ctx, cancel := context.WithDeadline(context.Background(), at.Add(budget))
+		defer cancel()
+		rs.Shutdown(ctx)
+	}, nil
 }
 
 // endOnShutdown cancels a call's context as soon as the daemon is asked to

@@ -59,7 +59,7 @@ func cmdRecording(ctx context.Context, e env, args []string) int {
 	}
 	rec := call.Recording
 	if rec == nil || rec.Key == "" {
-		return fail("attempt %q (status %s) has no recording", attempt, call.Status)
+		return fail("%s", noRecording(call))
 	}
 	if rec.Bucket != "" && rec.Bucket != sc.Bucket {
 		return fail("the recording of attempt %q is in bucket %q, but S3_BUCKET is %q", attempt, rec.Bucket, sc.Bucket)
@@ -75,5 +75,30 @@ func cmdRecording(ctx context.Context, e env, args []string) int {
 	fmt.Fprintln(e.stdout, url)
 	fmt.Fprintf(e.stderr, "%s (%s, %d bytes, %s) valid for %v, until %s\n", rec.Key, rec.Format, rec.Bytes,
 		(time.Duration(rec.DurationMS) * time.Millisecond).String(), *ttl, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
+	if call.RecordingStatus == store.RecordingPartial {
+		fmt.Fprintf(e.stderr, "partial recording: %s\n", lostText(call))
+	}
 	return 0
+}
+
+// noRecording says why a call has no final object yet, and when it will.
+func noRecording(c *store.Call) string {
+	switch {
+	case c.RecordingStatus == store.RecordingPendingUpload && c.RecordingPending != nil:
+		return fmt.Sprintf("the recording of attempt %q is pending upload: worker %s holds it (note valid until %s) and stores it once storage takes it; %s",
+			c.ID, c.RecordingPending.Owner, c.RecordingPending.LeaseUntil.UTC().Format(time.RFC3339), c.RecordingError)
+	case c.RecordingPartial != nil:
+		return fmt.Sprintf("the recording of attempt %q (status %s) is still %d segment(s) under %s; a running worker joins them into %s once the call has been over for CALL_LEASE",
+			c.ID, c.Status, c.RecordingPartial.Segments, c.RecordingPartial.Prefix, c.RecordingPartial.FinalKey)
+	case c.RecordingError != "":
+		return fmt.Sprintf("attempt %q (status %s) has no recording: %s", c.ID, c.Status, c.RecordingError)
+	}
+	return fmt.Sprintf("attempt %q (status %s) has no recording", c.ID, c.Status)
+}
+
+func lostText(c *store.Call) string {
+	if c.RecordingLostMS > 0 {
+		return fmt.Sprintf("%v lost: %s", time.Duration(c.RecordingLostMS)*time.Millisecond, c.RecordingError)
+	}
+	return c.RecordingError
 }

@@ -190,7 +190,8 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer endsRedis.Close()
 	ends := call.NewRedisEndOutbox(endsRedis)
 
-	runner, rooms, closeRunner, err := buildRunner(callDeps{cfg: cfg, store: st, storage: s3c, campaign: camp, analyze: enq, ends: ends, log: log})
+	runner, rooms, closeRunner, err := buildRunner(callDeps{daemon: ctx, cfg: cfg, store: st, storage: s3c, campaign: camp,
+		analyze: enq, ends: ends, log: log})
 	if err != nil {
 		return err
 	}

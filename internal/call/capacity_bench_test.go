@@ -23,7 +23,6 @@ import (
 	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
-	"github.com/docshield/voice-worker/internal/recording"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/telephony"
@@ -174,42 +173,13 @@ func newCapacityEnv(b *testing.B) *capacityEnv {
 			Model: realtime.DefaultModel},
 		Prompts:    call.StorePrompts(e.st),
 		Analyze:    &enqueuer{},
-		Recordings: e.record,
+		Recordings: startRecordings(b, s3, e.st, 0, log, func(o *call.RecordingOptions) { o.Env = "development" }).Factory(),
 		Timers:     call.Timers{Lease: call.DefaultLease},
 		Logger:     log,
 	})
 	require.NoError(b, err)
 	e.handler = &call.Handler{Calls: e.st, Runner: runner, Owner: "capacity-bench", Lease: call.DefaultLease}
 	return e
-}
-
-// record is the daemon's recorder factory (cmd/worker/calls.go).
-func (e *capacityEnv) record(_ context.Context, claim store.Claim, c *store.Call, answeredAt time.Time) (call.Recorder, error) {
-	rec, err := recording.New(recording.Config{
-		AttemptID: c.ID, Env: "development", Start: answeredAt, Storage: e.s3, Logger: e.log,
-		OnPartial: func(ctx context.Context, p recording.PartialInfo) error {
-			return e.st.RecordPartialRecording(ctx, claim, store.PartialRecording(p))
-		},
-		Options: recording.Options{CloseTimeout: 10 * time.Second},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &benchRecorder{Recorder: rec, st: e.st, claim: claim}, nil
-}
-
-type benchRecorder struct {
-	*recording.Recorder
-	st    *store.Store
-	claim store.Claim
-}
-
-func (r *benchRecorder) Close(ctx context.Context) (*store.Recording, error) {
-	res, err := r.Recorder.Close(ctx)
-	if err == nil && res != nil {
-		_ = r.st.ClearPartialRecording(ctx, r.claim)
-	}
-	return res, err
 }
 
 // procSample is the process (and the machine) at one moment of a level.

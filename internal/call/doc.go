@@ -27,6 +27,12 @@
 //     turns with offsets, and the optional local barge-in detector.
 //   - keeper.go: the call document's writer while the call is live
 //     (transcript turns, tool calls, the lease), off the audio path.
+//   - recorder.go: the worker's recordings. One spool per process
+//     (internal/recording) holds what storage has not taken, past the
+//     call's end; the factory starts each answered call's recorder, and at
+//     hang-up the call document says complete, partial or pending_upload.
+//     After the call has ended, recording fields are written only through
+//     store.SettleRecording, which cannot undo the terminal status.
 //
 // Every exit ends the same way: the callee removed and the room deleted on
 // a fresh bounded context, the recording closed, the model session closed,

@@ -26,38 +26,40 @@ import (
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"gopkg.in/hraban/opus.v2"
 )
 
-// The recording tests run the call as the worker does, with the real
-// recorder (internal/recording) writing to the devstack's MinIO, wired as
-// cmd/worker's recorderFactory wires it, and check what it stored against
-// what the simulated callee sent and heard.
+// The recording tests run the call as the worker does, with the worker's
+// recordings (Recordings: the spool and the recorder factory) writing to
+// the devstack's MinIO, and check what it stored against what the
+// simulated callee sent and heard.
 
 // recordingEnv is the deployment environment in the recordings' keys.
 const recordingEnv = "test"
-
-// workerRecordingCloseTimeout is cmd/worker's recordingCloseTimeout.
-const workerRecordingCloseTimeout = 10 * time.Second
 
 // recordingSetup says where a recorded call's recording goes.
 type recordingSetup struct {
 	// storage is where the recorder writes; nil: the devstack's MinIO.
 	storage *bucket.Client
-	// opts tune the recorder; CloseTimeout defaults to the worker's.
-	opts recording.Options
+	// segment is RECORDING_SEGMENT_DURATION; zero: the default.
+	segment time.Duration
+	// recordings is the worker's recording side, shared by the calls of
+	// one simulated worker; nil: a fresh one over storage.
+	recordings *call.Recordings
 	// st and id are the database and the attempt; zero: a fresh database
 	// and a unique id. The kill test's child process takes its parent's.
 	st *store.Store
 	id string
 }
 
-// recordedCall is a callEnv whose Runner records with the real recorder.
-// (callEnv's own recorder field, the stand-in, stays nil.)
+// recordedCall is a callEnv whose Runner records with the worker's
+// recorders. (callEnv's own recorder field, the stand-in, stays nil.)
 type recordedCall struct {
 	*callEnv
-	s3    *bucket.Client
-	setup recordingSetup
+	s3         *bucket.Client
+	setup      recordingSetup
+	recordings *call.Recordings
 
 	mu       sync.Mutex // guards the fields below: set on the call's goroutines
 	answered time.Time  // the recording's position 0
@@ -78,12 +80,12 @@ func newRecordedCall(t testing.TB, sc scenario, rs recordingSetup) *recordedCall
 	if rs.storage == nil {
 		rs.storage = minioClient(t, "")
 	}
-	if rs.opts.CloseTimeout == 0 {
-		rs.opts.CloseTimeout = workerRecordingCloseTimeout
-	}
 	e := &callEnv{st: rs.st, analyze: &enqueuer{}, id: rs.id, log: newLogBuffer(t)}
 	e.room = telephony.RoomName(e.id)
-	r := &recordedCall{callEnv: e, s3: rs.storage, setup: rs}
+	r := &recordedCall{callEnv: e, s3: rs.storage, setup: rs, recordings: rs.recordings}
+	if r.recordings == nil {
+		r.recordings = startRecordings(t, rs.storage, noteWatcher{Store: rs.st, r: r}, rs.segment, e.log.logger)
+	}
 
 	tcfg := telephony.Config{
 		URL:         testenv.Get(t, "LIVEKIT_URL"),
@@ -126,7 +128,7 @@ func newRecordedCall(t testing.TB, sc scenario, rs recordingSetup) *recordedCall
 		Analyze:    e.analyze,
 		Timers:     timers,
 		LocalVAD:   sc.localVAD,
-		Recordings: r.workerRecorders(),
+		Recordings: r.observe(r.recordings.Factory()),
 		Logger:     e.log.logger,
 	})
 	require.NoError(t, err)
@@ -134,40 +136,64 @@ func newRecordedCall(t testing.TB, sc scenario, rs recordingSetup) *recordedCall
 	return r
 }
 
-// workerRecorders is cmd/worker's recorderFactory (calls.go), copied: the
-// recorder notes its stored segments in the call document through
-// OnPartial, and the note is cleared once the final object exists. The
-// test only adds its observers (started, the note read back).
-func (r *recordedCall) workerRecorders() call.RecorderFactory {
-	st := r.st
+// startRecordings starts a worker's recording side over storage, as the
+// daemon does (lease: call.DefaultLease); it is shut down when the test
+// ends. tune adjusts the options (a small spool memory).
+func startRecordings(t testing.TB, storage *bucket.Client, st call.RecordingStore, segment time.Duration, log *zap.Logger,
+	tune ...func(*call.RecordingOptions)) *call.Recordings {
+	t.Helper()
+	o := call.RecordingOptions{Storage: storage, Store: st, Env: recordingEnv, Segment: segment,
+		Owner: "test-worker/" + testenv.UniqueName(t), SpoolDir: t.TempDir(), Logger: log}
+	for _, f := range tune {
+		f(&o)
+	}
+	rs, err := call.NewRecordings(o)
+	require.NoError(t, err)
+	rs.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rs.Shutdown(ctx)
+	})
+	return rs
+}
+
+// observe wraps the worker's factory to learn the recording's position 0
+// and keys; the recorders are the worker's own.
+func (r *recordedCall) observe(f call.RecorderFactory) call.RecorderFactory {
 	return func(ctx context.Context, claim store.Claim, c *store.Call, answeredAt time.Time) (call.Recorder, error) {
-		campaignID := ""
-		if !c.CampaignID.IsZero() {
-			campaignID = c.CampaignID.Hex()
+		rec, err := f(ctx, claim, c, answeredAt)
+		if err != nil {
+			return nil, err
 		}
-		rec, err := recording.New(recording.Config{
-			AttemptID: c.ID, CampaignID: campaignID, Env: recordingEnv, Start: answeredAt,
-			Storage: r.s3, Logger: r.log.logger,
-			OnPartial: func(ctx context.Context, p recording.PartialInfo) error {
-				err := st.RecordPartialRecording(ctx, claim, store.PartialRecording(p))
-				if err == nil {
-					r.readNote(ctx)
-				}
-				return err
-			},
-			Options: r.setup.opts,
-		})
+		keys, err := recording.KeysFor(recordingEnv, "", c.ID, answeredAt)
 		if err != nil {
 			return nil, err
 		}
 		r.mu.Lock()
-		r.answered, r.keys = answeredAt, rec.Keys()
+		r.answered, r.keys = answeredAt, keys
 		r.mu.Unlock()
-		return &clearingRecorder{Recorder: rec, store: st, claim: claim}, nil
+		return rec, nil
 	}
 }
 
-// readNote keeps what the call document says right after OnPartial wrote.
+// noteWatcher is the store, plus a look at the call document right after
+// each partial-recording note is written.
+type noteWatcher struct {
+	*store.Store
+	r *recordedCall
+}
+
+func (w noteWatcher) RecordPartialRecording(ctx context.Context, c store.Claim, p store.PartialRecording) error {
+	err := w.Store.RecordPartialRecording(ctx, c, p)
+	if err == nil {
+		w.r.readNote(ctx)
+	}
+	return err
+}
+
+// readNote keeps what the call document says right after a note was
+// written.
 func (r *recordedCall) readNote(ctx context.Context) {
 	p, err := r.st.GetPartialRecording(ctx, r.id)
 	if err != nil || p == nil {
@@ -176,21 +202,6 @@ func (r *recordedCall) readNote(ctx context.Context) {
 	r.mu.Lock()
 	r.notes = append(r.notes, *p)
 	r.mu.Unlock()
-}
-
-// clearingRecorder is cmd/worker's, copied.
-type clearingRecorder struct {
-	*recording.Recorder
-	store *store.Store
-	claim store.Claim
-}
-
-func (r *clearingRecorder) Close(ctx context.Context) (*store.Recording, error) {
-	res, err := r.Recorder.Close(ctx)
-	if err == nil && res != nil {
-		_ = r.store.ClearPartialRecording(ctx, r.claim)
-	}
-	return res, err
 }
 
 // started returns the recording's position 0 and keys; it fails the test
@@ -277,6 +288,19 @@ func listKeys(t testing.TB, prefix string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// requireNoSegments checks that none of the segments a recording of
+// durationMS had (at segment length, 0 the default) is left.
+func requireNoSegments(t testing.TB, st *bucket.Client, keys recording.Keys, durationMS int64, segment time.Duration) {
+	t.Helper()
+	if segment == 0 {
+		segment = recording.DefaultSegmentDuration
+	}
+	for n := range int(time.Duration(durationMS)*time.Millisecond/segment) + 2 {
+		_, err := st.Head(context.Background(), keys.Segment(n))
+		require.ErrorIs(t, err, bucket.ErrNotFound, "segment %d is left under the partial prefix", n)
+	}
 }
 
 // deleteKeys removes objects the test left (segments of a killed call).
@@ -489,11 +513,24 @@ func requireAligned(t testing.TB, what string, want, got []audioSpan, tol time.D
 func callTone(freq float64, d time.Duration) []int16 { return calleesim.Tone(freq, d, rate, 0.3) }
 
 // requireFinalRecording checks what every recorded call that ended must
-// leave: the call document's recording names one encrypted, typed object
-// linked to the attempt, whose bytes and sha256 it states; no segment is
-// left under the partial prefix and no note points at one. It returns the
-// object decoded.
+// leave (requireStoredRecording), and that the recording runs from the
+// answer to the hang-up. It returns the object decoded.
 func (r *recordedCall) requireFinalRecording(t testing.TB, c *store.Call) stereo {
+	t.Helper()
+	s := r.requireStoredRecording(t, c)
+	answered, _ := r.started(t)
+	// Position 0 is the answer and the recording runs to the hang-up (the
+	// margin covers the jitter window and the teardown).
+	require.InDelta(t, c.EndedAt.Sub(answered).Seconds(), s.duration().Seconds(), 2)
+	return s
+}
+
+// requireStoredRecording checks that the call document's recording names
+// one encrypted, typed object linked to the attempt, whose bytes, sha256
+// and duration it states, and says it is complete; no segment is left
+// under the partial prefix and no note points at one. It returns the
+// object decoded.
+func (r *recordedCall) requireStoredRecording(t testing.TB, c *store.Call) stereo {
 	t.Helper()
 	answered, keys := r.started(t)
 	rec := c.Recording
@@ -519,15 +556,15 @@ func (r *recordedCall) requireFinalRecording(t testing.TB, c *store.Call) stereo
 	require.Equal(t, hex.EncodeToString(sum[:]), rec.SHA256)
 	require.Equal(t, int64(len(data)), rec.Bytes)
 
-	require.Empty(t, listKeys(t, keys.Partial), "no segment is left under the partial prefix")
+	requireNoSegments(t, r.s3, keys, rec.DurationMS, r.setup.segment)
 	note, err := r.st.GetPartialRecording(context.Background(), r.id)
 	require.NoError(t, err)
 	require.Nil(t, note, "the call document points at the final object only")
+	require.Equal(t, store.RecordingComplete, c.RecordingStatus)
+	require.Zero(t, c.RecordingLostMS)
+	require.Nil(t, c.RecordingPending)
 
 	s := decodeRecording(t, data)
 	require.InDelta(t, float64(rec.DurationMS), float64(s.duration().Milliseconds()), 25, "the stated duration is the audio's")
-	// Position 0 is the answer and the recording runs to the hang-up (the
-	// margin covers the jitter window and the teardown).
-	require.InDelta(t, c.EndedAt.Sub(answered).Seconds(), s.duration().Seconds(), 2)
 	return s
 }

@@ -366,8 +366,12 @@ func (a *attempt) closeRecording(ctx context.Context, m *media) {
 // Bounds on the writes and teardown after a call, all on fresh contexts:
 // they matter most when the task's context is gone.
 const (
-	writeTimeout          = 10 * time.Second
-	recordingCloseTimeout = 15 * time.Second
+	writeTimeout = 10 * time.Second
+	// recordingCloseTimeout bounds closing a call's recording at hang-up,
+	// so a call ending at SIGTERM still fits in the shutdown budget; what
+	// storage has not taken by then stays with the spool, and the call
+	// document says pending_upload.
+	recordingCloseTimeout = 10 * time.Second
 	endWriteAttempts      = 3
 )
 

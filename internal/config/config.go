@@ -131,6 +131,10 @@ type Worker struct {
 	// RecordingSegment is how much audio each crash-safe recording segment
 	// holds, and so about the most of a call a crash loses.
 	RecordingSegment time.Duration
+	// RecordingSpoolMB caps the recording audio the process holds in
+	// memory while storage has not taken it (during an outage, past the
+	// call's end); past it, audio is spilled to disk, encrypted.
+	RecordingSpoolMB int
 }
 
 // FieldError is one problem with one variable.
@@ -558,6 +562,7 @@ func (r *reader) worker() Worker {
 		DispatchInterval: r.duration("CAMPAIGN_DISPATCH_INTERVAL", 30*time.Second, time.Second, time.Hour),
 		CallLease:        r.duration("CALL_LEASE", 2*time.Minute, 6*time.Second, 30*time.Minute),
 		RecordingSegment: r.duration("RECORDING_SEGMENT_DURATION", 30*time.Second, time.Second, 50*time.Second),
+		RecordingSpoolMB: r.integer("RECORDING_SPOOL_MEMORY_MB", 32, 1, 256),
 	}
 	if c.Name == "" {
 		c.Name = r.str("DYNO", "")

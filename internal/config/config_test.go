@@ -136,3 +136,17 @@ func TestThresholdOrder(t *testing.T) {
 	_, err := config.Load(config.MapLookup(env))
 	require.ErrorContains(t, err, "ALERT_MEMORY_CRIT_MB")
 }
+
+func TestRecordingSpoolMemory(t *testing.T) {
+	c, err := config.Load(config.MapLookup(validEnv()))
+	require.NoError(t, err)
+	require.Equal(t, 32, c.Worker.RecordingSpoolMB, "the default")
+	env := validEnv()
+	env["RECORDING_SPOOL_MEMORY_MB"] = "64"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, 64, c.Worker.RecordingSpoolMB)
+	env["RECORDING_SPOOL_MEMORY_MB"] = "1024"
+	_, err = config.Load(config.MapLookup(env))
+	require.ErrorContains(t, err, "RECORDING_SPOOL_MEMORY_MB")
+}

@@ -86,7 +86,7 @@ func BenchmarkRecordCallMinute(b *testing.B) {
 		b.Run(fmt.Sprintf("complexity=%d", complexity), func(b *testing.B) {
 			st := newMemStorage(b)
 			start := testStart()
-			rec, err := New(Config{AttemptID: "bench", Env: "bench", Start: start, Storage: st,
+			rec, err := New(Config{AttemptID: "bench", Env: "bench", Start: start, Spool: newSpool(b, st),
 				Options: Options{Now: frozenClock(start), Complexity: complexity}})
 			require.NoError(b, err)
 			cpu0 := cpuTime()
@@ -98,7 +98,7 @@ func BenchmarkRecordCallMinute(b *testing.B) {
 			b.StopTimer()
 			require.NoError(b, err)
 			b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/call-min")
-			b.ReportMetric(float64(res.Recording.Bytes)/float64(b.N)/1024, "KiB/call-min")
+			b.ReportMetric(float64(res.Stored.Bytes)/float64(b.N)/1024, "KiB/call-min")
 		})
 	}
 }
@@ -141,7 +141,7 @@ func BenchmarkPeakHeap(b *testing.B) {
 				})
 
 				start := time.Now()
-				rec, err := New(Config{AttemptID: "peak", Env: "bench", Start: start, Storage: st,
+				rec, err := New(Config{AttemptID: "peak", Env: "bench", Start: start, Spool: newSpool(b, st),
 					Options: Options{Now: frozenClock(start)}})
 				require.NoError(b, err)
 				var live uint64
@@ -157,11 +157,11 @@ func BenchmarkPeakHeap(b *testing.B) {
 				close(stop)
 				wg.Wait()
 				require.NoError(b, err)
-				st.Delete(context.Background(), res.Recording.Key)
+				st.Delete(context.Background(), res.Stored.Key)
 				b.ReportMetric(float64(live)/1024, "live-KiB")
 				b.ReportMetric(float64(callPeak-min(callPeak, base))/(1<<20), "peak-MiB")
 				b.ReportMetric(float64(closePeak-min(closePeak, base))/(1<<20), "close-peak-MiB")
-				b.ReportMetric(float64(res.Recording.Bytes)/(1<<20), "object-MiB")
+				b.ReportMetric(float64(res.Stored.Bytes)/(1<<20), "object-MiB")
 			}
 		})
 	}

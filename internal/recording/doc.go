@@ -40,22 +40,59 @@
 // one upload's worth of audio: within the 60 s the service promises
 // (MaxSegmentDuration leaves room for the jitter window and the upload).
 //
-// Close joins the segments, read back one at a time, and the tail still in
-// memory into recordings/<env>/<campaign>/<yyyy>/<mm>/<dd>/<attempt>.ogg
-// with one streaming upload, then deletes the segments: one final object,
-// no leftovers (the bucket's lifecycle rule expires recordings-partial/
+// Finish joins the segments, read back one at a time, and the tail into
+// recordings/<env>/<campaign>/<yyyy>/<mm>/<dd>/<attempt>.ogg with one
+// streaming upload, then deletes the segments: one final object, no
+// leftovers (the bucket's lifecycle rule expires recordings-partial/
 // after 7 days in case a delete fails; in a versioned bucket a deleted
 // segment stays as a noncurrent version until the bucket's noncurrent
-// rule removes it). Keeping the segments in S3 rather
-// than on local disk means nothing of the call is ever at rest
-// unencrypted, and a crash loses nothing that was already uploaded.
+// rule removes it). Keeping the segments in S3 rather than on local disk
+// means a crash loses nothing that was already uploaded.
 //
-// Memory per recording is the current segment (about 130 kB) plus the
-// encoder and the jitter window: about 0.4 MB live, the same for a 5- and
-// a 30-minute call (BenchmarkPeakHeap). Close adds one upload part. While
-// storage is unavailable, sealed segments wait in memory and are retried
-// with backoff, up to MaxPending (one upload part, 35 minutes of audio or
-// more); past that the recording stops and says so rather than grow.
-// Every object is written with SSE-S3 (AES256), content type audio/ogg
-// and metadata naming the attempt, campaign and environment.
+// # The spool: audio outlives the call, never the process's memory cap
+//
+// Every recorder belongs to the process's one Spool, and every sealed
+// segment and the tail go through it: a job per recording (one goroutine,
+// owned by the spool) stores them in order and makes the final object.
+// Storage being away never drops audio at hang-up: Finish waits up to
+// CloseTimeout, then the job is detached and goes on after the call's task
+// has ended, retrying with backoff (5 s between tries, 30 s once an outage
+// has lasted a minute). Finish says PendingUpload, and the call document
+// names the worker that holds the audio and a lease it renews; the job
+// settles the outcome on the call itself (through the Ledger) once
+// storage takes it. So the loss is bounded by the segment length, not by
+// the outage's.
+//
+// The spool's memory is capped for the whole process (MemoryBytes). Past
+// the cap, held audio is spilled to files sealed with AES-256-GCM under a
+// key made at start and kept only in memory (the file name is the
+// additional data, so files cannot be swapped): nothing of a call is at
+// rest in the clear, and a spilled file is useless after a restart, which
+// is fine, since what a restart recovers is what already reached storage.
+// Past the disk cap too, a live recording stops (what was sealed is kept,
+// the rest of the call is counted as lost). A recording storage refuses
+// for GiveUpAfter (24 h) is given up: partial, with what was lost.
+//
+// Shutdown gives the held recordings what is left of the shutdown budget,
+// then settles each one left as partial: the segments already stored stay
+// noted for a later join, the rest is lost and counted.
+//
+// # Sweeps: a restart joins what a dead worker left
+//
+// The spool also sweeps, at start and every Lease/3: ended calls whose
+// recording is still only segments (the worker was killed mid-call, or
+// stopped while storage was away) or pending with a lapsed lease (its
+// holder died) are joined by one worker per lease period, elected with a
+// unique insert. The sweep finds the segments by HEAD (the worker never
+// lists the bucket), sets the end-of-stream flag on the last page, writes
+// the final object, deletes the segments and settles the call. Every step
+// can be repeated: a sweeper that dies leaves the next period's winner to
+// redo it, and a final object already made is adopted (its hash and
+// length read from it).
+//
+// Memory per live recording is the current segment (about 130 kB) plus the
+// encoder and the jitter window: about 0.4 MB, the same for a 5- and a
+// 30-minute call (BenchmarkPeakHeap). The final object streams through one
+// upload part. Every object is written with SSE-S3 (AES256), content type
+// audio/ogg and metadata naming the attempt, campaign and environment.
 package recording

@@ -26,39 +26,35 @@ func defaultHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// assemble writes the final object: the stored segments read back one at a
-// time, then the tail still in memory, streamed through one multipart
-// upload (so memory stays at one upload part). The tail never becomes a
-// segment of its own, which saves a PUT, a GET and a DELETE per call and
-// makes a short call's recording a single PUT.
-func (r *Recorder) assemble(ctx context.Context, stored []int64, tail []byte) (bucket.UploadResult, error) {
+// joinFinal writes the final object: the stored segments (of the sizes
+// given) read back one at a time, then tail, streamed through one
+// multipart upload (so memory stays at one upload part). A live
+// recording's tail never becomes a segment of its own, which saves a PUT,
+// a GET and a DELETE per call and makes a short call's recording a single
+// PUT.
+func joinFinal(ctx context.Context, st Storage, hc *http.Client, keys Keys, sizes []int64, tail []byte, meta map[string]string) (bucket.UploadResult, error) {
 	want := int64(len(tail))
-	for _, n := range stored {
+	for _, n := range sizes {
 		want += n
 	}
-	var res bucket.UploadResult
-	err := r.retry(ctx, "write final "+r.keys.Final, func(ctx context.Context) error {
-		body := &joinReader{ctx: ctx, r: r, sizes: stored, tail: tail}
-		defer body.close()
-		var err error
-		res, err = r.cfg.Storage.Upload(ctx, r.keys.Final, body, ContentType, r.metadata("final"))
-		if err == nil && res.Bytes != want {
-			err = fmt.Errorf("wrote %d bytes, want %d (segments %d bytes + %d in memory)", res.Bytes, want, want-int64(len(tail)), len(tail))
-		}
-		return err
-	}, nil)
+	body := &joinReader{ctx: ctx, st: st, hc: hc, keys: keys, sizes: sizes, tail: tail}
+	defer body.close()
+	res, err := st.Upload(ctx, keys.Final, body, ContentType, meta)
+	if err == nil && res.Bytes != want {
+		err = fmt.Errorf("wrote %d bytes, want %d (segments %d bytes + %d in memory)", res.Bytes, want, want-int64(len(tail)), len(tail))
+	}
 	return res, err
 }
 
-// deleteSegments removes the joined segments within what is left of ctx
-// and returns how many stay (the bucket's lifecycle rule expires them).
-func (r *Recorder) deleteSegments(ctx context.Context, n int) int {
+// deleteSegments removes segments 0..n-1 within what is left of ctx and
+// returns how many stay (the bucket's lifecycle rule expires them).
+func deleteSegments(ctx context.Context, st Storage, keys Keys, n int, log *zap.Logger) int {
 	left := 0
 	for i := range n {
-		key := r.keys.Segment(i)
-		if err := r.cfg.Storage.Delete(ctx, key); err != nil {
+		key := keys.Segment(i)
+		if err := st.Delete(ctx, key); err != nil {
 			left++
-			r.log.Warn("recording.segment_not_deleted", zap.String("key", key), zap.Error(err))
+			log.Warn("recording.segment_not_deleted", zap.String("key", key), zap.Error(err))
 		}
 	}
 	return left
@@ -69,7 +65,9 @@ func (r *Recorder) deleteSegments(ctx context.Context, n int) int {
 // upload instead of corrupting the recording.
 type joinReader struct {
 	ctx   context.Context
-	r     *Recorder
+	st    Storage
+	hc    *http.Client
+	keys  Keys
 	sizes []int64
 	tail  []byte
 
@@ -117,26 +115,36 @@ func (j *joinReader) open() error {
 		j.cur = io.NopCloser(bytes.NewReader(j.tail))
 		return nil
 	}
-	j.key, j.size = j.r.keys.Segment(i), j.sizes[i]
+	j.key, j.size = j.keys.Segment(i), j.sizes[i]
 	j.want = j.size
-	u, err := j.r.cfg.Storage.PresignGet(j.ctx, j.key, readTTL)
+	body, err := openObject(j.ctx, j.st, j.hc, j.key)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(j.ctx, http.MethodGet, u, nil)
+	j.cur = body
+	return nil
+}
+
+// openObject starts reading an object through a presigned URL: the
+// storage client has no plain GET.
+func openObject(ctx context.Context, st Storage, hc *http.Client, key string) (io.ReadCloser, error) {
+	u, err := st.PresignGet(ctx, key, readTTL)
 	if err != nil {
-		return scrubURL(err, j.key)
+		return nil, err
 	}
-	resp, err := j.r.opts.HTTPClient.Do(req)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return scrubURL(err, j.key)
+		return nil, scrubURL(err, key)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, scrubURL(err, key)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return fmt.Errorf("read segment %q: HTTP %d", j.key, resp.StatusCode)
+		return nil, fmt.Errorf("read segment %q: HTTP %d", key, resp.StatusCode)
 	}
-	j.cur = resp.Body
-	return nil
+	return resp.Body, nil
 }
 
 func (j *joinReader) close() {

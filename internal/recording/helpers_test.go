@@ -450,6 +450,22 @@ func (m *memStorage) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+func (m *memStorage) Head(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objects[key]
+	if !ok {
+		return bucket.ObjectInfo{}, fmt.Errorf("head %q: %w", key, bucket.ErrNotFound)
+	}
+	meta := map[string]string{}
+	for k, v := range m.meta[key] {
+		if k != "content-type" {
+			meta[k] = v
+		}
+	}
+	return bucket.ObjectInfo{Key: key, Size: int64(len(b)), ContentType: m.meta[key]["content-type"], Metadata: meta}, nil
+}
+
 func (m *memStorage) get(key string) ([]byte, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -493,4 +509,101 @@ func frozenClock(start time.Time) func() time.Time { return func() time.Time { r
 
 func testStart() time.Time {
 	return time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+}
+
+// ---- the spool ----
+
+// newSpool starts a spool over st for one test; it is shut down when the
+// test ends. tune adjusts the config (the Ledger, caps, the clock).
+func newSpool(t testing.TB, st Storage, tune ...func(*SpoolConfig)) *Spool {
+	t.Helper()
+	cfg := SpoolConfig{Storage: st, Owner: "test-worker", Dir: t.TempDir()}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	s, err := NewSpool(cfg)
+	require.NoError(t, err)
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s
+}
+
+// memLedger is the call documents as the spool sees them: it keeps what
+// the spool settles and notes, and serves the orphans a test gives it.
+type memLedger struct {
+	mu      sync.Mutex
+	settled map[string]Result
+	notes   map[string]PendingNote
+	orphans []Orphan
+	ended   bool // Settle is refused with ErrNotEnded until set
+	elected map[string]bool
+}
+
+func newMemLedger() *memLedger {
+	return &memLedger{settled: map[string]Result{}, notes: map[string]PendingNote{}, elected: map[string]bool{}, ended: true}
+}
+
+func (l *memLedger) Pending(_ context.Context, id string, n PendingNote) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.notes[id] = n
+	return nil
+}
+
+func (l *memLedger) Settle(_ context.Context, id string, r Result) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended {
+		return ErrNotEnded
+	}
+	l.settled[id] = r
+	var left []Orphan
+	for _, o := range l.orphans {
+		if o.AttemptID != id {
+			left = append(left, o)
+		}
+	}
+	l.orphans = left
+	return nil
+}
+
+func (l *memLedger) Orphans(context.Context, time.Time, int) ([]Orphan, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Orphan(nil), l.orphans...), nil
+}
+
+func (l *memLedger) Elect(_ context.Context, id string, epoch int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := fmt.Sprintf("%s/%d", id, epoch)
+	if l.elected[k] {
+		return false, nil
+	}
+	l.elected[k] = true
+	return true, nil
+}
+
+// waitSettled waits for the spool to settle id, and returns the outcome.
+func (l *memLedger) waitSettled(t testing.TB, id string, limit time.Duration) Result {
+	t.Helper()
+	var r Result
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var ok bool
+		r, ok = l.settled[id]
+		return ok
+	}, limit, 10*time.Millisecond, "the spool settled %s", id)
+	return r
+}
+
+func (l *memLedger) addOrphan(o Orphan) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.orphans = append(l.orphans, o)
 }

@@ -87,7 +87,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 	}
 	start := testStart()
 	rec, err := New(Config{
-		AttemptID: "att1", CampaignID: campaign, Env: "test", Start: start, Storage: st, OnPartial: onPartial,
+		AttemptID: "att1", CampaignID: campaign, Env: "test", Start: start, Spool: newSpool(t, st), OnPartial: onPartial,
 		Options: Options{SegmentDuration: 2 * time.Second, Now: frozenClock(start)},
 	})
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 	require.NoError(t, err)
 	key := "recordings/test/" + campaign + "/2026/03/14/att1.ogg"
 	t.Cleanup(func() { st.Delete(context.Background(), key) })
-	require.Equal(t, key, res.Recording.Key)
+	require.Equal(t, key, res.Stored.Key)
 
 	info, err := st.Head(context.Background(), key)
 	require.NoError(t, err)
@@ -108,9 +108,9 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 
 	data := download(t, st, key)
 	sum := sha256.Sum256(data)
-	require.Equal(t, res.Recording.Bytes, int64(len(data)))
-	require.Equal(t, hex.EncodeToString(sum[:]), res.Recording.SHA256)
-	require.Equal(t, st.Bucket(), res.Recording.Bucket)
+	require.Equal(t, res.Stored.Bytes, int64(len(data)))
+	require.Equal(t, hex.EncodeToString(sum[:]), res.Stored.SHA256)
+	require.Equal(t, st.Bucket(), res.Stored.Bucket)
 	requireWellFormed(t, data, true)
 	d := decodeOgg(t, data)
 	require.InDelta(t, 11.0, d.duration().Seconds(), 0.03)
@@ -129,7 +129,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 	require.Empty(t, storedSegments(t, st, rec.Keys()), "segments are deleted once joined")
 }
 
-func TestMinIOUnreachableFailsWithReasonInBoundedTime(t *testing.T) {
+func TestMinIOUnreachableLeavesTheRecordingPendingInBoundedTime(t *testing.T) {
 	env := testenv.S3(t)
 	st, err := bucket.New(context.Background(), bucket.Options{
 		Region: env.Region, AccessKeyID: env.AccessKeyID, SecretAccessKey: env.SecretAccessKey,
@@ -137,7 +137,7 @@ func TestMinIOUnreachableFailsWithReasonInBoundedTime(t *testing.T) {
 	})
 	require.NoError(t, err)
 	start := testStart()
-	rec, err := New(Config{AttemptID: "down", Env: "test", Start: start, Storage: st,
+	rec, err := New(Config{AttemptID: "down", Env: "test", Start: start, Spool: newSpool(t, st),
 		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 2 * time.Second, Now: frozenClock(start)}})
 	require.NoError(t, err)
 	bargeInScript.feed(t, rec, start) // the call goes on: feeding never blocks
@@ -152,10 +152,10 @@ func TestMinIOUnreachableFailsWithReasonInBoundedTime(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("Close did not return within a minute with a 2 s CloseTimeout")
 	}
-	require.ErrorIs(t, err, ErrIncomplete)
-	require.True(t, res.Failed)
-	require.Nil(t, res.Recording)
-	require.Contains(t, res.Reason, "could not be stored")
+	require.ErrorIs(t, err, ErrPending)
+	require.Equal(t, PendingUpload, res.State)
+	require.Nil(t, res.Stored)
+	require.Contains(t, res.Reason, "storage has not taken 11s of the recording yet")
 	require.Contains(t, res.Reason, "connection refused")
 	require.Zero(t, res.Stats.CalleeDroppedMS+res.Stats.AgentDroppedMS)
 }
@@ -191,7 +191,7 @@ func TestKillChild(t *testing.T) {
 		fmt.Fprintf(os.Stdout, format+"\n", args...)
 	}
 	start := time.Now()
-	rec, err := New(Config{AttemptID: "killed", CampaignID: campaign, Env: "test", Start: start, Storage: st,
+	rec, err := New(Config{AttemptID: "killed", CampaignID: campaign, Env: "test", Start: start, Spool: newSpool(t, st),
 		OnPartial: func(_ context.Context, p PartialInfo) error {
 			say("partial %d %d %s", p.Segments, p.DurationMS, p.Prefix)
 			return nil
@@ -267,4 +267,34 @@ func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
 	t.Logf("killed after feeding at most %v; %d segments hold %v", upto, len(segs), d.duration())
 	require.GreaterOrEqual(t, d.duration(), upto-60*time.Second, "more than 60 s of audio lost")
 	requireAudioMatches(t, d, killScript(), d.duration(), 20*time.Millisecond)
+
+	// A spool's sweep, told of the orphan as the call document would tell
+	// it, joins the segments into the final object, sealed as a stream's
+	// end, and deletes them.
+	keys.Final = strings.Replace(strings.TrimSuffix(keys.Partial, "/"), PartialPrefix, FinalPrefix, 1) + ".ogg"
+	t.Cleanup(func() { st.Delete(context.Background(), keys.Final) })
+	ledger := newMemLedger()
+	ledger.addOrphan(Orphan{AttemptID: "killed", Partial: &PartialInfo{Bucket: st.Bucket(), Prefix: keys.Partial,
+		Segments: reported, FinalKey: keys.Final}})
+	newSpool(t, st, func(c *SpoolConfig) { c.Ledger, c.SweepInterval = ledger, 100*time.Millisecond })
+	res := ledger.waitSettled(t, "killed", time.Minute)
+	require.Equal(t, Partial, res.State, "the audio after the last segment is gone")
+	require.Zero(t, res.LostMS, "how much is not known")
+	require.Contains(t, res.Reason, "stopped mid-call")
+	require.NotNil(t, res.Stored)
+	require.Equal(t, keys.Final, res.Stored.Key)
+	final := download(t, st, keys.Final)
+	lastLen := len(segs[len(segs)-1])
+	require.Len(t, final, len(stream))
+	require.Equal(t, stream[:len(stream)-lastLen], final[:len(final)-lastLen], "the segments, in order")
+	requireWellFormed(t, final, true)
+	require.InDelta(t, d.duration().Milliseconds(), res.Stored.DurationMS, 20)
+	sum := sha256.Sum256(final)
+	require.Equal(t, hex.EncodeToString(sum[:]), res.Stored.SHA256)
+	require.Empty(t, storedSegments(t, st, keys), "segments are deleted once joined")
+	info, err := st.Head(context.Background(), keys.Final)
+	require.NoError(t, err)
+	require.Equal(t, "AES256", info.SSE)
+	require.Equal(t, "killed", info.Metadata["attempt-id"])
+	require.Equal(t, campaign, info.Metadata["campaign-id"])
 }

@@ -43,6 +43,9 @@ type mixResult struct {
 	late       [2]int64
 	rejected   int64
 	stopped    string // why recording stopped early, if it did
+	// unencoded is the audio (in samples) the call had after recording
+	// stopped early: lost.
+	unencoded int64
 }
 
 // mixer is the recorder's one goroutine that touches audio: it places both
@@ -156,6 +159,9 @@ func (m *mixer) finish() {
 		rejected: m.rejected,
 		stopped:  m.stopped,
 	}
+	if m.stopped != "" {
+		res.unencoded = max(m.latest, m.placed) - m.emitted
+	}
 	if m.stopped == "" && m.frames > 0 {
 		// The last page carries the end-of-stream flag, so it needs a
 		// packet: at most 20 ms of silence more.
@@ -178,10 +184,14 @@ func (m *mixer) position(t time.Time) int64 {
 func (m *mixer) add(c chunk) {
 	n := int64(len(c.pcm))
 	m.r.queued.Add(-n)
+	at := m.position(c.at)
 	if m.stopped != "" {
+		// Only the timeline moves on: what is lost after the stop.
+		if at >= m.latest-m.jump && at <= m.latest+m.jump {
+			m.latest = max(m.latest, at+n)
+		}
 		return
 	}
-	at := m.position(c.at)
 	if at > m.latest+m.jump || at < -m.jump {
 		m.rejected++
 		return
@@ -228,13 +238,19 @@ func (m *mixer) emitFrame() {
 	}
 }
 
-// seal ends the current segment on a page boundary and queues it for
-// upload. Past MaxPending the recording stops: storage has been away so
-// long that holding more would break the memory bound.
+// seal ends the current segment on a page boundary and hands it to the
+// spool. When the spool can hold no more (memory and disk caps reached) or
+// its job for this recording has ended, the recording stops: what was
+// sealed before is kept, and the rest of the call is counted as lost.
 func (m *mixer) seal() {
 	m.ogg.flush(false)
-	seg := segment{n: m.segN, data: m.cur.Bytes(), frames: m.segFrames}
-	if err := m.r.segs.push(seg); err != nil {
+	h, err := m.r.cfg.Spool.buf.hold(m.cur.Bytes())
+	if err == nil {
+		if err = m.r.job.segs.push(segment{n: m.segN, data: h, frames: m.segFrames}); err != nil {
+			m.r.cfg.Spool.buf.release(h)
+		}
+	}
+	if err != nil {
 		m.stop(fmt.Sprintf("recording stopped at %v: %v", m.duration(), err))
 		return
 	}

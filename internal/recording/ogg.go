@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // Ogg framing (RFC 3533) and the Opus mapping (RFC 7845), written here
@@ -168,4 +169,54 @@ func opusTags(vendor string, comments []string) []byte {
 
 func lengthPrefixed(s string) []byte {
 	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(s))), s...)
+}
+
+// lastPage walks a run of whole Ogg pages and returns where the last one
+// starts and its granule position.
+func lastPage(b []byte) (start int, granule uint64, err error) {
+	start = -1
+	for off := 0; off < len(b); {
+		if len(b)-off < 27 || string(b[off:off+4]) != "OggS" {
+			return 0, 0, fmt.Errorf("recording: no Ogg page at byte %d", off)
+		}
+		n := int(b[off+26])
+		if len(b)-off < 27+n {
+			return 0, 0, fmt.Errorf("recording: Ogg page at byte %d is cut short", off)
+		}
+		size := 27 + n
+		for _, l := range b[off+27 : off+27+n] {
+			size += int(l)
+		}
+		if len(b)-off < size {
+			return 0, 0, fmt.Errorf("recording: Ogg page at byte %d is cut short", off)
+		}
+		start, granule = off, binary.LittleEndian.Uint64(b[off+6:])
+		off += size
+	}
+	if start < 0 {
+		return 0, 0, fmt.Errorf("recording: no Ogg page")
+	}
+	return start, granule, nil
+}
+
+// sealStream returns b (whole pages) with the end-of-stream flag set on its
+// last page, as RFC 7845 requires of a stream's last page, and the stream's
+// length: a segment whose recorder died becomes the end of its recording.
+func sealStream(b []byte) ([]byte, time.Duration, error) {
+	start, granule, err := lastPage(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := append([]byte(nil), b...)
+	page := out[start:]
+	page[5] |= pageEOS
+	binary.LittleEndian.PutUint32(page[22:], 0)
+	binary.LittleEndian.PutUint32(page[22:], oggChecksum(page))
+	return out, granuleDuration(granule), nil
+}
+
+// granuleDuration is the audio up to a granule position: the recorder
+// counts 48 kHz samples from 0, one frame's worth per packet.
+func granuleDuration(g uint64) time.Duration {
+	return time.Duration(g) * time.Second / 48000
 }

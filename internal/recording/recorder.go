@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/bucket"
-	"github.com/docshield/voice-worker/internal/store"
 	"go.uber.org/zap"
 )
 
@@ -28,11 +26,10 @@ const (
 	// DefaultComplexity 3 costs about 0.4 s of CPU per call-minute here
 	// against 0.5 s at 5 and 0.9 s at 10 (BenchmarkRecordCallMinute), for
 	// no audible difference on telephone speech.
-	DefaultComplexity   = 3
-	DefaultCloseTimeout = 20 * time.Second
-	// DefaultMaxPending is one S3 upload part: about 35 minutes of audio at
-	// 32 kbit/s, so a storage outage of that length loses nothing.
-	DefaultMaxPending = bucket.DefaultPartSize
+	DefaultComplexity = 3
+	// DefaultCloseTimeout is how long Close waits for the final object
+	// before it leaves the recording to the spool as pending upload.
+	DefaultCloseTimeout = 10 * time.Second
 )
 
 // Storage is what the recorder needs from S3; *bucket.Client implements
@@ -45,6 +42,10 @@ type Storage interface {
 	// storage client has no plain GET.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 	Delete(ctx context.Context, key string) error
+	// Head is how a sweep finds the segments of a recording whose worker
+	// died (the worker never lists the bucket); a missing object gives
+	// bucket.ErrNotFound.
+	Head(ctx context.Context, key string) (bucket.ObjectInfo, error)
 }
 
 var _ Storage = (*bucket.Client)(nil)
@@ -58,8 +59,10 @@ type Config struct {
 	Env string
 	// Start is position 0 of the recording (the answer), and its UTC date
 	// names the keys. Audio stamped before it is dropped as late.
-	Start   time.Time
-	Storage Storage
+	Start time.Time
+	// Spool is the process's spool, which stores the recording (its
+	// Storage) and holds what storage has not taken yet.
+	Spool *Spool
 	// OnPartial is called, on the recorder's upload goroutine, after each
 	// segment is stored, so the call document can say where the partial
 	// recording is should the worker die. An error is logged and the call
@@ -79,10 +82,6 @@ type Options struct {
 	// so about the most a crash loses. Between MinSegmentDuration and
 	// MaxSegmentDuration; default 30 s.
 	SegmentDuration time.Duration
-	// MaxPending bounds the encoded audio held in memory while storage is
-	// unavailable. Past it the recording stops (and says so) rather than
-	// grow with the call. Default one upload part (8 MiB).
-	MaxPending int64
 	// JitterWindow is how long audio waits for the other side's audio of
 	// the same moment before it is encoded. Default 250 ms.
 	JitterWindow time.Duration
@@ -90,14 +89,14 @@ type Options struct {
 	Bitrate int
 	// Complexity is libopus's CPU/quality trade-off, 1-10; default 3.
 	Complexity int
-	// CloseTimeout bounds Close: storing the last segment, joining the
-	// segments into the final object and deleting them. Default 20 s.
+	// CloseTimeout bounds how long Close waits for the last segment, the
+	// join into the final object and the deletes. What is not done by then
+	// goes on in the spool, and Close says the recording is pending
+	// upload. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
 	// Now is the wall clock, for the silence a quiet call still records;
 	// default time.Now.
 	Now func() time.Time
-	// HTTPClient reads segments back through presigned URLs.
-	HTTPClient *http.Client
 }
 
 // PartialInfo says where the segments of a call in progress are. The bson
@@ -116,19 +115,52 @@ type PartialInfo struct {
 	FinalKey string `bson:"final_key" json:"final_key"`
 }
 
-// Result is what Finish reports.
+// State is where a call's recording stands, as its call document says.
+type State string
+
+const (
+	// None: there is no recording (no audio reached the recorder, or none
+	// of it could be kept); Reason says why.
+	None State = ""
+	// Complete: the final object holds the whole recording.
+	Complete State = "complete"
+	// Partial: LostMS of the recording is gone for good; what was kept is
+	// in the final object, or in stored segments a sweep will join.
+	Partial State = "partial"
+	// PendingUpload: storage has not taken all of it yet; the spool of
+	// the worker in Pending keeps trying and records the outcome later.
+	PendingUpload State = "pending_upload"
+)
+
+// Stored is a final object, for the call document.
+type Stored struct {
+	Bucket     string
+	Key        string
+	Bytes      int64
+	DurationMS int64
+	Format     string
+	SHA256     string
+}
+
+// Result is how a recording ended, or stands: what Finish returns, and
+// what the spool settles a pending recording with later.
 type Result struct {
-	// Recording is the final object, for the call document; nil when none
-	// was written.
-	Recording *store.Recording
-	// Partial is set when segments stay in storage because no final object
-	// could be made: the call document should keep pointing at them.
+	State State
+	// Stored is the final object; nil when none was written.
+	Stored *Stored
+	// Partial is set while stored segments wait to be joined: the call
+	// document should keep pointing at them.
 	Partial *PartialInfo
-	// Failed means the recording is missing or incomplete; Reason says why
-	// (for the call document's recording_error).
-	Failed bool
+	// DurationMS is the whole recording's length (what the call had),
+	// and LostMS the part of it that will never be stored.
+	DurationMS int64
+	LostMS     int64
+	// Reason says why the recording is not complete (for the call
+	// document's recording_error).
 	Reason string
-	Stats  Stats
+	// Pending is the note for the call document while PendingUpload.
+	Pending *PendingNote
+	Stats   Stats
 }
 
 // Stats count what did not go as planned, for logs and metrics.
@@ -181,10 +213,7 @@ type Recorder struct {
 	in        chan chunk
 	stopMix   chan struct{}
 	mixDone   chan mixResult
-	segs      *segmentQueue
-	up        *uploader
-	upCancel  context.CancelFunc
-	upDone    chan struct{}
+	job       *job
 
 	// Shared, atomic.
 	queued  atomic.Int64 // samples waiting in in
@@ -202,8 +231,8 @@ func New(cfg Config) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Storage == nil {
-		return nil, errors.New("recording: Config.Storage is nil")
+	if cfg.Spool == nil {
+		return nil, errors.New("recording: Config.Spool is nil")
 	}
 	if cfg.AttemptID == "" {
 		return nil, errors.New("recording: Config.AttemptID is empty")
@@ -227,21 +256,16 @@ func New(cfg Config) (*Recorder, error) {
 		in:        make(chan chunk, queueChunks),
 		stopMix:   make(chan struct{}),
 		mixDone:   make(chan mixResult, 1),
-		segs:      newSegmentQueue(opts.MaxPending),
-		upDone:    make(chan struct{}),
 	}
 	m, err := newMixer(r)
 	if err != nil {
 		return nil, err
 	}
-	upCtx, cancel := context.WithCancel(context.Background())
-	r.upCancel = cancel
-	r.up = &uploader{r: r}
+	r.job = newJob(cfg.Spool, cfg, keys, log)
+	if err := cfg.Spool.begin(r.job); err != nil {
+		return nil, err
+	}
 	go m.run()
-	go func() {
-		defer close(r.upDone)
-		r.up.run(upCtx)
-	}()
 	return r, nil
 }
 
@@ -257,9 +281,6 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.SegmentDuration, DefaultSegmentDuration)
 	def(&o.JitterWindow, DefaultJitterWindow)
 	def(&o.CloseTimeout, DefaultCloseTimeout)
-	if o.MaxPending == 0 {
-		o.MaxPending = DefaultMaxPending
-	}
 	if o.Bitrate == 0 {
 		o.Bitrate = DefaultBitrate
 	}
@@ -269,9 +290,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = defaultHTTPClient()
-	}
 	switch {
 	case o.SampleRate != 8000 && o.SampleRate != 12000 && o.SampleRate != 16000 && o.SampleRate != 24000 && o.SampleRate != 48000:
 		return o, fmt.Errorf("recording: Options.SampleRate %d is not an Opus input rate (8000, 12000, 16000, 24000, 48000)", o.SampleRate)
@@ -279,8 +297,6 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("recording: Options.SegmentDuration %v must be between %v and %v", o.SegmentDuration, MinSegmentDuration, MaxSegmentDuration)
 	case o.JitterWindow < 0 || o.JitterWindow > 5*time.Second:
 		return o, fmt.Errorf("recording: Options.JitterWindow %v must be between 0 and 5s", o.JitterWindow)
-	case o.MaxPending < 0:
-		return o, fmt.Errorf("recording: Options.MaxPending %d is negative", o.MaxPending)
 	case o.Bitrate < 6000 || o.Bitrate > 510000:
 		return o, fmt.Errorf("recording: Options.Bitrate %d is outside Opus's 6000-510000 bit/s", o.Bitrate)
 	case o.Complexity < 1 || o.Complexity > 10:
@@ -322,112 +338,77 @@ func (r *Recorder) enqueue(side int, at time.Time, pcm []int16) {
 	}
 }
 
-// ErrIncomplete is returned by Close and Finish when the recording is
-// missing or incomplete; Result.Reason says why.
-var ErrIncomplete = errors.New("recording incomplete")
+// ErrIncomplete is returned by Finish when the recording is missing or
+// incomplete, and ErrPending when storage has not taken all of it yet (the
+// spool goes on); Result.Reason says why.
+var (
+	ErrIncomplete = errors.New("recording incomplete")
+	ErrPending    = errors.New("recording pending upload")
+)
 
-// Close ends the recording and makes the final object: it stores what is
-// still in memory, joins the segments into recordings/.../<attempt>.ogg and
-// deletes them, and returns the object for the call document. It returns
-// within Options.CloseTimeout (or ctx's deadline, if sooner; pass a context
-// that outlives the call's own cancellation).
+// Finish ends the recording: the tail still in memory goes to the spool,
+// which joins it with the stored segments into recordings/.../<attempt>.ogg
+// and deletes the segments. Finish waits for that up to
+// Options.CloseTimeout (or ctx's deadline, if sooner; pass a context that
+// outlives the call's own cancellation). If storage has not taken it all
+// by then, nothing is dropped: the spool keeps the audio and goes on after
+// the call, and the Result says PendingUpload.
 //
-// A storage failure never panics or hangs: the error wraps ErrIncomplete
-// and says why (for the call's recording_error). The Recording may still be
-// set then, for a final object that holds only part of the call. Later
-// calls return the first outcome.
-func (r *Recorder) Close(ctx context.Context) (*store.Recording, error) {
-	res, err := r.Finish(ctx)
-	return res.Recording, err
-}
-
-// Finish is Close with the whole Result: the statistics, and where the
-// segments are when no final object could be made.
+// A storage failure never panics or hangs: the error wraps ErrPending or
+// ErrIncomplete and says why (for the call's recording_error). Stored may
+// still be set then, for a final object that holds only part of the call.
+// Later calls return the first outcome.
 func (r *Recorder) Finish(ctx context.Context) (Result, error) {
 	r.closeOnce.Do(func() { r.result = r.close(ctx) })
-	if r.result.Failed {
-		return r.result, fmt.Errorf("recording: attempt %q: %w: %s", r.cfg.AttemptID, ErrIncomplete, r.result.Reason)
+	switch r.result.State {
+	case Complete:
+		return r.result, nil
+	case PendingUpload:
+		return r.result, fmt.Errorf("recording: attempt %q: %w: %s", r.cfg.AttemptID, ErrPending, r.result.Reason)
 	}
-	return r.result, nil
+	return r.result, fmt.Errorf("recording: attempt %q: %w: %s", r.cfg.AttemptID, ErrIncomplete, r.result.Reason)
 }
 
 func (r *Recorder) close(ctx context.Context) Result {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.CloseTimeout)
-	defer cancel()
 	r.closed.Store(true)
 	close(r.stopMix)
 	mix := <-r.mixDone
-	r.segs.finish()
-	select {
-	case <-r.upDone:
-	case <-ctx.Done():
-		r.upCancel()
-		<-r.upDone
-	}
-	r.upCancel()
-
-	res := Result{Stats: Stats{
-		DurationMS:      mix.frames * frameMS,
-		CalleeDroppedMS: r.ms(r.dropped[callee].Load()),
-		AgentDroppedMS:  r.ms(r.dropped[agent].Load()),
-		CalleeLateMS:    r.ms(mix.late[callee]),
-		AgentLateMS:     r.ms(mix.late[agent]),
-		RejectedChunks:  mix.rejected,
-	}}
-	stored := r.up.stored
-	res.Stats.Segments = len(stored)
-	fail := func(reason string) Result {
-		res.Failed, res.Reason = true, reason
-		if len(stored) > 0 {
-			p := r.up.partial()
-			res.Partial = &p
+	durationMS := mix.frames*frameMS + r.ms(mix.unencoded)
+	stopped := mix.stopped
+	var tail *held
+	if len(mix.tail) > 0 {
+		var err error
+		if tail, err = r.cfg.Spool.buf.hold(mix.tail); err != nil {
+			stopped = fmt.Sprintf("the last %v of the recording could not be kept: %v",
+				time.Duration(mix.tailFrames)*frameDuration, err)
+			r.log.Warn("recording.stopped", zap.String("reason", stopped))
 		}
-		r.log.Warn("recording.failed", zap.String("reason", reason), zap.Int("segments_stored", len(stored)))
-		return res
 	}
-	if unstored := r.segs.len(); unstored > 0 {
-		return fail(fmt.Sprintf("%d segment(s) of the recording could not be stored before Close's deadline: %s",
-			unstored, errString(r.segs.lastError())))
+	r.job.finish(tail, mix.tailFrames, durationMS, stopped)
+	limit := r.opts.CloseTimeout
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d))
 	}
-	if len(stored) == 0 && len(mix.tail) == 0 {
-		if mix.stopped != "" {
-			return fail(mix.stopped)
-		}
-		return fail("no audio reached the recorder")
-	}
-	final, err := r.assemble(ctx, stored, mix.tail)
-	if err != nil {
-		return fail(fmt.Sprintf("the final object %q could not be written: %v", r.keys.Final, err))
-	}
-	res.Recording = &store.Recording{
-		Bucket:     r.cfg.Storage.Bucket(),
-		Key:        final.Key,
-		Bytes:      final.Bytes,
-		DurationMS: (r.up.storedFrames + mix.tailFrames) * frameMS,
-		Format:     Format,
-		SHA256:     final.SHA256,
-	}
-	res.Stats.LeftoverSegments = r.deleteSegments(ctx, len(stored))
-	if mix.stopped != "" {
-		// The final object holds the audio up to where recording stopped.
-		res.Failed, res.Reason = true, mix.stopped
-	}
-	r.log.Info("recording.stored", zap.String("key", final.Key), zap.Int64("bytes", final.Bytes),
-		zap.Int64("duration_ms", res.Recording.DurationMS), zap.Int("segments", len(stored)),
-		zap.Int("leftover_segments", res.Stats.LeftoverSegments), zap.Bool("incomplete", res.Failed))
+	res := r.job.wait(limit)
+	res.Stats.DurationMS = mix.frames * frameMS
+	res.Stats.CalleeDroppedMS = r.ms(r.dropped[callee].Load())
+	res.Stats.AgentDroppedMS = r.ms(r.dropped[agent].Load())
+	res.Stats.CalleeLateMS = r.ms(mix.late[callee])
+	res.Stats.AgentLateMS = r.ms(mix.late[agent])
+	res.Stats.RejectedChunks = mix.rejected
 	return res
 }
 
 // metadata links every object to its call.
-func (r *Recorder) metadata(part string) map[string]string {
-	campaign := r.cfg.CampaignID
+func metadata(cfg Config, part string) map[string]string {
+	campaign := cfg.CampaignID
 	if campaign == "" {
 		campaign = InlineCampaign
 	}
 	return map[string]string{
-		"attempt-id":     r.cfg.AttemptID,
+		"attempt-id":     cfg.AttemptID,
 		"campaign-id":    campaign,
-		"env":            r.cfg.Env,
+		"env":            cfg.Env,
 		"recording-part": part,
 	}
 }

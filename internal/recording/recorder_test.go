@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +43,7 @@ func newTestRecorder(t *testing.T, st Storage, opts Options, onPartial func(cont
 		CampaignID: "camp1",
 		Env:        "test",
 		Start:      start,
-		Storage:    st,
+		Spool:      newSpool(t, st),
 		OnPartial:  onPartial,
 		Options:    opts,
 	})
@@ -56,7 +60,7 @@ func TestRecorderAlignsBothSidesAndCutsBargedInReply(t *testing.T) {
 	bargeInScript.feed(t, rec, testStart())
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
-	require.False(t, res.Failed)
+	require.Equal(t, Complete, res.State)
 	require.Nil(t, res.Partial)
 
 	keys := rec.Keys()
@@ -65,12 +69,12 @@ func TestRecorderAlignsBothSidesAndCutsBargedInReply(t *testing.T) {
 	data, ok := st.get(keys.Final)
 	require.True(t, ok)
 	sum := sha256.Sum256(data)
-	require.Equal(t, "mem-bucket", res.Recording.Bucket)
-	require.Equal(t, keys.Final, res.Recording.Key)
-	require.Equal(t, int64(len(data)), res.Recording.Bytes)
-	require.Equal(t, hex.EncodeToString(sum[:]), res.Recording.SHA256)
-	require.Equal(t, Format, res.Recording.Format)
-	require.Equal(t, int64(11000), res.Recording.DurationMS)
+	require.Equal(t, "mem-bucket", res.Stored.Bucket)
+	require.Equal(t, keys.Final, res.Stored.Key)
+	require.Equal(t, int64(len(data)), res.Stored.Bytes)
+	require.Equal(t, hex.EncodeToString(sum[:]), res.Stored.SHA256)
+	require.Equal(t, Format, res.Stored.Format)
+	require.Equal(t, int64(11000), res.Stored.DurationMS)
 	require.Equal(t, 5, res.Stats.Segments)
 	require.Zero(t, res.Stats.CalleeDroppedMS+res.Stats.AgentDroppedMS+res.Stats.CalleeLateMS+res.Stats.AgentLateMS)
 
@@ -85,10 +89,10 @@ func TestRecorderAlignsBothSidesAndCutsBargedInReply(t *testing.T) {
 	require.InDelta(t, 11.0, d.duration().Seconds(), 0.03)
 	requireAudioMatches(t, d, bargeInScript, bargeInScript.Length, 20*time.Millisecond)
 
-	// Close, the call flow's view, gives the same outcome once more.
-	again, err := rec.Close(context.Background())
+	// Finishing again gives the same outcome.
+	again, err := rec.Finish(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, res.Recording, again)
+	require.Equal(t, res, again)
 
 	got := reports.all()
 	require.Len(t, got, 5)
@@ -110,7 +114,7 @@ func TestPreSkipLinesAudioUpWithItsStamp(t *testing.T) {
 	s.feed(t, rec, testStart())
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
-	data, _ := st.get(res.Recording.Key)
+	data, _ := st.get(res.Stored.Key)
 	d := decodeOgg(t, data)
 	onset := -1
 	for i, v := range d.right {
@@ -136,7 +140,7 @@ func TestInputsAreCopiedAndNeverBlock(t *testing.T) {
 	require.Zero(t, res.Stats.CalleeDroppedMS)
 	// After Close, input is ignored rather than queued or counted.
 	rec.CalleeAudio(testStart(), pcm)
-	data, _ := st.get(res.Recording.Key)
+	data, _ := st.get(res.Stored.Key)
 	d := decodeOgg(t, data)
 	require.Len(t, activity(d.left), 1)
 	require.InDelta(t, 1.0, activity(d.left)[0][1].Seconds(), 0.02)
@@ -155,7 +159,7 @@ func TestBrokenTimestampsAreRejectedOrLate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), res.Stats.RejectedChunks)
 	require.Equal(t, int64(30), res.Stats.AgentLateMS)
-	require.Equal(t, int64(20), res.Recording.DurationMS)
+	require.Equal(t, int64(20), res.Stored.DurationMS)
 }
 
 func TestStorageBlipIsRetried(t *testing.T) {
@@ -181,20 +185,64 @@ func TestStorageBlipIsRetried(t *testing.T) {
 	data, _ := st.get(rec.Keys().Final)
 	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, bargeInScript.Length, 20*time.Millisecond)
 	require.Len(t, reports.all(), 5)
-	require.Equal(t, int64(11000), res.Recording.DurationMS)
+	require.Equal(t, int64(11000), res.Stored.DurationMS)
 }
 
-func TestStorageDownForTheWholeCallFailsInBoundedTime(t *testing.T) {
-	st := newMemStorage(t)
-	down := errors.New("injected: storage unreachable")
-	st.failPut = func(string, int) error { return down }
-	st.failUpload = func(string, int) error { return down }
-	var reports partials
-	rec := newTestRecorder(t, st, Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second}, reports.record)
-	bargeInScript.feed(t, rec, testStart())
-	done := make(chan struct{})
-	var res Result
+// storageSwitch is an outage: storage refuses every put and upload while
+// it is down.
+type storageSwitch struct{ down atomic.Bool }
+
+func (s *storageSwitch) inject(st *memStorage, why string) {
+	s.down.Store(true)
+	fail := func(string, int) error {
+		if s.down.Load() {
+			return errors.New(why)
+		}
+		return nil
+	}
+	st.failPut, st.failUpload = fail, fail
+}
+
+// outage is a call recorded, at the frozen test clock, while storage is
+// down: its spool (tuned by tune) and recorder, the script fed.
+type outage struct {
+	st     *memStorage
+	down   storageSwitch
+	spool  *Spool
+	ledger *memLedger
+	rec    *Recorder
+}
+
+func recordDuringOutage(t *testing.T, attempt, why string, script callScript, opts Options, tune func(*SpoolConfig)) *outage {
+	t.Helper()
+	o := &outage{st: newMemStorage(t), ledger: newMemLedger()}
+	o.down.inject(o.st, why)
+	o.spool = newSpool(t, o.st, func(c *SpoolConfig) {
+		c.Ledger = o.ledger
+		if tune != nil {
+			tune(c)
+		}
+	})
+	opts.Now = frozenClock(testStart())
 	var err error
+	o.rec, err = New(Config{AttemptID: attempt, CampaignID: "camp1", Env: "test", Start: testStart(), Spool: o.spool, Options: opts})
+	require.NoError(t, err)
+	script.feed(t, o.rec, testStart())
+	return o
+}
+
+// Storage down from before the call to after the hang-up: Close returns
+// in bounded time, saying the recording is pending upload and why, and
+// drops nothing. Once storage is back the spool stores every segment and
+// the tail, joins them, and settles the recording as complete: the whole
+// call, as recorded.
+func TestStorageDownPastTheHangUpIsStoredOnceItReturns(t *testing.T) {
+	o := recordDuringOutage(t, "outage", "injected: storage unreachable", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second}, nil)
+	st, ledger, rec := o.st, o.ledger, o.rec
+	done := make(chan struct{})
+	var err error
+	var res Result
 	go func() {
 		defer close(done)
 		res, err = rec.Finish(context.Background())
@@ -204,40 +252,91 @@ func TestStorageDownForTheWholeCallFailsInBoundedTime(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close did not return within 30 s with a 1 s CloseTimeout")
 	}
-	require.ErrorIs(t, err, ErrIncomplete)
-	require.True(t, res.Failed)
-	require.Nil(t, res.Recording)
+	require.ErrorIs(t, err, ErrPending)
+	require.Equal(t, PendingUpload, res.State)
+	require.Nil(t, res.Stored)
 	require.Nil(t, res.Partial, "nothing was stored")
-	require.Contains(t, res.Reason, "could not be stored")
+	require.Equal(t, int64(11000), res.DurationMS)
 	require.Contains(t, res.Reason, "injected: storage unreachable")
-	require.Empty(t, reports.all())
+	require.NotNil(t, res.Pending)
+	require.Equal(t, "test-worker", res.Pending.Owner)
+	require.Equal(t, int64(11000), res.Pending.DurationMS)
 	require.Empty(t, st.keys())
-	// Finishing is idempotent, and Close says the same.
+
+	o.down.down.Store(false)
+	settled := ledger.waitSettled(t, "outage", time.Minute)
+	require.Equal(t, Complete, settled.State, settled.Reason)
+	require.Zero(t, settled.LostMS)
+	require.NotNil(t, settled.Stored)
+	require.Equal(t, rec.Keys().Final, settled.Stored.Key)
+	require.Equal(t, int64(11000), settled.Stored.DurationMS)
+	require.Equal(t, []string{rec.Keys().Final}, st.keys(), "one final object, the segments deleted")
+	data, _ := st.get(rec.Keys().Final)
+	requireWellFormed(t, data, true)
+	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, bargeInScript.Length, 20*time.Millisecond)
+	// Finishing is idempotent.
 	res2, err2 := rec.Finish(context.Background())
 	require.Equal(t, res, res2)
 	require.Equal(t, err, err2)
-	recording, err3 := rec.Close(context.Background())
-	require.Nil(t, recording)
-	require.ErrorIs(t, err3, ErrIncomplete)
 }
 
-// When the final object cannot be made, the segments stay and the Result
-// says where; the presigned URL used to read them never leaks.
+// Storage that refuses for longer than GiveUpAfter ends the recording as
+// lost, and says so, instead of holding it forever.
+func TestStorageRefusingPastGiveUpEndsTheRecording(t *testing.T) {
+	o := recordDuringOutage(t, "giveup", "injected: storage away for good", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: 20 * time.Second},
+		func(c *SpoolConfig) { c.GiveUpAfter = 300 * time.Millisecond })
+	spool := o.spool
+	res, err := o.rec.Finish(context.Background())
+	require.ErrorIs(t, err, ErrIncomplete)
+	require.Equal(t, Partial, res.State)
+	require.Nil(t, res.Stored)
+	require.Equal(t, int64(11000), res.LostMS)
+	require.Contains(t, res.Reason, "storage refused it for 300ms")
+	require.Contains(t, res.Reason, "injected: storage away for good")
+	require.Zero(t, spool.Held(), "the spool let go of it")
+	mem, disk, _ := spool.Usage()
+	require.Zero(t, mem+disk)
+}
+
+// When the final object cannot be made (segments cannot be read back),
+// Close leaves the recording pending with the segments noted; at
+// shutdown the spool reports it partial, with the segments kept for a
+// later join and the tail counted as lost. The presigned URL used to read
+// the segments never leaks.
 func TestFinalFailureKeepsSegmentsAndHidesURLs(t *testing.T) {
 	st := newMemStorage(t)
 	st.failGet = func(string) bool { return true }
+	ledger := newMemLedger()
 	var reports partials
-	rec := newTestRecorder(t, st, Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second}, reports.record)
+	spool := newSpool(t, st, func(c *SpoolConfig) { c.Ledger = ledger })
+	rec, err := New(Config{AttemptID: "final-fails", Env: "test", Start: testStart(), Spool: spool, OnPartial: reports.record,
+		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: time.Second, Now: frozenClock(testStart())}})
+	require.NoError(t, err)
 	bargeInScript.feed(t, rec, testStart())
 	res, err := rec.Finish(context.Background())
-	require.ErrorIs(t, err, ErrIncomplete)
-	require.Nil(t, res.Recording)
+	require.ErrorIs(t, err, ErrPending)
+	require.Nil(t, res.Stored)
 	require.NotNil(t, res.Partial)
 	require.Equal(t, 5, res.Partial.Segments)
 	require.Equal(t, int64(10000), res.Partial.DurationMS)
 	require.Equal(t, rec.Keys().Partial, res.Partial.Prefix)
 	require.Contains(t, res.Reason, "HTTP 503")
 	require.NotContains(t, err.Error(), "Signature")
+	require.Len(t, st.keys(), 5)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	report := spool.Shutdown(ctx)
+	require.Equal(t, SpoolReport{Recordings: 1, LostMS: 1000}, report)
+	settled := ledger.waitSettled(t, "final-fails", time.Second)
+	require.Equal(t, Partial, settled.State)
+	require.Equal(t, int64(1000), settled.LostMS, "the tail, held only in memory")
+	require.NotNil(t, settled.Partial, "the stored segments stay noted for a later join")
+	require.Equal(t, 5, settled.Partial.Segments)
+	require.Contains(t, settled.Reason, "the worker stopped before storage came back")
+	require.Contains(t, settled.Reason, "HTTP 503")
+	require.NotContains(t, settled.Reason, "Signature")
 	require.Len(t, st.keys(), 5)
 
 	// A transport error (server gone) must not leak the URL either.
@@ -248,39 +347,113 @@ func TestFinalFailureKeepsSegmentsAndHidesURLs(t *testing.T) {
 	require.Eventually(t, func() bool { return len(st2.keys()) == 2 }, 10*time.Second, 5*time.Millisecond)
 	st2.srv.Close()
 	_, err = rec2.Finish(context.Background())
-	require.ErrorIs(t, err, ErrIncomplete)
+	require.ErrorIs(t, err, ErrPending)
 	require.Contains(t, err.Error(), "read segment")
 	require.NotContains(t, err.Error(), "Signature")
 }
 
-// Past MaxPending the recorder stops instead of growing; once storage is
-// back the final object holds the audio up to the stop, and says it is
-// incomplete.
-func TestMaxPendingStopsRecordingInsteadOfGrowing(t *testing.T) {
-	st := newMemStorage(t)
-	release := make(chan struct{})
-	st.failPut = func(string, int) error {
-		select {
-		case <-release:
-			return nil
-		default:
-			return errors.New("injected: storage away")
-		}
-	}
-	// 1 s segments of about 4 kB (3.0, 4.2, 4.2, 3.8 kB for this script):
-	// three fit in 13 kB, the fourth does not.
-	rec := newTestRecorder(t, st, Options{SegmentDuration: time.Second, MaxPending: 13 << 10}, nil)
-	script := callScript{Length: 8 * time.Second, Bursts: []burst{{Side: callee, From: 500 * time.Millisecond, To: 7 * time.Second, Freq: 440}}}
-	script.feed(t, rec, testStart())
-	close(release)
+// Past the spool's memory cap, audio is spilled to disk, sealed with the
+// spool's in-memory key: no file holds the Ogg stream in the clear. Once
+// storage is back the spilled audio is stored like the rest, and the
+// files are gone.
+func TestSpillToDiskIsEncryptedAndStillStored(t *testing.T) {
+	dir := t.TempDir()
+	// 2 s segments of about 8 kB: the first fits in memory, the rest
+	// spill.
+	o := recordDuringOutage(t, "spill", "injected: storage away", bargeInScript,
+		Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond},
+		func(c *SpoolConfig) { c.MemoryBytes, c.Dir = 10<<10, dir })
+	st, ledger, spool, rec := o.st, o.ledger, o.spool, o.rec
 	res, err := rec.Finish(context.Background())
+	require.ErrorIs(t, err, ErrPending)
+	require.Equal(t, PendingUpload, res.State)
+
+	mem, disk, spilled := spool.Usage()
+	t.Logf("held: %d bytes in memory, %d on disk, %d pieces spilled", mem, disk, spilled)
+	require.LessOrEqual(t, mem, int64(10<<10), "memory stays under the cap")
+	require.Positive(t, spilled)
+	var files []string
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	}))
+	require.Len(t, files, int(spilled))
+	var onDisk int64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		onDisk += int64(len(b))
+		require.NotContains(t, string(b), "OggS", "%s holds the stream in the clear", f)
+		info, err := os.Stat(f)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	}
+	require.Greater(t, onDisk, disk, "each file carries a nonce and a tag")
+
+	o.down.down.Store(false)
+	settled := ledger.waitSettled(t, "spill", time.Minute)
+	require.Equal(t, Complete, settled.State, settled.Reason)
+	data, _ := st.get(rec.Keys().Final)
+	requireWellFormed(t, data, true)
+	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, bargeInScript.Length, 20*time.Millisecond)
+	mem, disk, _ = spool.Usage()
+	require.Zero(t, mem+disk)
+	for _, f := range files {
+		require.NoFileExists(t, f)
+	}
+}
+
+// A spilled file is bound to its name and to this process's key: a file
+// moved, altered or read by another process's spool does not open.
+func TestSpilledAudioOpensOnlyWhereItWasWritten(t *testing.T) {
+	a, err := newBuffers(0, 1<<20, t.TempDir())
+	require.NoError(t, err)
+	b, err := newBuffers(0, 1<<20, t.TempDir())
+	require.NoError(t, err)
+	h1, err := a.hold([]byte("OggS first segment"))
+	require.NoError(t, err)
+	h2, err := a.hold([]byte("OggS second segment"))
+	require.NoError(t, err)
+	got, err := a.read(h1)
+	require.NoError(t, err)
+	require.Equal(t, "OggS first segment", string(got))
+
+	_, err = b.read(h1)
+	require.ErrorContains(t, err, "does not authenticate", "another key")
+	other, err := os.ReadFile(h2.path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(h1.path, other, 0o600))
+	_, err = a.read(h1)
+	require.ErrorContains(t, err, "does not authenticate", "another file's contents")
+	a.release(h1)
+	a.release(h2)
+	require.NoFileExists(t, h2.path)
+	_, disk := a.usage()
+	require.Zero(t, disk)
+}
+
+// Past both caps the recorder stops instead of growing; once storage is
+// back the final object holds the audio up to the stop, and the outcome
+// counts the rest as lost.
+func TestSpoolFullStopsRecordingInsteadOfGrowing(t *testing.T) {
+	// 1 s segments of about 4 kB (3.0, 4.2, 4.2, 3.8 kB for this script):
+	// three fit in 13 kB, the fourth does not, and nothing may spill.
+	script := callScript{Length: 8 * time.Second, Bursts: []burst{{Side: callee, From: 500 * time.Millisecond, To: 7 * time.Second, Freq: 440}}}
+	o := recordDuringOutage(t, "full", "injected: storage away", script, Options{SegmentDuration: time.Second},
+		func(c *SpoolConfig) { c.MemoryBytes, c.DiskBytes = 13<<10, 1 })
+	st := o.st
+	o.down.down.Store(false)
+	res, err := o.rec.Finish(context.Background())
 	require.ErrorIs(t, err, ErrIncomplete)
-	require.Contains(t, res.Reason, "Options.MaxPending")
-	require.Contains(t, res.Reason, "injected: storage away")
-	require.NotNil(t, res.Recording, "what was kept is still stored")
+	require.Equal(t, Partial, res.State)
+	require.Contains(t, res.Reason, "spool full")
+	require.NotNil(t, res.Stored, "what was kept is still stored")
 	require.Equal(t, 3, res.Stats.Segments)
-	require.Equal(t, int64(3000), res.Recording.DurationMS)
-	data, _ := st.get(res.Recording.Key)
+	require.Equal(t, int64(3000), res.Stored.DurationMS)
+	require.InDelta(t, 5000, res.LostMS, 300, "the call went on to 8 s")
+	data, _ := st.get(res.Stored.Key)
 	requireWellFormed(t, data, false)
 	d := decodeOgg(t, data)
 	require.InDelta(t, 3.0, d.duration().Seconds(), 0.03)
@@ -302,24 +475,24 @@ func TestWallClockSealsSegmentsThroughSilence(t *testing.T) {
 	st := newMemStorage(t)
 	start := time.Now()
 	var reports partials
-	rec, err := New(Config{AttemptID: "quiet", Env: "test", Start: start, Storage: st, OnPartial: reports.record,
+	rec, err := New(Config{AttemptID: "quiet", Env: "test", Start: start, Spool: newSpool(t, st), OnPartial: reports.record,
 		Options: Options{SegmentDuration: time.Second, JitterWindow: 100 * time.Millisecond}})
 	require.NoError(t, err)
 	rec.CalleeAudio(start, make([]int16, 480))
 	require.Eventually(t, func() bool { return len(reports.all()) >= 1 }, 20*time.Second, 10*time.Millisecond)
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, res.Recording.DurationMS, int64(1000))
-	require.Contains(t, res.Recording.Key, "/inline/", "no campaign means an inline call")
+	require.GreaterOrEqual(t, res.Stored.DurationMS, int64(1000))
+	require.Contains(t, res.Stored.Key, "/inline/", "no campaign means an inline call")
 }
 
 func TestOptionsAndConfigValidation(t *testing.T) {
 	st := newMemStorage(t)
 	base := func() Config {
-		return Config{AttemptID: "a1", Env: "test", Start: testStart(), Storage: st}
+		return Config{AttemptID: "a1", Env: "test", Start: testStart(), Spool: newSpool(t, st)}
 	}
 	cases := map[string]func(*Config){
-		"Storage":         func(c *Config) { c.Storage = nil },
+		"Spool":           func(c *Config) { c.Spool = nil },
 		"AttemptID":       func(c *Config) { c.AttemptID = "" },
 		"attempt":         func(c *Config) { c.AttemptID = "../etc" },
 		"campaign":        func(c *Config) { c.CampaignID = "a/b" },
@@ -330,7 +503,6 @@ func TestOptionsAndConfigValidation(t *testing.T) {
 		"JitterWindow":    func(c *Config) { c.Options.JitterWindow = -time.Second },
 		"Bitrate":         func(c *Config) { c.Options.Bitrate = 1000 },
 		"Complexity":      func(c *Config) { c.Options.Complexity = 11 },
-		"MaxPending":      func(c *Config) { c.Options.MaxPending = -1 },
 	}
 	for want, mutate := range cases {
 		c := base()
@@ -347,4 +519,43 @@ func TestKeysFor(t *testing.T) {
 	require.Equal(t, "recordings/production/inline/2026/01/03/0af3.ogg", k.Final)
 	require.Equal(t, "recordings-partial/production/inline/2026/01/03/0af3/", k.Partial)
 	require.Equal(t, "recordings-partial/production/inline/2026/01/03/0af3/000012.ogg", k.Segment(12))
+}
+
+// A worker dies holding a pending recording (its spool could not even
+// write its report): once the note's lease lapses, another worker's sweep
+// joins the segments that reached storage and counts the tail, which died
+// with the first worker, as lost.
+func TestSweepJoinsAPendingRecordingWhoseOwnerDied(t *testing.T) {
+	st := newMemStorage(t)
+	st.failUpload = func(string, int) error { return errors.New("injected: final upload refused") }
+	dead := newMemLedger()
+	dead.ended = false // the call document cannot be written either
+	first := newSpool(t, st, func(c *SpoolConfig) { c.Ledger = dead })
+	rec, err := New(Config{AttemptID: "orphan", Env: "test", Start: testStart(), Spool: first,
+		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond, Now: frozenClock(testStart())}})
+	require.NoError(t, err)
+	bargeInScript.feed(t, rec, testStart())
+	res, err := rec.Finish(context.Background())
+	require.ErrorIs(t, err, ErrPending)
+	require.Equal(t, 5, res.Partial.Segments)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	first.Shutdown(ctx)
+
+	st.failUpload = nil
+	ledger := newMemLedger()
+	ledger.addOrphan(Orphan{AttemptID: "orphan", Partial: res.Partial, DurationMS: res.Pending.DurationMS})
+	newSpool(t, st, func(c *SpoolConfig) { c.Ledger, c.SweepInterval = ledger, 50*time.Millisecond })
+	got := ledger.waitSettled(t, "orphan", 30*time.Second)
+	require.Equal(t, Partial, got.State)
+	require.Equal(t, int64(1000), got.LostMS, "the last second was only in the dead worker's memory")
+	require.Contains(t, got.Reason, "stopped before storing its last 1s")
+	require.Equal(t, int64(10000), got.Stored.DurationMS)
+	require.Equal(t, []string{rec.Keys().Final}, st.keys(), "joined, and the segments deleted")
+	data, _ := st.get(rec.Keys().Final)
+	requireWellFormed(t, data, true)
+	requireAudioMatches(t, decodeOgg(t, data), bargeInScript, 10*time.Second, 20*time.Millisecond)
+	meta := st.meta[rec.Keys().Final]
+	require.Equal(t, "orphan", meta["attempt-id"])
+	require.Equal(t, "final", meta["recording-part"])
 }

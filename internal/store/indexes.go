@@ -37,6 +37,10 @@ var indexes = []indexSpec{
 	// Reaper: active attempts whose owner stopped renewing.
 	{CollCalls, "status_lease_expires_at", bson.D{{Key: "status", Value: 1}, {Key: "lease_expires_at", Value: 1}}, false},
 
+	// Recording sweep: pending uploads and ended calls still in segments.
+	{CollCalls, "recording_status", bson.D{{Key: "recording_status", Value: 1}}, false},
+	{CollCalls, "recording_partial_final_key", bson.D{{Key: "recording_partial.final_key", Value: 1}}, false},
+
 	// Reaper: claims whose owner may have died before starting the attempt.
 	{CollCallClaims, "lease_expires_at", bson.D{{Key: "lease_expires_at", Value: 1}}, false},
 	// Recorded ends the call documents may not show yet (ends.go).

@@ -208,6 +208,14 @@ type Call struct {
 	LatenciesMS []int          `bson:"latencies_ms,omitempty"`
 	Usage       *Usage         `bson:"usage,omitempty"`
 	Error       string         `bson:"error,omitempty"`
+
+	// The recording's state beyond the final object (see RecordingState
+	// and docs/CAMPAIGNS.md).
+	RecordingStatus  RecordingStatus   `bson:"recording_status,omitempty"`
+	RecordingLostMS  int64             `bson:"recording_lost_ms,omitempty"`
+	RecordingError   string            `bson:"recording_error,omitempty"`
+	RecordingPartial *PartialRecording `bson:"recording_partial,omitempty"`
+	RecordingPending *RecordingPending `bson:"recording_pending,omitempty"`
 }
 
 // Turn is one utterance. Offsets are milliseconds from the start of the

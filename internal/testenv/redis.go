@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -22,8 +21,7 @@ type Redis struct {
 	bin  string
 	dir  string
 	Port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	srv  *server
 }
 
 // StartRedis starts a private Redis; it is killed when the test ends.
@@ -56,50 +54,15 @@ func (r *Redis) Start() {
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--logfile", filepath.Join(r.dir, "redis.log"))
-	// Pdeathsig: a test binary killed by its timeout must not leave Redis behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd, r.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(r.done) }()
-	if err := r.waitReady(15 * time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		r.t.Fatalf("redis-server on %s not ready: %v\n%s", r.Addr(), err, log)
-	}
+	// PING answers PONG once the AOF is loaded (while loading, -LOADING).
+	r.srv = launch(r.t, cmd, filepath.Join(r.dir, "redis.log"), 15*time.Second, 20*time.Millisecond,
+		func(ctx context.Context) error { return ping(ctx, r.Addr()) })
 }
 
 // Kill stops the server with SIGKILL, as a crash would, and waits for it.
 func (r *Redis) Kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-	<-r.done
-	r.cmd = nil
-}
-
-// waitReady polls PING until the server answers PONG (after loading its
-// AOF: while loading, Redis answers -LOADING).
-func (r *Redis) waitReady(limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	var last error
-	for ctx.Err() == nil {
-		select {
-		case <-r.done:
-			return fmt.Errorf("redis-server exited")
-		default:
-		}
-		if last = ping(ctx, r.Addr()); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return last
+	r.srv.stop()
+	r.srv = nil
 }
 
 func ping(ctx context.Context, addr string) error {

@@ -60,6 +60,8 @@ func (m *minioService) env() []envVar {
 		// Credentials come from the env; never let an SDK probe the EC2
 		// metadata address, which is off loopback.
 		{"AWS_EC2_METADATA_DISABLED", "true"},
+		// Tests that stop storage mid-call start private instances with it.
+		{"DEVSTACK_MINIO_SERVER", m.bin},
 	}
 }
 
