@@ -30,11 +30,11 @@ type beepDetector struct {
 
 // Beep detection thresholds.
 const (
-	beepMinRMS      = 400.0            // about -38 dBFS: a beep is loud
-	beepMinHz       = 300.0            // machines beep between about 400 Hz
-	beepMaxHz       = 3000.0           // and 2 kHz; allow some room
-	beepMaxJitter   = 0.08             // crossing interval spread (stddev/mean) of a pure tone
-	beepFreqDrift   = 0.04             // frame-to-frame frequency change within one beep
+	beepMinRMS      = 400.0  // about -38 dBFS: a beep is loud
+	beepMinHz       = 300.0  // machines beep between about 400 Hz
+	beepMaxHz       = 3000.0 // and 2 kHz; allow some room
+	beepMaxJitter   = 0.08   // crossing interval spread (stddev/mean) of a pure tone
+	beepFreqDrift   = 0.04   // frame-to-frame frequency change within one beep
 	beepMinDuration = 160 * time.Millisecond
 )
 
