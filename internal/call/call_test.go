@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/store"
@@ -90,7 +91,7 @@ func TestConversationEndsWithEndCall(t *testing.T) {
 	require.NoError(t, json.Unmarshal(updates[0].Raw, &su))
 	require.Contains(t, su.Session.Instructions, "calling Elm Dental on behalf of DocShield")
 	require.NotContains(t, su.Session.Instructions, "{{")
-	require.Len(t, su.Session.Tools, 6)
+	require.Len(t, su.Session.Tools, len(agent.AllTools), "every tool, the campaign named none")
 	reqs := e.dialer.Requests()
 	require.Len(t, reqs, 1)
 	require.Equal(t, calleePhone, reqs[0].SipCallTo)

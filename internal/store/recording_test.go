@@ -101,7 +101,7 @@ func TestOrphanRecordings(t *testing.T) {
 		c := claimed(t, s, time.Minute)
 		s.SetClock(func() time.Time { return now.Add(-endedAgo) })
 		require.NoError(t, s.RecordRecordingState(ctx, c, st))
-		require.NoError(t, s.EndCall(ctx, c, EndRecord{Status: CallInterrupted, At: time.Now()}))
+		require.NoError(t, s.EndCall(ctx, c, EndRecord{Status: CallInterrupted, At: now.Add(-endedAgo)}))
 		s.SetClock(time.Now)
 		return c.AttemptID
 	}
