@@ -301,6 +301,10 @@ func killScenario() scenario {
 // the attempt, holding the audio up to at most 60 s before the kill (with
 // one-second segments, about a second), the callee's utterances on the
 // left where it sent them.
+// starvedDropout bounds the audio a CPU-starved worker process may lose
+// inside one utterance (see TestRecordingOfAKilledWorkerHoldsTheAudioBeforeTheKill).
+const starvedDropout = 250 * time.Millisecond
+
 func TestRecordingOfAKilledWorkerHoldsTheAudioBeforeTheKill(t *testing.T) {
 	st := openStore(t)
 	id := testenv.UniqueName(t)
@@ -449,9 +453,20 @@ func TestRecordingOfAKilledWorkerHoldsTheAudioBeforeTheKill(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, sent, "the stored audio reaches past the callee's first utterance")
-	ls, rs := sounds(s.left), sounds(s.right)
-	requireFewDropouts(t, "left", ls)
-	requireFewDropouts(t, "right", rs)
+	// The child is a worker process on a machine running every other test
+	// package too: starved of CPU, its receive path can lose a packet burst
+	// (the SDK's jitter buffer drops what comes too late). That is loss,
+	// not misplacement: bridge such holes, bound them, and hold what is
+	// there to the 60 ms alignment.
+	ls, rs := soundsBridging(s.left, starvedDropout), soundsBridging(s.right, starvedDropout)
+	for _, c := range []struct {
+		name  string
+		sound channelSounds
+	}{{"left", ls}, {"right", rs}} {
+		for _, sp := range c.sound.spans {
+			require.Less(t, c.sound.dropped(sp), starvedDropout, "%s channel: dropouts %v inside %v", c.name, c.sound.dropouts, sp)
+		}
+	}
 	left, right := ls.spans, rs.spans
 	require.GreaterOrEqual(t, len(left), len(sent))
 	t.Logf("callee sent %v, left channel %v", sent, left)

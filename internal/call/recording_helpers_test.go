@@ -389,7 +389,11 @@ func (c channelSounds) dropped(sp audioSpan) time.Duration {
 // sounds finds where ch carries sound, at 5 ms resolution. Blips under
 // 20 ms (a codec's click at a tone's edge) are left out, and quiet
 // stretches shorter than maxDropout inside sound are bridged.
-func sounds(ch []int16) channelSounds {
+func sounds(ch []int16) channelSounds { return soundsBridging(ch, maxDropout) }
+
+// soundsBridging is sounds with quiet stretches shorter than bridge
+// inside sound bridged (and counted as dropouts).
+func soundsBridging(ch []int16, bridge time.Duration) channelSounds {
 	const win = decodedRate * 5 / 1000
 	var raw []audioSpan
 	on := false
@@ -413,7 +417,7 @@ func sounds(ch []int16) channelSounds {
 		if sp.to-sp.from < 20*time.Millisecond {
 			continue
 		}
-		if n := len(c.spans); n > 0 && sp.from-c.spans[n-1].to < maxDropout {
+		if n := len(c.spans); n > 0 && sp.from-c.spans[n-1].to < bridge {
 			c.dropouts = append(c.dropouts, audioSpan{from: c.spans[n-1].to, to: sp.from})
 			c.spans[n-1].to = sp.to
 			continue
