@@ -151,7 +151,8 @@ func (e *testEnv) result(id string) store.AnalysisResult {
 	return r
 }
 
-// countingOutcomes records ApplyOutcome calls and passes them on.
+// countingOutcomes passes SettleEnded on and records the outcomes that
+// moved a contact.
 type countingOutcomes struct {
 	next  Outcomes
 	mu    sync.Mutex
@@ -163,11 +164,14 @@ type appliedOutcome struct {
 	callbackAt         time.Time
 }
 
-func (c *countingOutcomes) ApplyOutcome(ctx context.Context, a *store.Call, outcome string, callbackAt time.Time) (campaign.Result, error) {
-	c.mu.Lock()
-	c.calls = append(c.calls, appliedOutcome{a.ID, outcome, callbackAt})
-	c.mu.Unlock()
-	return c.next.ApplyOutcome(ctx, a, outcome, callbackAt)
+func (c *countingOutcomes) SettleEnded(ctx context.Context, a *store.Call, callbackAt time.Time) (campaign.Result, error) {
+	res, err := c.next.SettleEnded(ctx, a, callbackAt)
+	if err == nil && res.Decision.Status != "" {
+		c.mu.Lock()
+		c.calls = append(c.calls, appliedOutcome{a.ID, string(campaign.OutcomeOf(a)), callbackAt})
+		c.mu.Unlock()
+	}
+	return res, err
 }
 
 func (c *countingOutcomes) applied() []appliedOutcome {

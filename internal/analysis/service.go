@@ -41,7 +41,7 @@ var _ Chat = (*Client)(nil)
 // Outcomes moves an ended attempt's contact on; *campaign.Service
 // implements it.
 type Outcomes interface {
-	ApplyOutcome(ctx context.Context, attempt *store.Call, outcome string, callbackAt time.Time) (campaign.Result, error)
+	SettleEnded(ctx context.Context, attempt *store.Call, callbackAt time.Time) (campaign.Result, error)
 }
 
 var _ Outcomes = (*campaign.Service)(nil)
@@ -332,16 +332,13 @@ func (s *Service) fail(ctx context.Context, log *zap.Logger, in *store.AnalysisI
 	return err
 }
 
-// settleContact applies the attempt's outcome to its contact unless that
-// already happened (the call flow, an earlier try, or the dispatcher's
-// repair round). ApplyOutcome is idempotent for one attempt, but only
-// given the same arguments, so a contact that already moved is left as it
-// is rather than written again.
+// settleContact moves the attempt's contact on (campaign.SettleEnded,
+// which leaves a contact that already moved as it is).
 func (s *Service) settleContact(ctx context.Context, log *zap.Logger, in *store.AnalysisInput) error {
 	if s.opt.Outcomes == nil || in.ContactID.IsZero() {
 		return nil
 	}
-	c, err := s.st.GetContact(ctx, in.ContactID)
+	res, err := s.opt.Outcomes.SettleEnded(ctx, &in.Call, in.CallbackAt)
 	if errors.Is(err, store.ErrNotFound) {
 		log.Warn("analysis.contact_missing", zap.String("contact_id", in.ContactID.Hex()))
 		return nil
@@ -349,26 +346,9 @@ func (s *Service) settleContact(ctx context.Context, log *zap.Logger, in *store.
 	if err != nil {
 		return fmt.Errorf("analysis: %w", err)
 	}
-	if c.Attempts >= in.Attempt || (c.Status != store.ContactPending && c.Status != store.ContactCalling) {
-		return nil
-	}
-	outcome := outcomeOf(&in.Call)
-	res, err := s.opt.Outcomes.ApplyOutcome(ctx, &in.Call, outcome, in.CallbackAt)
-	if err != nil {
-		return fmt.Errorf("analysis: %w", err)
-	}
-	log.Info("analysis.outcome_applied", zap.String("outcome", outcome), zap.Bool("applied", res.Applied),
+	log.Info("analysis.outcome_applied", zap.String("outcome", string(campaign.OutcomeOf(&in.Call))), zap.Bool("applied", res.Applied),
 		zap.String("contact_status", string(res.Status)))
 	return nil
-}
-
-// outcomeOf is the outcome the dispatcher's repair round would apply: the
-// call flow's own when the retry policy knows it, else the terminal status.
-func outcomeOf(c *store.Call) string {
-	if _, err := campaign.ParseOutcome(c.Outcome); err == nil {
-		return c.Outcome
-	}
-	return string(c.Status)
 }
 
 // reasoningModel reports models that refuse a temperature (go-openai

@@ -370,7 +370,7 @@ func keys(m map[string]json.RawMessage) []string {
 
 type outcomesFunc func() error
 
-func (f outcomesFunc) ApplyOutcome(context.Context, *store.Call, string, time.Time) (campaign.Result, error) {
+func (f outcomesFunc) SettleEnded(context.Context, *store.Call, time.Time) (campaign.Result, error) {
 	return campaign.Result{}, f()
 }
 

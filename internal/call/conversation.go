@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
@@ -342,7 +343,7 @@ func (cv *conversation) onTick(now time.Time) (ending, bool) {
 // OutcomeMediaLost is the outcome of a call that ended because its media
 // was gone: our failure, not the callee's, which the campaign's retry
 // policy treats as such.
-const OutcomeMediaLost = "media_lost"
+const OutcomeMediaLost = string(campaign.OutcomeMediaLost)
 
 // mediaLost reports a call whose media is gone: the connection to LiveKit
 // down (the SDK would retry it for minutes) or no audio from the callee

@@ -386,12 +386,12 @@ func (s *Service) sortOutExisting(ctx context.Context, p plan, now time.Time, at
 			r.Contended++
 			used++
 		case !a.EndedAt.After(now.Add(-s.opt.SettleAfter)):
-			if err := s.settleContact(ctx, p, a, outcomeOf(a), now); err != nil {
+			if err := s.settleContact(ctx, p, a, OutcomeOf(a), now); err != nil {
 				return used, err
 			}
 			r.Settled++
 			s.log.Warn("campaign.settled", zap.String("campaign_id", p.c.ID.Hex()), zap.String("attempt_id", a.ID),
-				zap.String("outcome", string(outcomeOf(a))))
+				zap.String("outcome", string(OutcomeOf(a))))
 		}
 	}
 	return used, nil
@@ -460,14 +460,6 @@ func (s *Service) settleContact(ctx context.Context, p plan, a *store.Call, o Ou
 	return err
 }
 
-// outcomeOf reads an ended attempt's outcome: the call flow's own when it
-// recorded one the policy knows, else the terminal status.
-func outcomeOf(a *store.Call) Outcome {
-	if o, err := ParseOutcome(a.Outcome); err == nil {
-		return o
-	}
-	return Outcome(a.Status)
-}
 
 // finishClosed handles a campaign whose window has closed: once no call is
 // live and SettleAfter has passed (time for the last outcomes to be

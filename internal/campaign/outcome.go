@@ -56,6 +56,26 @@ func (s *Service) ApplyOutcome(ctx context.Context, attempt *store.Call, outcome
 	return s.applyOutcome(ctx, p, contact, attempt, o, callbackAt, s.now())
 }
 
+// SettleEnded moves an ended attempt's contact on by the attempt's own
+// outcome (OutcomeOf), unless the contact already moved past the attempt
+// (the call flow, an earlier try or the dispatcher's repair round did it):
+// ApplyOutcome is idempotent only given the same arguments, so a contact
+// that moved is left as it is. callbackAt is a callback the callee asked
+// for. Inline attempts (no contact) have nothing to settle.
+func (s *Service) SettleEnded(ctx context.Context, a *store.Call, callbackAt time.Time) (Result, error) {
+	if a == nil || a.ContactID.IsZero() {
+		return Result{}, nil
+	}
+	c, err := s.store.GetContact(ctx, a.ContactID)
+	if err != nil {
+		return Result{}, fmt.Errorf("campaign: settle attempt %s: %w", a.ID, err)
+	}
+	if c.Attempts >= a.Attempt || (c.Status != store.ContactPending && c.Status != store.ContactCalling) {
+		return Result{}, nil
+	}
+	return s.ApplyOutcome(ctx, a, string(OutcomeOf(a)), callbackAt)
+}
+
 func (s *Service) applyOutcome(ctx context.Context, p plan, contact *store.Contact, a *store.Call, o Outcome, callbackAt, now time.Time) (Result, error) {
 	if a.Attempt <= 0 {
 		return Result{}, fmt.Errorf("campaign: apply outcome of attempt %s: Call.Attempt %d is not positive", a.ID, a.Attempt)

@@ -24,16 +24,33 @@ const (
 	// not count against the attempt limit.
 	OutcomeCancelled Outcome = Outcome(store.CallCancelled)
 	OutcomeOptedOut  Outcome = "opted_out"
+	// OutcomeMediaLost is a failed call whose media was gone (LiveKit
+	// unreachable, no audio from the line): our failure, not the callee's,
+	// so it is retried whatever retry_outcomes says, within max_attempts.
+	OutcomeMediaLost Outcome = "media_lost"
+	// OutcomeTransferred is a call handed to a human: completed.
+	OutcomeTransferred Outcome = "transferred"
 )
 
 // ParseOutcome checks that s is one of the outcomes above.
 func ParseOutcome(s string) (Outcome, error) {
 	switch o := Outcome(s); o {
 	case OutcomeCompleted, OutcomeNoAnswer, OutcomeBusy, OutcomeVoicemail, OutcomeFailed,
-		OutcomeInterrupted, OutcomeCancelled, OutcomeOptedOut:
+		OutcomeInterrupted, OutcomeCancelled, OutcomeOptedOut, OutcomeMediaLost, OutcomeTransferred:
 		return o, nil
 	}
-	return "", fmt.Errorf("outcome %q is not one of completed, no_answer, busy, voicemail, failed, interrupted, cancelled, opted_out", s)
+	return "", fmt.Errorf("outcome %q is not one of completed, no_answer, busy, voicemail, failed, interrupted, cancelled, opted_out, media_lost, transferred", s)
+}
+
+// OutcomeOf is an ended attempt's outcome, the one rule every path that
+// moves a contact on uses (the call flow's analysis, the dispatcher's
+// repair round): the call flow's own outcome when the policy knows it
+// (opted_out, media_lost, transferred), else the terminal status.
+func OutcomeOf(a *store.Call) Outcome {
+	if o, err := ParseOutcome(a.Outcome); err == nil {
+		return o
+	}
+	return Outcome(a.Status)
 }
 
 // retryable are the outcomes a campaign may choose to retry. Completed and
@@ -157,8 +174,14 @@ func (p Policy) Decide(a Attempt, w Window) Decision {
 			at = a.EndedAt
 		}
 		return p.retryAt(at, "callback requested", w)
-	case a.Outcome == OutcomeCompleted:
-		return Decision{Status: store.ContactCompleted, Reason: "call completed"}
+	case a.Outcome == OutcomeCompleted || a.Outcome == OutcomeTransferred:
+		return Decision{Status: store.ContactCompleted, Reason: "call " + string(a.Outcome)}
+	case a.Outcome == OutcomeMediaLost:
+		if !left {
+			return exhausted(p)
+		}
+		// Ours to put right: no backoff beyond the first step.
+		return p.retryAt(a.EndedAt.Add(p.Backoff[0]), "media lost on our side; called again", w)
 	case !p.retry[a.Outcome]:
 		return Decision{Status: store.ContactExhausted, Reason: fmt.Sprintf("outcome %s is not retried", a.Outcome)}
 	case !left:

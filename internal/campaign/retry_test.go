@@ -94,6 +94,10 @@ func TestDecide(t *testing.T) {
 		{"callback with no attempts left", def, Attempt{Outcome: OutcomeCompleted, Dialed: 3, EndedAt: tue10, CallbackAt: tue10.Add(time.Hour)}, store.ContactExhausted, time.Time{}},
 		{"cancelled before dialing: due again now", def, Attempt{Outcome: OutcomeCancelled, Dialed: 0, EndedAt: tue10}, store.ContactPending, tue10},
 		{"cancelled after hours: next window", def, Attempt{Outcome: OutcomeCancelled, Dialed: 2, EndedAt: fri17.Add(time.Hour)}, store.ContactPending, utc("2026-03-16 13:00")},
+		{"media lost is ours: retried even where failed is not", withVoicemail, Attempt{Outcome: OutcomeMediaLost, Dialed: 2, EndedAt: tue10}, store.ContactPending, tue10.Add(10 * time.Minute)},
+		{"media lost: first backoff step, not the 2nd's", def, Attempt{Outcome: OutcomeMediaLost, Dialed: 2, EndedAt: tue10}, store.ContactPending, tue10.Add(30 * time.Minute)},
+		{"media lost with no attempts left", def, Attempt{Outcome: OutcomeMediaLost, Dialed: 3, EndedAt: tue10}, store.ContactExhausted, time.Time{}},
+		{"transferred is final", def, Attempt{Outcome: OutcomeTransferred, Dialed: 1, EndedAt: tue10}, store.ContactCompleted, time.Time{}},
 	} {
 		d := tc.p.Decide(tc.a, cal.window(ny))
 		require.Equal(t, tc.status, d.Status, tc.name)
