@@ -389,7 +389,11 @@ func (a *attempt) finish(ctx context.Context, end ending) {
 	}
 	d := a.details
 	d.EndReason = end.reason
-	rec := store.EndRecord{Status: end.status, At: time.Now(), Fields: f, Details: d}
+	at := end.at
+	if at.IsZero() {
+		at = time.Now()
+	}
+	rec := store.EndRecord{Status: end.status, At: at, Fields: f, Details: d}
 	var err error
 	for i := range endWriteAttempts {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -454,6 +458,9 @@ type ending struct {
 	// fenceLost: the attempt is no longer ours (reaped); nothing more is
 	// written to it.
 	fenceLost bool
+	// at is when the conversation ended (ended_at); zero: when the end is
+	// written (the call never got that far).
+	at time.Time
 }
 
 func failed(reason string) ending    { return ending{status: store.CallFailed, reason: reason} }

@@ -39,6 +39,8 @@ func (l *livekitService) env() []envVar {
 		{"LIVEKIT_URL", l.url()},
 		{"LIVEKIT_API_KEY", l.apiKey},
 		{"LIVEKIT_API_SECRET", l.apiSecret},
+		// Tests that kill LiveKit mid-call start private servers with it.
+		{"DEVSTACK_LIVEKIT_SERVER", l.bin},
 	}
 }
 
