@@ -106,7 +106,7 @@ type CallAnalyze struct {
 }
 
 func (CallAnalyze) TaskType() string { return TypeCallAnalyze }
-func (CallAnalyze) Queue() string    { return QueueDefault }
+func (CallAnalyze) Queue() string    { return QueueAnalysis }
 func (p CallAnalyze) Validate() error {
 	var f FieldErrors
 	checkAttemptID(&f, "attempt_id", p.AttemptID)

@@ -62,7 +62,7 @@ func TestTaskProcessedInvalidArchivedPanicSurvived(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	runServer(t, opt, zap.New(core), map[string]asynq.Handler{
 		tasks.TypeSystemProbe: asynq.HandlerFunc(worker.ProbeHandler),
-		tasks.TypeCallAnalyze: asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		tasks.TypeCampaignDispatch: asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			panic("handler bug")
 		}),
 	})
@@ -83,17 +83,21 @@ func TestTaskProcessedInvalidArchivedPanicSurvived(t *testing.T) {
 	require.Contains(t, info.LastErr, "hold: must be between")
 	require.Equal(t, 0, info.Retried, "an invalid payload must not be retried")
 
-	// A panicking handler becomes an error with a stack in the log.
-	panicky := asynq.NewTask(tasks.TypeCallAnalyze, []byte(`{"attempt_id":"attempt-0001"}`))
-	pInfo, err := client.Enqueue(panicky, asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(0))
+	// A panicking handler becomes an error with a stack in the log, and
+	// the task is retried.
+	panicky := asynq.NewTask(tasks.TypeCampaignDispatch, []byte(`{"campaign_id":"65f1c0ffee0000000000abcd"}`))
+	pInfo, err := client.Enqueue(panicky, asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(5))
 	require.NoError(t, err)
-	eventually(t, "panicking task archived", func() bool {
-		return taskState(insp, tasks.QueueDefault, pInfo.ID) == asynq.TaskStateArchived
+	eventually(t, "panicking task put back for retry", func() bool {
+		return taskState(insp, tasks.QueueDefault, pInfo.ID) == asynq.TaskStateRetry
 	})
+	info, err = insp.GetTaskInfo(tasks.QueueDefault, pInfo.ID)
+	require.NoError(t, err)
+	require.Contains(t, info.LastErr, "panic: handler bug")
 	panics := logs.FilterMessage("task.panic").All()
 	require.Len(t, panics, 1)
 	require.Contains(t, panics[0].ContextMap()["stack"], "worker_test.go")
-	require.Equal(t, "attempt-0001", panics[0].ContextMap()["attempt_id"])
+	require.Equal(t, pInfo.ID, panics[0].ContextMap()["task_id"])
 
 	// The worker keeps going: a valid task after both is processed.
 	good, err := tasks.New(tasks.SystemProbe{})
@@ -174,5 +178,8 @@ func TestOutcome(t *testing.T) {
 	require.Equal(t, "rejected", worker.Outcome(worker.Reject(errors.New("bad"))))
 	require.Equal(t, "interrupted", worker.Outcome(fmt.Errorf("x: %w", context.Canceled)))
 	require.Equal(t, "error", worker.Outcome(errors.New("boom")))
+	require.Equal(t, "requeued", worker.Outcome(&worker.Requeued{ID: "x~1", Cause: errors.New("boom")}))
+	require.Equal(t, "rerouted", worker.Outcome(&worker.Requeued{ID: "x", Rerouted: true, Cause: errors.New("wrong queue")}))
+	require.True(t, errors.Is(&worker.Requeued{Cause: errors.New("boom")}, asynq.RevokeTask), "asynq drops the original")
 	require.True(t, errors.Is(worker.Reject(errors.New("bad")), asynq.SkipRetry))
 }
