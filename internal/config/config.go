@@ -54,6 +54,8 @@ type Queue struct {
 	// InlineArchiveMaxAge is how long an archived inline call is kept: its
 	// payload holds a phone number and template variables.
 	InlineArchiveMaxAge time.Duration
+	// JanitorInterval is how often the archive is trimmed.
+	JanitorInterval time.Duration
 }
 
 // LiveKit settings. Telephony is enabled when URL is set; the phone network
@@ -640,6 +642,7 @@ func (r *reader) queue() Queue {
 		ArchiveMaxAge:       r.duration("QUEUE_ARCHIVE_MAX_AGE", 7*24*time.Hour, time.Hour, 90*24*time.Hour),
 		ArchiveMaxBytes:     int64(r.integer("QUEUE_ARCHIVE_MAX_MB", 10, 1, 1024)) << 20,
 		InlineArchiveMaxAge: r.duration("QUEUE_ARCHIVE_INLINE_MAX_AGE", time.Hour, time.Minute, 7*24*time.Hour),
+		JanitorInterval:     r.duration("QUEUE_JANITOR_INTERVAL", time.Minute, time.Second, time.Hour),
 	}
 }
 

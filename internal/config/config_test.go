@@ -241,7 +241,8 @@ func TestMetricsAddrBarePortIsLoopback(t *testing.T) {
 func TestQueueArchiveLimits(t *testing.T) {
 	c, err := config.Load(config.MapLookup(validEnv()))
 	require.NoError(t, err)
-	require.Equal(t, config.Queue{ArchiveMaxAge: 7 * 24 * time.Hour, ArchiveMaxBytes: 10 << 20, InlineArchiveMaxAge: time.Hour}, c.Queue)
+	require.Equal(t, config.Queue{ArchiveMaxAge: 7 * 24 * time.Hour, ArchiveMaxBytes: 10 << 20, InlineArchiveMaxAge: time.Hour,
+		JanitorInterval: time.Minute}, c.Queue)
 	require.Equal(t, 60, c.Health.RedisMemWarnPct)
 	require.Equal(t, 80, c.Health.RedisMemCritPct)
 
@@ -249,9 +250,11 @@ func TestQueueArchiveLimits(t *testing.T) {
 	env["QUEUE_ARCHIVE_MAX_AGE"] = "48h"
 	env["QUEUE_ARCHIVE_MAX_MB"] = "25"
 	env["QUEUE_ARCHIVE_INLINE_MAX_AGE"] = "10m"
+	env["QUEUE_JANITOR_INTERVAL"] = "5s"
 	c, err = config.Load(config.MapLookup(env))
 	require.NoError(t, err)
-	require.Equal(t, config.Queue{ArchiveMaxAge: 48 * time.Hour, ArchiveMaxBytes: 25 << 20, InlineArchiveMaxAge: 10 * time.Minute}, c.Queue)
+	require.Equal(t, config.Queue{ArchiveMaxAge: 48 * time.Hour, ArchiveMaxBytes: 25 << 20, InlineArchiveMaxAge: 10 * time.Minute,
+		JanitorInterval: 5 * time.Second}, c.Queue)
 
 	env["QUEUE_ARCHIVE_MAX_MB"] = "0"
 	env["ALERT_REDIS_MEMORY_WARN_PCT"] = "90"

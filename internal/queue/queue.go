@@ -1,6 +1,8 @@
 // Package queue owns the worker's use of Redis as a job queue: the
-// connection settings asynq needs, enqueueing, per-queue statistics and the
-// Redis checks an operator runs when jobs stop moving.
+// connection settings asynq needs, enqueueing (validated, under the payload
+// size limit, with the type's retry budget), per-queue statistics with the
+// workers serving each queue, the Redis checks an operator runs when jobs
+// stop moving, and the janitor that bounds what failed tasks keep in Redis.
 package queue
 
 import (
