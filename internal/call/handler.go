@@ -81,25 +81,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // createInline writes the attempt of a one-off call. The id comes from the
-// payload, so a duplicate delivery finds the attempt already there.
+// payload, so a duplicate delivery finds the attempt already there; one
+// with other details is a conflict (see CreateInline).
 func (h *Handler) createInline(ctx context.Context, in *tasks.InlineCall) error {
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
-	err := h.Calls.CreateAttempt(ctx, &store.Call{
-		ID:           in.AttemptID,
-		Attempt:      1,
-		Status:       store.CallQueued,
-		CreatedAt:    now(),
-		Phone:        in.Phone,
-		Instructions: in.Instructions,
-		Greeting:     in.Greeting,
-		Variables:    in.Variables,
-		CallerID:     in.CallerID,
-	})
-	if err != nil && !errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("create inline attempt %s: %w", in.AttemptID, err)
-	}
-	return nil
+	return CreateInline(ctx, h.Calls, in, now())
 }
