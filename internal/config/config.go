@@ -72,6 +72,25 @@ type LiveKit struct {
 // Enabled reports whether telephony is configured.
 func (l LiveKit) Enabled() bool { return l.URL != "" }
 
+// MissingForCalls names the unset variables without which this worker
+// cannot place calls; empty when it can.
+func (c Config) MissingForCalls() []string {
+	var out []string
+	if !c.LiveKit.Enabled() {
+		out = append(out, "LIVEKIT_URL")
+	}
+	return append(out, c.MissingForAnalysis()...)
+}
+
+// MissingForAnalysis names the unset variables without which this worker
+// cannot analyse calls; empty when it can.
+func (c Config) MissingForAnalysis() []string {
+	if !c.OpenAI.Enabled() {
+		return []string{"OPENAI_API_KEY"}
+	}
+	return nil
+}
+
 // OpenAI settings. BaseURL may point at the local simulator outside
 // production only.
 type OpenAI struct {

@@ -113,6 +113,8 @@ func TestOptionalSections(t *testing.T) {
 	require.False(t, c.LiveKit.Enabled())
 	require.False(t, c.OpenAI.Enabled())
 	require.False(t, c.LogTail.Enabled())
+	require.Equal(t, []string{"LIVEKIT_URL", "OPENAI_API_KEY"}, c.MissingForCalls())
+	require.Equal(t, []string{"OPENAI_API_KEY"}, c.MissingForAnalysis())
 	require.Equal(t, 450, c.Health.MemWarnMB)
 	require.Equal(t, 30*time.Second, c.Health.RedisInterval)
 
@@ -128,6 +130,8 @@ func TestOptionalSections(t *testing.T) {
 	c, err = config.Load(config.MapLookup(env))
 	require.NoError(t, err)
 	require.True(t, c.LiveKit.SimulateCallee)
+	require.Empty(t, c.MissingForCalls())
+	require.Empty(t, c.MissingForAnalysis())
 	require.Equal(t, "http://127.0.0.1:9999/v1", c.OpenAI.BaseURL)
 
 	// Simulators are refused in production.
