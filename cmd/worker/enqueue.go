@@ -51,7 +51,9 @@ func cmdEnqueue(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "worker enqueue: --type %q is not a task type (want one of %v)\n", *typ, tasks.Types)
 		return 2
 	}
-	if err := tasks.CheckStrictJSON([]byte(*payload)); err != nil {
+	// The limits the worker applies to any producer's payload, checked on
+	// what was given (an inline call's details go to MongoDB, not Redis).
+	if err := errors.Join(tasks.CheckPayloadSize([]byte(*payload)), tasks.CheckStrictJSON([]byte(*payload))); err != nil {
 		fmt.Fprintf(e.stderr, "worker enqueue: payload: %v\n", err)
 		return 2
 	}
@@ -92,6 +94,9 @@ func cmdEnqueue(ctx context.Context, e env, args []string) int {
 	info, err := c.Enqueue(ctx, p, opts...)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
+		if errors.Is(err, tasks.ErrPayloadTooLarge) {
+			return 2
+		}
 		return 1
 	}
 	fmt.Fprintln(e.stdout, info.ID)

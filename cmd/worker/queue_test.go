@@ -250,6 +250,14 @@ func TestBinaryEnqueueFileIsStrict(t *testing.T) {
 	res := runBin(t, env, "enqueue", "--type", tasks.TypeSystemProbe, "--payload", `{"hold":"1s","hold":"2s"}`)
 	require.Equal(t, 2, res.code)
 	require.Contains(t, res.stderr, "hold: key given twice")
+	// Over the size the worker accepts from any producer: refused, though
+	// an inline call's details would have gone to MongoDB.
+	big := filepath.Join(dir, "big.json")
+	require.NoError(t, os.WriteFile(big, []byte(fmt.Sprintf(`{"type":"call:outbound","payload":{"inline":{"attempt_id":"oneoff-big-0001",`+
+		`"phone":"+15551234567","instructions":"x","greeting":%q}}}`, strings.Repeat("g", tasks.MaxPayloadBytes))), 0o600))
+	res = runBin(t, stackEnv(t, r.URL()), "enqueue", "--file", big)
+	require.Equal(t, 2, res.code, res.stderr)
+	require.Contains(t, res.stderr, "payload too large")
 	require.Empty(t, redisDump(t, r), "nothing was enqueued")
 }
 
