@@ -66,13 +66,7 @@ func TestBackpressureDefersThroughAsynq(t *testing.T) {
 			return nil
 		})))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testenv.Run(t, srv.Run)
 
 	c := asynq.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })

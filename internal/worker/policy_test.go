@@ -38,20 +38,17 @@ func newStack(t *testing.T) stack {
 	return s
 }
 
-// startServer runs srv until the test ends.
-func startServer(t *testing.T, srv *worker.Server) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-}
-
 func newServer(opt asynq.RedisClientOpt, log *zap.Logger) *worker.Server {
 	return worker.New(worker.Options{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second, Logger: log})
+}
+
+// handlingAll is a server with h registered for every task type.
+func handlingAll(opt asynq.RedisClientOpt, log *zap.Logger, h asynq.Handler) *worker.Server {
+	srv := newServer(opt, log)
+	for _, typ := range tasks.Types {
+		srv.Handle(typ, h)
+	}
+	return srv
 }
 
 // counter is a handler that counts its runs and returns err.
@@ -81,13 +78,10 @@ func TestWorkerServesOnlyTheQueuesItCanHandle(t *testing.T) {
 	analyze := &counter{}
 	probe := &counter{}
 
-	a := newServer(s.opt, zap.New(core).With(zap.String("worker", "a")))
-	for _, typ := range tasks.Types {
-		a.Handle(typ, probe)
-	}
+	a := handlingAll(s.opt, zap.New(core).With(zap.String("worker", "a")), probe)
 	a.Unavailable(tasks.TypeCallAnalyze, "OPENAI_API_KEY is not set")
 	require.Equal(t, []string{tasks.QueueCalls, tasks.QueueDefault, tasks.QueueLow}, a.Serves())
-	startServer(t, a)
+	testenv.Run(t, a.Run)
 
 	an, err := tasks.New(tasks.CallAnalyze{AttemptID: "attempt-0001"}, asynq.TaskID("analyze-1"), asynq.MaxRetry(8))
 	require.NoError(t, err)
@@ -120,7 +114,7 @@ func TestWorkerServesOnlyTheQueuesItCanHandle(t *testing.T) {
 	b := newServer(s.opt, zap.New(core).With(zap.String("worker", "b")))
 	b.Handle(tasks.TypeCallAnalyze, analyze)
 	require.Equal(t, []string{tasks.QueueAnalysis}, b.Serves())
-	startServer(t, b)
+	testenv.Run(t, b.Run)
 	eventually(t, "analysis run by the worker that can", func() bool { return analyze.runs.Load() == 1 })
 	eventually(t, "analysis done", func() bool {
 		_, err = s.insp.GetTaskInfo(tasks.QueueAnalysis, "analyze-1")
@@ -134,11 +128,8 @@ func TestProducerMistakesArchivedAtOnce(t *testing.T) {
 	s := newStack(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &counter{}
-	srv := newServer(s.opt, zap.New(core))
-	for _, typ := range tasks.Types {
-		srv.Handle(typ, h)
-	}
-	startServer(t, srv)
+	srv := handlingAll(s.opt, zap.New(core), h)
+	testenv.Run(t, srv.Run)
 
 	cases := []struct {
 		id, typ, queue, payload, reason string
@@ -171,11 +162,8 @@ func TestRetryBudgetIsTheTypesWhateverTheProducerSet(t *testing.T) {
 	s := newStack(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	fail := &counter{err: errors.New("LiveKit unreachable")}
-	srv := newServer(s.opt, zap.New(core))
-	for _, typ := range tasks.Types {
-		srv.Handle(typ, fail)
-	}
-	startServer(t, srv)
+	srv := handlingAll(s.opt, zap.New(core), fail)
+	testenv.Run(t, srv.Run)
 	budget := tasks.MaxRetry(tasks.TypeCallOutbound)
 	require.Equal(t, 3, budget)
 
@@ -251,12 +239,9 @@ func TestMisroutedTaskMovesToItsQueue(t *testing.T) {
 	s := newStack(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	analyze := &counter{}
-	srv := newServer(s.opt, zap.New(core))
-	for _, typ := range tasks.Types {
-		srv.Handle(typ, &counter{})
-	}
+	srv := handlingAll(s.opt, zap.New(core), &counter{})
 	srv.Handle(tasks.TypeCallAnalyze, analyze)
-	startServer(t, srv)
+	testenv.Run(t, srv.Run)
 
 	_, err := s.client.Enqueue(asynq.NewTask(tasks.TypeCallAnalyze, []byte(`{"attempt_id":"attempt-0001"}`)),
 		asynq.Queue(tasks.QueueDefault), asynq.TaskID("analyze-attempt-0001"), asynq.MaxRetry(8))

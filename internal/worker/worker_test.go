@@ -27,13 +27,7 @@ func runServer(t *testing.T, opt asynq.RedisClientOpt, log *zap.Logger, handlers
 	for typ, h := range handlers {
 		srv.Handle(typ, h)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testenv.Run(t, srv.Run)
 }
 
 // eventually polls cond until it holds or the bounded deadline passes.
