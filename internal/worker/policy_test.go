@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -254,4 +255,22 @@ func TestMisroutedTaskMovesToItsQueue(t *testing.T) {
 	ran := logs.FilterMessage("task.done").FilterField(zap.String("queue", tasks.QueueAnalysis)).All()
 	require.Len(t, ran, 1)
 	require.Equal(t, "analyze-attempt-0001", ran[0].ContextMap()["task_id"])
+}
+
+// A task interrupted by shutdown (not a failure) on what asynq counts as
+// its last attempt is requeued with its budget intact, not archived.
+func TestInterruptedLastAttemptIsRequeuedNotArchived(t *testing.T) {
+	s := newStack(t)
+	srv := handlingAll(s.opt, zap.NewNop(), &counter{err: fmt.Errorf("call ended early: %w", context.Canceled)})
+	testenv.Run(t, srv.Run)
+	_, err := s.client.Enqueue(asynq.NewTask(tasks.TypeCampaignDispatch, []byte(`{"campaign_id":"65f1c0ffee0000000000abcd"}`)),
+		asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(0), asynq.TaskID("dispatch-1"))
+	require.NoError(t, err)
+	eventually(t, "copy queued", func() bool { return taskState(s.insp, tasks.QueueDefault, "dispatch-1~1") == asynq.TaskStateScheduled })
+	info := s.info(t, tasks.QueueDefault, "dispatch-1~1")
+	require.Equal(t, tasks.MaxRetry(tasks.TypeCampaignDispatch), info.MaxRetry, "an interruption spends nothing")
+	require.Equal(t, "0", info.Headers[worker.HeaderPriorFailures])
+	q, err := s.insp.GetQueueInfo(tasks.QueueDefault)
+	require.NoError(t, err)
+	require.Zero(t, q.Archived)
 }

@@ -92,7 +92,8 @@ func (s *Server) policy(ctx context.Context, t *asynq.Task, err error) error {
 		return err // asynq retries it; a deferral spends nothing
 	}
 	queue, _ := asynq.GetQueueName(ctx)
-	return s.requeue(ctx, t, requeue{queue: queue, prior: used, delay: RetryDelay(used-1, err, t), cause: err})
+	// The delay asynq would have chosen: RetryDelay adds t's prior failures.
+	return s.requeue(ctx, t, requeue{queue: queue, prior: used, delay: RetryDelay(retried, err, t), cause: err})
 }
 
 // requeue describes a copy to write.

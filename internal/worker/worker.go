@@ -183,7 +183,7 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.As(err, &after) && after.RetryAfter() > 0 {
 		return after.RetryAfter()
 	}
-	n += priorFailures(t)
+	n = max(n+priorFailures(t), 0)
 	d := base << min(n, 16)
 	if d > ceiling || d <= 0 {
 		d = ceiling

@@ -165,6 +165,14 @@ func TestRetryDelay(t *testing.T) {
 		require.LessOrEqual(t, d, full, "n=%d", n)
 	}
 	require.GreaterOrEqual(t, worker.RetryDelay(0, errors.New("x"), callTask), 30*time.Second)
+
+	// A requeued copy continues the backoff of the failures before it.
+	cp := asynq.NewTaskWithHeaders(tasks.TypeSystemProbe, nil, map[string]string{worker.HeaderPriorFailures: "3"})
+	require.GreaterOrEqual(t, worker.RetryDelay(0, errors.New("x"), cp), 40*time.Second)
+	require.LessOrEqual(t, worker.RetryDelay(0, errors.New("x"), cp), 80*time.Second)
+	// Nonsense counts never panic or go below the base.
+	bad := asynq.NewTaskWithHeaders(tasks.TypeSystemProbe, nil, map[string]string{worker.HeaderPriorFailures: "-9"})
+	require.GreaterOrEqual(t, worker.RetryDelay(-1, errors.New("x"), bad), 5*time.Second)
 }
 
 func TestOutcome(t *testing.T) {
