@@ -35,12 +35,13 @@ type callDeps struct {
 }
 
 // buildRunner returns the runner that conducts calls, or nil when this
-// worker has no telephony or no OpenAI key: it then does not serve the
-// calls queue (worker.queues says why), so nothing is dialed and nothing is
-// lost. The returned cleanup must run at exit.
+// worker has no telephony or no OpenAI key: call tasks are then retried,
+// unclaimed, so nothing is dialed and nothing is lost. The returned cleanup
+// must run at exit.
 func buildRunner(d callDeps) (call.AttemptRunner, func(), error) {
 	cfg := d.cfg
-	if len(cfg.MissingForCalls()) > 0 {
+	if !cfg.LiveKit.Enabled() || !cfg.OpenAI.Enabled() {
+		d.log.Warn("call.runner_disabled", zap.Bool("livekit", cfg.LiveKit.Enabled()), zap.Bool("openai", cfg.OpenAI.Enabled()))
 		return nil, func() {}, nil
 	}
 	telephony.SetSDKLogger(d.log)
