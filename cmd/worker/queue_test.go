@@ -38,7 +38,7 @@ func openTestStore(t *testing.T, env map[string]string) *store.Store {
 func endedInlineAttempt(t *testing.T, st *store.Store, id string) {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, st.CreateAttempt(ctx, &store.Call{ID: id, Attempt: 1, Phone: "+15551234567", Instructions: "x"}))
+	require.NoError(t, st.CreateAttempt(ctx, &store.Call{ID: id, Attempt: 1, Phone: "+12125550100", Instructions: "x"}))
 	claim, err := st.ClaimAttempt(ctx, id, "test", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, st.Transition(ctx, claim, store.CallNoAnswer, store.CallFields{}))
@@ -193,7 +193,7 @@ func redisDump(t *testing.T, r *testenv.Redis) map[string]string {
 func TestBinaryEnqueueInlineKeepsPersonalDataOutOfRedis(t *testing.T) {
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
-	const phone, dob, practice = "+15559876543", "1961-04-09", "Elm Street Dental"
+	const phone, dob, practice = "+12125550123", "1961-04-09", "Elm Street Dental"
 	task := fmt.Sprintf(`{"type":"call:outbound","payload":{"inline":{"attempt_id":"oneoff-pii-0001","phone":%q,
 		"instructions":"Confirm the date of birth {{dob}} for {{practice}}.","variables":{"dob":%q,"practice":%q}}}}`, phone, dob, practice)
 	file := filepath.Join(t.TempDir(), "task.json")
@@ -206,7 +206,7 @@ func TestBinaryEnqueueInlineKeepsPersonalDataOutOfRedis(t *testing.T) {
 	require.NotEmpty(t, dump)
 	var sawTask bool
 	for k, v := range dump {
-		for _, secret := range []string{phone, phone[1:], "9876543", dob, practice} {
+		for _, secret := range []string{phone, phone[1:], "5550123", dob, practice} {
 			require.NotContains(t, k, secret)
 			require.NotContains(t, v, secret, "key %s", k)
 		}
@@ -227,12 +227,12 @@ func TestBinaryEnqueueInlineKeepsPersonalDataOutOfRedis(t *testing.T) {
 	require.Contains(t, res.stderr, "already queued")
 
 	other := filepath.Join(t.TempDir(), "other.json")
-	require.NoError(t, os.WriteFile(other, []byte(strings.Replace(task, phone, "+15550000000", 1)), 0o600))
+	require.NoError(t, os.WriteFile(other, []byte(strings.Replace(task, phone, "+12125550111", 1)), 0o600))
 	res = runBin(t, env, "enqueue", "--file", other)
 	require.Equal(t, 2, res.code)
 	require.Contains(t, res.stderr, "conflicts with attempt oneoff-pii-0001")
 	require.Contains(t, res.stderr, "[phone]")
-	require.NotContains(t, res.stderr, "0000000")
+	require.NotContains(t, res.stderr, "5550111")
 }
 
 // `worker enqueue --file` refuses a key given twice (the last would win:
@@ -261,7 +261,7 @@ func TestBinaryEnqueueFileIsStrict(t *testing.T) {
 	// an inline call's details would have gone to MongoDB.
 	big := filepath.Join(dir, "big.json")
 	require.NoError(t, os.WriteFile(big, []byte(fmt.Sprintf(`{"type":"call:outbound","payload":{"inline":{"attempt_id":"oneoff-big-0001",`+
-		`"phone":"+15551234567","instructions":"x","greeting":%q}}}`, strings.Repeat("g", tasks.MaxPayloadBytes))), 0o600))
+		`"phone":"+12125550100","instructions":"x","greeting":%q}}}`, strings.Repeat("g", tasks.MaxPayloadBytes))), 0o600))
 	res = runBin(t, stackEnv(t, r.URL()), "enqueue", "--file", big)
 	require.Equal(t, 2, res.code, res.stderr)
 	require.Contains(t, res.stderr, "payload too large")

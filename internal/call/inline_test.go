@@ -25,23 +25,23 @@ func TestInlineConflictIsLoggedAndRefused(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	ctx := logging.WithContext(context.Background(), zap.New(core))
 	runner := &countingRunner{}
-	h := &call.Handler{Calls: st, Runner: runner, Owner: "w1", Now: func() time.Time { return time.Unix(1_800_000_000, 0) }}
+	h := &call.Handler{Calls: st, Runner: runner, Owner: "w1", Now: func() time.Time { return time.Unix(1_800_000_000, 0) }} // 17:00 in Tokyo
 	first := tasks.InlineCall{
-		AttemptID: "oneoff-conflict-1", Phone: "+15551234567", Instructions: "Confirm the appointment.",
+		AttemptID: "oneoff-conflict-1", Phone: "+81355550100", Instructions: "Confirm the appointment.",
 		Variables: map[string]string{"dob": "1961-04-09"},
 	}
 	require.NoError(t, h.ProcessTask(ctx, task(t, tasks.CallOutbound{Inline: &first})))
 	require.NoError(t, h.ProcessTask(ctx, task(t, tasks.CallOutbound{Inline: &first})), "a true duplicate is fine")
 
 	other := first
-	other.Phone = "+15557654321"
+	other.Phone = "+81355550199"
 	other.Variables = map[string]string{"dob": "1970-01-01"}
 	err := h.ProcessTask(ctx, task(t, tasks.CallOutbound{Inline: &other}))
 	var conflict *call.InlineConflictError
 	require.ErrorAs(t, err, &conflict)
 	require.ErrorIs(t, err, asynq.SkipRetry, "archived with the reason, not retried")
 	require.Equal(t, []string{"phone", "variables"}, conflict.Fields)
-	require.NotContains(t, err.Error(), "7654321", "no phone number in the reason")
+	require.NotContains(t, err.Error(), "5550199", "no phone number in the reason")
 	require.NotContains(t, err.Error(), "1970")
 
 	lines := logs.FilterMessage("call.conflict").All()
@@ -50,7 +50,7 @@ func TestInlineConflictIsLoggedAndRefused(t *testing.T) {
 	require.Equal(t, int32(1), runner.runs.Load(), "dialled once, for the first payload")
 	c, err := st.GetCall(context.Background(), "oneoff-conflict-1")
 	require.NoError(t, err)
-	require.Equal(t, "+15551234567", c.Phone, "the first attempt stands")
+	require.Equal(t, "+81355550100", c.Phone, "the first attempt stands")
 
 	// CreateInline is what `worker enqueue` uses: same answers.
 	now := time.Now()

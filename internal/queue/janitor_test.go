@@ -66,7 +66,7 @@ func TestJanitorBoundsWhatFailedTasksKeep(t *testing.T) {
 	before := usedMemory(t, rc)
 
 	inline := func(id, extra string) []byte {
-		return []byte(`{"inline":{"attempt_id":"` + id + `","phone":"+15551234567","instructions":"x","variables":{"dob":"1961-04-09"}}` + extra + `}`)
+		return []byte(`{"inline":{"attempt_id":"` + id + `","phone":"+12125550100","instructions":"x","variables":{"dob":"1961-04-09"}}` + extra + `}`)
 	}
 	archiveThroughAsynq(t, opt, func(c *asynq.Client) []string {
 		var ids []string

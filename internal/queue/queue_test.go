@@ -120,7 +120,7 @@ func TestEnqueueRefusesOversizedPayload(t *testing.T) {
 	c := NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
 	defer c.Close()
 	big := tasks.CallOutbound{Inline: &tasks.InlineCall{
-		AttemptID: "oneoff-0001", Phone: "+15551234567", Instructions: "Confirm.",
+		AttemptID: "oneoff-0001", Phone: "+12125550100", Instructions: "Confirm.",
 		Greeting: strings.Repeat("x", tasks.MaxPayloadBytes),
 	}}
 	_, err := c.Enqueue(context.Background(), big)

@@ -66,8 +66,8 @@ func TypesOn(queue string) []string {
 // Known reports whether queue is one of ours.
 func Known(queue string) bool { return slices.Contains(QueueNames, queue) }
 
-// MaxPayloadBytes bounds an accepted payload. The largest valid one, an
-// inline call at every limit with each character JSON-escaped, is under
+// MaxPayloadBytes bounds an accepted payload. An inline call at its
+// instruction and variable limits, every character JSON-escaped, is under
 // 300 KB; past this, a payload is a producer's mistake, refused at enqueue
 // and archived by the worker (and then dropped by the janitor), so it
 // cannot fill a Redis that refuses every enqueue once full.

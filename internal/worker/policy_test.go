@@ -139,7 +139,7 @@ func TestProducerMistakesArchivedAtOnce(t *testing.T) {
 		{"big", tasks.TypeCampaignDispatch, tasks.QueueDefault,
 			`{"campaign_id":"65f1c0ffee0000000000abcd","x":"` + strings.Repeat("a", tasks.MaxPayloadBytes) + `"}`, "payload too large"},
 		{"twice", tasks.TypeCallOutbound, tasks.QueueCalls,
-			`{"inline":{"attempt_id":"oneoff-0001","phone":"+15551234567","phone":"+15557654321","instructions":"x"}}`,
+			`{"inline":{"attempt_id":"oneoff-0001","phone":"+12125550100","phone":"+12125550199","instructions":"x"}}`,
 			"inline.phone: key given twice"},
 	}
 	for _, c := range cases {
