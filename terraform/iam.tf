@@ -17,9 +17,10 @@ resource "aws_iam_user_policy" "worker_recordings" {
   policy = data.aws_iam_policy_document.worker_recordings.json
 }
 
-# Only what the worker calls (internal/storage): streaming multipart uploads,
-# HeadObject and presigned GETs, deleting a failed upload's object, the
-# `worker health` probe, and the bucket reads behind `worker verify s3`.
+# Only what the worker calls (internal/bucket, internal/recording): streaming
+# multipart uploads, HeadObject and presigned GETs, deleting a recording's
+# joined segments, the `worker health` probe, and the bucket reads behind
+# `worker verify s3`.
 data "aws_iam_policy_document" "worker_recordings" {
   statement {
     sid    = "RecordingObjects"
@@ -27,11 +28,21 @@ data "aws_iam_policy_document" "worker_recordings" {
     actions = [
       "s3:PutObject",
       "s3:GetObject",
-      "s3:DeleteObject",
       "s3:AbortMultipartUpload",
       "s3:ListMultipartUploadParts",
     ]
     resources = ["${aws_s3_bucket.recordings.arn}/*"]
+  }
+
+  # The worker deletes only its own scratch objects: a recording's segments
+  # once joined into the final object (recordings-partial/, see
+  # internal/recording), and the health probe's object (health/probe/). A
+  # leaked key cannot delete a final recording (recordings/).
+  statement {
+    sid       = "ScratchDeletes"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.recordings.arn}/recordings-partial/*", "${aws_s3_bucket.recordings.arn}/health/probe/*"]
   }
 
   # The probe reads back and deletes the exact version it wrote, so repeated

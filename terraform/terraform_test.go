@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docshield/voice-worker/internal/bucket"
+	"github.com/docshield/voice-worker/internal/recording"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -778,7 +780,7 @@ func TestWorkerIAMPolicyIsLeastPrivilege(t *testing.T) {
 
 	doc := findBlock(t, cfg, "data", "aws_iam_policy_document", "worker_recordings")
 	statements := nested(doc, "statement")
-	require.Len(t, statements, 3)
+	require.Len(t, statements, 4)
 	for _, s := range statements {
 		requireAttr(t, cfg, s, "effect", "Allow")
 		require.NotContains(t, s.Body.Attributes, "not_actions")
@@ -787,9 +789,21 @@ func TestWorkerIAMPolicyIsLeastPrivilege(t *testing.T) {
 
 	objects := statement(t, cfg, doc, "RecordingObjects")
 	require.ElementsMatch(t, []string{
-		"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+		"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
 	}, cfg.stringList(t, attr(t, objects, "actions")))
 	requireResources(t, attr(t, objects, "resources"), "aws_s3_bucket.recordings.arn/*")
+
+	// Deletes only under the prefixes the worker deletes from: joined
+	// recording segments and the probe's object, never a final recording.
+	deletes := statement(t, cfg, doc, "ScratchDeletes")
+	require.Equal(t, []string{"s3:DeleteObject"}, cfg.stringList(t, attr(t, deletes, "actions")))
+	requireResources(t, attr(t, deletes, "resources"),
+		"aws_s3_bucket.recordings.arn/"+recording.PartialPrefix+"*", "aws_s3_bucket.recordings.arn/"+bucket.ProbePrefix+"*")
+	for _, s := range statements {
+		if s != deletes {
+			require.NotContains(t, cfg.stringList(t, attr(t, s, "actions")), "s3:DeleteObject")
+		}
+	}
 
 	// Version-level access only where the health probe writes
 	// (storage.ProbePrefix), never on recordings.
@@ -969,4 +983,17 @@ func TestOutputsDoNotLeakSecrets(t *testing.T) {
 			require.NotEqual(t, "local.mongodb_uri", r, "output %q exposes MONGODB_URI", o.Labels[0])
 		}
 	}
+}
+
+// The worker refuses redis:// when APP_ENV=production, so production's
+// Redis must keep TLS on (REDIS_URL is then rediss://).
+func TestProductionRedisURLIsTLS(t *testing.T) {
+	cfg := loadConfig(t)
+	def := cfg.defaults["redis_enable_tls"]
+	require.NotNil(t, def, "redis_enable_tls needs a default")
+	require.True(t, cfg.boolean(t, def), "TLS is on unless an environment turns it off")
+	if v, ok := cfg.tfvars["prod.tfvars.example"].Attributes["redis_enable_tls"]; ok {
+		require.True(t, cfg.boolean(t, v.Expr), "production must not turn Redis TLS off")
+	}
+	requireRefersTo(t, attr(t, findBlock(t, cfg, "resource", "rediscloud_subscription_database"), "enable_tls"), "var.redis_enable_tls")
 }

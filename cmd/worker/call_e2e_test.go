@@ -60,7 +60,7 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	// The runner enqueued call:analyze; the worker analyses the call
 	// through chat completions (chatsim answers from the schema it is sent).
 	waitFor(t, "call analysed", func() bool {
-		_, err := insp.GetTaskInfo(tasks.QueueDefault, "analyze-e2e-call-0001")
+		_, err := insp.GetTaskInfo(tasks.QueueAnalysis, "analyze-e2e-call-0001")
 		return errors.Is(err, asynq.ErrTaskNotFound) // deleted once processed
 	})
 	require.NoError(t, w.sigterm(t), w.out.String())

@@ -69,6 +69,7 @@ func currentMetrics(ctx context.Context, e env, timeout time.Duration) []monitor
 	return monitor.CurrentMetrics(ctx, monitor.MetricSources{
 		Queues:    func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) },
 		Snapshots: snaps.Read,
+		Redis:     func(ctx context.Context) (queue.RedisInfo, error) { return queue.Inspect(ctx, opt) },
 	}, thresholds(cfg.Health))
 }
 

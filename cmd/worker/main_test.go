@@ -224,7 +224,7 @@ func TestEnqueueValidatesAndPrintsID(t *testing.T) {
 	for _, s := range stats {
 		got[s.Queue] = s.Pending
 	}
-	require.Equal(t, map[string]int{"calls": 0, "default": 1, "low": 1}, got)
+	require.Equal(t, map[string]int{"calls": 0, "default": 1, "analysis": 0, "low": 1}, got)
 }
 
 // proc is a running `worker run`.
@@ -280,16 +280,17 @@ func TestBinaryProcessesTasksAndArchivesInvalidPayload(t *testing.T) {
 	out := startWorker(t, env).out
 	client, insp := asynqClients(t, r)
 
-	bad, err := client.Enqueue(asynq.NewTask(tasks.TypeCallOutbound, []byte(`{"attempt_id":"has spaces"}`)),
-		asynq.Queue(tasks.QueueCalls), asynq.MaxRetry(3))
+	// (This worker has no LiveKit: it serves default, not calls.)
+	bad, err := client.Enqueue(asynq.NewTask(tasks.TypeCampaignDispatch, []byte(`{"campaign_id":"has spaces"}`)),
+		asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(3))
 	require.NoError(t, err)
-	waitFor(t, "invalid call archived", func() bool {
-		info, err := insp.GetTaskInfo(tasks.QueueCalls, bad.ID)
+	waitFor(t, "invalid dispatch archived", func() bool {
+		info, err := insp.GetTaskInfo(tasks.QueueDefault, bad.ID)
 		return err == nil && info.State == asynq.TaskStateArchived
 	})
-	info, err := insp.GetTaskInfo(tasks.QueueCalls, bad.ID)
+	info, err := insp.GetTaskInfo(tasks.QueueDefault, bad.ID)
 	require.NoError(t, err)
-	require.Contains(t, info.LastErr, "attempt_id: must be")
+	require.Contains(t, info.LastErr, "campaign_id: must be")
 
 	good, err := tasks.New(tasks.SystemProbe{})
 	require.NoError(t, err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/queue"
+	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/hibiken/asynq"
 )
 
@@ -42,13 +44,28 @@ func cmdQueue(ctx context.Context, e env, args []string) int {
 		return exitCode(enc.Encode(stats))
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tPROCESSED TODAY\tFAILED TODAY\tPROCESSED TOTAL\tFAILED TOTAL\tLATENCY\tPAUSED")
+	fmt.Fprintln(tw, "QUEUE\tWORKERS\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tPROCESSED TODAY\tFAILED TODAY\tPROCESSED TOTAL\tFAILED TOTAL\tLATENCY\tPAUSED")
+	var notes []string
 	for _, s := range stats {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%v\n", s.Queue, s.Pending, s.Active,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%v\n", s.Queue, s.Servers, s.Pending, s.Active,
 			s.Scheduled, s.Retry, s.Archived, s.ProcessedToday, s.FailedToday, s.ProcessedTotal, s.FailedTotal,
 			s.Latency.Round(1e6), s.Paused)
+		switch {
+		case s.Foreign:
+			notes = append(notes, fmt.Sprintf("%s: not one of the worker's queues (%s); no worker will ever serve it: %d tasks wait",
+				s.Queue, strings.Join(tasks.QueueNames, ", "), s.Backlog()))
+		case s.Servers == 0:
+			notes = append(notes, fmt.Sprintf("%s: no running worker serves it (%s): %d tasks wait",
+				s.Queue, strings.Join(tasks.TypesOn(s.Queue), ", "), s.Backlog()))
+		}
 	}
-	return exitCode(tw.Flush())
+	if err := tw.Flush(); err != nil {
+		return 1
+	}
+	for _, n := range notes {
+		fmt.Fprintln(e.stdout, "UNSERVED "+n)
+	}
+	return 0
 }
 
 func exitCode(err error) int {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/analysis"
@@ -142,6 +143,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
 	queues := func(ctx context.Context) ([]queue.QueueStats, error) { return queue.Stats(ctx, insp) }
+	redisInfo := func(ctx context.Context) (queue.RedisInfo, error) { return queue.Inspect(ctx, redisOpt) }
 	snaps := monitor.NewRedisSnapshots(redisOpt, 3*cfg.Health.EvalInterval)
 	defer snaps.Close()
 	pressure := monitor.NewPressure(log)
@@ -155,7 +157,8 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 				Interval: cfg.Health.S3Interval},
 		},
 		HeartbeatInterval: cfg.Health.WorkerInterval, EvalInterval: cfg.Health.EvalInterval,
-		Thresholds: thresholds(cfg.Health), Queues: queues, Pressure: pressure, Publish: snaps.Publish,
+		Thresholds: thresholds(cfg.Health), Queues: queues, Serving: srv.Serves, Redis: redisInfo,
+		Pressure: pressure, Publish: snaps.Publish,
 	})
 	if err != nil {
 		return err
@@ -171,9 +174,6 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 			_ = ms.Shutdown(sctx)
 		}()
 	}
-	mon.Start(ctx)
-	defer mon.Shutdown()
-
 	srv.Handle(tasks.TypeSystemProbe, asynq.HandlerFunc(worker.ProbeHandler))
 	// Campaigns: a dispatch round every interval on each worker (one of
 	// them wins each round), and campaign:dispatch for a round on demand.
@@ -190,6 +190,16 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer endsRedis.Close()
 	ends := call.NewRedisEndOutbox(endsRedis)
 
+	// Failed tasks' payloads are bounded in age and size (asynq keeps 90
+	// days and 10,000 per queue).
+	janitor := queue.NewJanitor(queue.JanitorOptions{
+		Inspector: insp, Logger: log, Interval: cfg.Queue.JanitorInterval,
+		ArchiveMaxAge: cfg.Queue.ArchiveMaxAge, ArchiveMaxBytes: cfg.Queue.ArchiveMaxBytes,
+		InlineArchiveMaxAge: cfg.Queue.InlineArchiveMaxAge,
+	})
+	janitor.Start()
+	defer janitor.Shutdown()
+
 	runner, rooms, closeRunner, err := buildRunner(callDeps{daemon: ctx, cfg: cfg, store: st, storage: s3c, campaign: camp,
 		analyze: enq, ends: ends, log: log})
 	if err != nil {
@@ -203,10 +213,16 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		Interval: min(30*time.Second, cfg.Worker.CallLease/3), Logger: log})
 	reaper.Start()
 	defer reaper.Shutdown()
-	// Backpressure defers new calls while memory is above its warning level.
-	srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
-		&call.Handler{Calls: st, Queue: enq, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))
-	// Post-call analysis needs OpenAI; without a key the tasks wait.
+	// A worker that cannot place calls does not serve their queue: the
+	// tasks wait, pending, for one that can. Backpressure defers new calls
+	// while memory is above its warning level.
+	if runner == nil {
+		srv.Unavailable(tasks.TypeCallOutbound, notSet(cfg.MissingForCalls()))
+	} else {
+		srv.Handle(tasks.TypeCallOutbound, pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(ctx,
+			&call.Handler{Calls: st, Queue: enq, Owner: owner, Runner: runner, Lease: cfg.Worker.CallLease})))
+	}
+	// Post-call analysis needs OpenAI; without a key its queue waits.
 	if cfg.OpenAI.Enabled() {
 		chat, err := analysis.NewClient(analysis.ClientConfig{APIKey: cfg.OpenAI.APIKey, BaseURL: cfg.OpenAI.BaseURL})
 		if err != nil {
@@ -218,26 +234,17 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		}
 		srv.Handle(tasks.TypeCallAnalyze, an)
 	} else {
-		srv.Handle(tasks.TypeCallAnalyze, notYet[tasks.CallAnalyze]())
+		srv.Unavailable(tasks.TypeCallAnalyze, notSet(cfg.MissingForAnalysis()))
 	}
+	// After the registrations: the monitor's first evaluation counts this
+	// worker's queues as served.
+	mon.Start(ctx)
+	defer mon.Shutdown()
 	return srv.Run(ctx)
 }
 
-// notYet validates a payload (so a bad one is archived with its reason at
-// once) and otherwise leaves the task to be retried later: this build has no
-// handler for it yet, and a valid task must not be lost.
-func notYet[T any, P interface {
-	*T
-	tasks.Payload
-}]() asynq.Handler {
-	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		var p T
-		if err := tasks.Unmarshal(t.Payload(), P(&p)); err != nil {
-			return worker.Reject(err)
-		}
-		return fmt.Errorf("%s is not handled by worker %s yet; will retry", t.Type(), version.Version)
-	})
-}
+// notSet says which settings are missing, for `worker.queues`.
+func notSet(vars []string) string { return strings.Join(vars, ", ") + " not set" }
 
 // thresholds maps the configured alert levels onto the health monitor's.
 func thresholds(h config.Health) monitor.Thresholds {
@@ -246,6 +253,7 @@ func thresholds(h config.Health) monitor.Thresholds {
 	t.RSSMB = monitor.Threshold{Warning: float64(h.MemWarnMB), Critical: float64(h.MemCritMB)}
 	t.QueueLength = monitor.Threshold{Warning: float64(h.QueueWarn), Critical: float64(h.QueueCrit)}
 	t.ErrorRatePercent = monitor.Threshold{Warning: float64(h.ErrorRateWarnPct), Critical: float64(h.ErrorRateCritPct)}
+	t.RedisMemoryPercent = monitor.Threshold{Warning: float64(h.RedisMemWarnPct), Critical: float64(h.RedisMemCritPct)}
 	return t
 }
 

@@ -87,7 +87,7 @@ func TestRetriedByAsynqThenRecordedAndArchived(t *testing.T) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		info, err := insp.GetTaskInfo(tasks.QueueDefault, "analyze-"+id)
+		info, err := insp.GetTaskInfo(tasks.QueueAnalysis, "analyze-"+id)
 		require.NoError(t, err)
 		if info.State == asynq.TaskStateArchived {
 			require.Contains(t, info.LastErr, "extracted.providers")

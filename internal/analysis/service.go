@@ -131,13 +131,14 @@ type Try struct {
 
 // TryFromContext reads the try from asynq's task context. Outside a task
 // (a direct call) there is no retry, so it is the last.
-func TryFromContext(ctx context.Context) Try {
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	if !ok1 || !ok2 {
+func TryFromContext(ctx context.Context, t *asynq.Task) Try {
+	if _, ok := asynq.GetRetryCount(ctx); !ok {
 		return Try{N: 1, Last: true}
 	}
-	return Try{N: retried + 1, Last: retried >= maxRetry}
+	// The worker's count: the type's retry budget across requeued copies,
+	// not the MaxRetry a producer set (internal/worker's retry policy).
+	n, last := worker.Try(ctx, t)
+	return Try{N: n, Last: last}
 }
 
 // ProcessTask implements asynq.Handler for call:analyze.
@@ -146,7 +147,7 @@ func (s *Service) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Unmarshal(t.Payload(), &p); err != nil {
 		return worker.Reject(err)
 	}
-	return s.Analyze(ctx, p.AttemptID, TryFromContext(ctx))
+	return s.Analyze(ctx, p.AttemptID, TryFromContext(ctx, t))
 }
 
 // Analyze analyses one ended attempt and stores the result on its call

@@ -395,7 +395,7 @@ func TestNewChecksItsDependencies(t *testing.T) {
 }
 
 func TestTryFromContext(t *testing.T) {
-	require.Equal(t, Try{N: 1, Last: true}, TryFromContext(context.Background()), "outside a task nothing retries")
+	require.Equal(t, Try{N: 1, Last: true}, TryFromContext(context.Background(), asynq.NewTask(tasks.TypeCallAnalyze, nil)), "outside a task nothing retries")
 	require.True(t, reasoningModel("gpt-5-mini"))
 	require.True(t, reasoningModel("o4-mini"))
 	require.False(t, reasoningModel("gpt-4o-mini"))

@@ -200,22 +200,8 @@ func (h *Handler) neverCallable(ctx context.Context, c *store.Call, why string, 
 }
 
 // createInline writes the attempt of a one-off call. The id comes from the
-// payload, so a duplicate delivery finds the attempt already there.
+// payload, so a duplicate delivery finds the attempt already there; one
+// with other details is a conflict (see CreateInline).
 func (h *Handler) createInline(ctx context.Context, in *tasks.InlineCall) error {
-	err := h.Calls.CreateAttempt(ctx, &store.Call{
-		ID:           in.AttemptID,
-		Attempt:      1,
-		Status:       store.CallQueued,
-		CreatedAt:    h.now(),
-		Phone:        in.Phone,
-		Instructions: in.Instructions,
-		Greeting:     in.Greeting,
-		Variables:    in.Variables,
-		CallerID:     in.CallerID,
-		TimeZone:     in.TimeZone,
-	})
-	if err != nil && !errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("create inline attempt %s: %w", in.AttemptID, err)
-	}
-	return nil
+	return CreateInline(ctx, h.Calls, in, h.now())
 }

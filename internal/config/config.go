@@ -39,6 +39,23 @@ type Config struct {
 	OpenAI   OpenAI
 	LogTail  LogTail
 	Health   Health
+	Queue    Queue
+}
+
+// Queue settings: how long and how much of the archive the janitor keeps.
+// asynq's own limits (90 days, 10,000 tasks per queue) are constants that
+// would let a few large mistakes fill a 100 MB Redis.
+type Queue struct {
+	// ArchiveMaxAge is how long an archived task is kept.
+	ArchiveMaxAge time.Duration
+	// ArchiveMaxBytes caps the payload bytes of all archived tasks
+	// together; past it, the oldest go first.
+	ArchiveMaxBytes int64
+	// InlineArchiveMaxAge is how long an archived inline call is kept: its
+	// payload holds a phone number and template variables.
+	InlineArchiveMaxAge time.Duration
+	// JanitorInterval is how often the archive is trimmed.
+	JanitorInterval time.Duration
 }
 
 // LiveKit settings. Telephony is enabled when URL is set; the phone network
@@ -54,6 +71,25 @@ type LiveKit struct {
 
 // Enabled reports whether telephony is configured.
 func (l LiveKit) Enabled() bool { return l.URL != "" }
+
+// MissingForCalls names the unset variables without which this worker
+// cannot place calls; empty when it can.
+func (c Config) MissingForCalls() []string {
+	var out []string
+	if !c.LiveKit.Enabled() {
+		out = append(out, "LIVEKIT_URL")
+	}
+	return append(out, c.MissingForAnalysis()...)
+}
+
+// MissingForAnalysis names the unset variables without which this worker
+// cannot analyse calls; empty when it can.
+func (c Config) MissingForAnalysis() []string {
+	if !c.OpenAI.Enabled() {
+		return []string{"OPENAI_API_KEY"}
+	}
+	return nil
+}
 
 // OpenAI settings. BaseURL may point at the local simulator outside
 // production only.
@@ -86,7 +122,14 @@ type Health struct {
 	MemWarnMB, MemCritMB                                                   int
 	QueueWarn, QueueCrit                                                   int
 	ErrorRateWarnPct, ErrorRateCritPct                                     int
-	MetricsAddr                                                            string
+	// RedisMemWarnPct and RedisMemCritPct grade Redis's used_memory as a
+	// percent of its maxmemory: with noeviction a full Redis refuses every
+	// enqueue, so the alert must come well before.
+	RedisMemWarnPct, RedisMemCritPct int
+	// MetricsAddr is host:port. A bare ":port" was turned into
+	// 127.0.0.1:port when read: the endpoint has no authentication, so it
+	// binds beyond loopback only when a host is named.
+	MetricsAddr string
 }
 
 // Redis settings. URL may come from REDIS_TLS_URL, REDIS_URL or
@@ -268,15 +311,16 @@ func Load(lookup LookupFunc) (Config, error) {
 	c := Config{
 		Env:      r.env(),
 		LogLevel: r.logLevel(),
-		Redis:    r.redis(),
-		Mongo:    r.mongo(),
 		Worker:   r.worker(),
 	}
+	c.Redis = r.redis(c.Env)
+	c.Mongo = r.mongo(c.Env)
 	c.S3 = r.s3(c.Env)
 	c.LiveKit = r.livekit(c.Env)
 	c.OpenAI = r.openai(c.Env)
-	c.LogTail = r.logtail()
+	c.LogTail = r.logtail(c.Env)
 	c.Health = r.health()
+	c.Queue = r.queue()
 	return c, r.err()
 }
 
@@ -303,7 +347,7 @@ func LoadOpenAI(lookup LookupFunc) (OpenAI, error) {
 // LoadLogTail reads only the LogTail settings, for `verify logtail`.
 func LoadLogTail(lookup LookupFunc) (LogTail, error) {
 	r := &reader{lookup: lookup}
-	c := r.logtail()
+	c := r.logtail(r.env())
 	if c.SourceToken == "" {
 		r.fail("LOGTAIL_SOURCE_TOKEN", "is required")
 	}
@@ -313,14 +357,14 @@ func LoadLogTail(lookup LookupFunc) (LogTail, error) {
 // LoadRedis reads only what talking to Redis needs (plus APP_ENV).
 func LoadRedis(lookup LookupFunc) (Redis, error) {
 	r := &reader{lookup: lookup}
-	c := r.redis()
+	c := r.redis(r.env())
 	return c, r.err()
 }
 
-// LoadMongo reads only what talking to MongoDB needs.
+// LoadMongo reads only what talking to MongoDB needs (plus APP_ENV).
 func LoadMongo(lookup LookupFunc) (Mongo, error) {
 	r := &reader{lookup: lookup}
-	c := r.mongo()
+	c := r.mongo(r.env())
 	return c, r.err()
 }
 
@@ -362,7 +406,7 @@ func (r *reader) logLevel() string {
 // URL first because Heroku sets it next to a plain URL for the same server.
 var redisURLVars = []string{"REDIS_TLS_URL", "REDIS_URL", "REDISCLOUD_URL"}
 
-func (r *reader) redis() Redis {
+func (r *reader) redis(env Env) Redis {
 	var c Redis
 	for _, name := range redisURLVars {
 		if v := r.str(name, ""); v != "" {
@@ -384,11 +428,30 @@ func (r *reader) redis() Redis {
 		r.fail(c.Source, "must start with redis:// or rediss://, got scheme %q", u.Scheme)
 	case u.Host == "":
 		r.fail(c.Source, "has no host")
+	default:
+		r.requireTLS(env, c.Source, u, "rediss")
 	}
 	return c
 }
 
-func (r *reader) mongo() Mongo {
+// requireTLS refuses a plaintext endpoint when APP_ENV=production: what
+// crosses the network there carries patient data, call audio or
+// credentials. Outside production a plaintext (usually loopback) endpoint
+// stays allowed for the local stack and its simulators.
+func (r *reader) requireTLS(env Env, name string, u *url.URL, tlsSchemes ...string) {
+	if env != Production {
+		return
+	}
+	for _, s := range tlsSchemes {
+		if u.Scheme == s {
+			return
+		}
+	}
+	r.fail(name, "must use %s:// (TLS) when APP_ENV=production; plaintext %s:// is refused",
+		strings.Join(tlsSchemes, ":// or "), u.Scheme)
+}
+
+func (r *reader) mongo(env Env) Mongo {
 	c := Mongo{
 		URI:         r.required("MONGODB_URI"),
 		Database:    r.str("MONGODB_DATABASE", "docshield"),
@@ -396,6 +459,8 @@ func (r *reader) mongo() Mongo {
 	}
 	if c.URI != "" && !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://") {
 		r.fail("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
+	} else if c.URI != "" && env == Production && !mongoTLS(c.URI) {
+		r.fail("MONGODB_URI", "must use TLS when APP_ENV=production: mongodb+srv:// (TLS by default) or tls=true, and no tls=false")
 	}
 	if strings.ContainsAny(c.Database, `/\. "$`) || len(c.Database) > 63 {
 		r.fail("MONGODB_DATABASE", "must be a MongoDB database name (no /\\. \"$, at most 63 characters), got %q", c.Database)
@@ -428,6 +493,24 @@ func (r *reader) s3(env Env) S3 {
 		}
 	}
 	return c
+}
+
+// mongoTLS reports whether the driver will use TLS for uri: mongodb+srv://
+// turns it on unless tls (or its old name ssl) says false; mongodb:// only
+// when tls=true is given.
+func mongoTLS(uri string) bool {
+	_, query, _ := strings.Cut(uri, "?")
+	opts, err := url.ParseQuery(query)
+	if err != nil {
+		return false
+	}
+	on := strings.HasPrefix(uri, "mongodb+srv://")
+	for _, k := range []string{"tls", "ssl"} {
+		if v := opts.Get(k); v != "" {
+			on = strings.EqualFold(v, "true")
+		}
+	}
+	return on
 }
 
 // isLoopbackURL reports whether raw points at this machine: where the local
@@ -465,6 +548,8 @@ func (r *reader) livekit(env Env) LiveKit {
 	}
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.fail("LIVEKIT_URL", "must be a ws(s):// or http(s):// URL")
+	} else {
+		r.requireTLS(env, "LIVEKIT_URL", u, "wss", "https")
 	}
 	if c.APIKey == "" {
 		r.fail("LIVEKIT_API_KEY", "is required when LIVEKIT_URL is set")
@@ -496,11 +581,13 @@ func (r *reader) openai(env Env) OpenAI {
 		r.fail("OPENAI_BASE_URL", "must be an http(s) URL like https://api.openai.com/v1")
 	} else if env == Production && isLoopbackURL(c.BaseURL) {
 		r.fail("OPENAI_BASE_URL", "points at this machine (a simulator) and is refused when APP_ENV=production")
+	} else {
+		r.requireTLS(env, "OPENAI_BASE_URL", u, "https")
 	}
 	return c
 }
 
-func (r *reader) logtail() LogTail {
+func (r *reader) logtail(env Env) LogTail {
 	c := LogTail{
 		SourceToken: r.str("LOGTAIL_SOURCE_TOKEN", ""),
 		IngestURL:   r.str("LOGTAIL_INGEST_URL", "https://in.logs.betterstack.com"),
@@ -508,6 +595,8 @@ func (r *reader) logtail() LogTail {
 	}
 	if u, err := url.Parse(c.IngestURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.fail("LOGTAIL_INGEST_URL", "must be an http(s) URL")
+	} else {
+		r.requireTLS(env, "LOGTAIL_INGEST_URL", u, "https")
 	}
 	return c
 }
@@ -530,7 +619,9 @@ func (r *reader) health() Health {
 		QueueCrit:        r.integer("ALERT_QUEUE_CRIT", 200, 1, 1<<30),
 		ErrorRateWarnPct: r.integer("ALERT_ERROR_RATE_WARN_PCT", 5, 1, 100),
 		ErrorRateCritPct: r.integer("ALERT_ERROR_RATE_CRIT_PCT", 10, 1, 100),
-		MetricsAddr:      r.str("METRICS_ADDR", ""),
+		RedisMemWarnPct:  r.integer("ALERT_REDIS_MEMORY_WARN_PCT", 60, 1, 100),
+		RedisMemCritPct:  r.integer("ALERT_REDIS_MEMORY_CRIT_PCT", 80, 1, 100),
+		MetricsAddr:      r.metricsAddr(),
 	}
 	pairs := []struct {
 		warn, crit int
@@ -540,18 +631,42 @@ func (r *reader) health() Health {
 		{c.MemWarnMB, c.MemCritMB, "ALERT_MEMORY_CRIT_MB"},
 		{c.QueueWarn, c.QueueCrit, "ALERT_QUEUE_CRIT"},
 		{c.ErrorRateWarnPct, c.ErrorRateCritPct, "ALERT_ERROR_RATE_CRIT_PCT"},
+		{c.RedisMemWarnPct, c.RedisMemCritPct, "ALERT_REDIS_MEMORY_CRIT_PCT"},
 	}
 	for _, p := range pairs {
 		if p.crit < p.warn {
 			r.fail(p.name, "must not be below its warning level (%d < %d)", p.crit, p.warn)
 		}
 	}
-	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			r.fail("METRICS_ADDR", "must be host:port like 127.0.0.1:9090 or :9090")
-		}
-	}
 	return c
+}
+
+// metricsAddr reads METRICS_ADDR. The endpoint is unauthenticated, so a
+// bare ":9090" means loopback only; listening on other interfaces takes a
+// host written out (0.0.0.0:9090 or a specific address).
+func (r *reader) metricsAddr() string {
+	v := r.str("METRICS_ADDR", "")
+	if v == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		r.fail("METRICS_ADDR", "must be host:port like 127.0.0.1:9090, or :9090 for loopback only")
+		return ""
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (r *reader) queue() Queue {
+	return Queue{
+		ArchiveMaxAge:       r.duration("QUEUE_ARCHIVE_MAX_AGE", 7*24*time.Hour, time.Hour, 90*24*time.Hour),
+		ArchiveMaxBytes:     int64(r.integer("QUEUE_ARCHIVE_MAX_MB", 10, 1, 1024)) << 20,
+		InlineArchiveMaxAge: r.duration("QUEUE_ARCHIVE_INLINE_MAX_AGE", time.Hour, time.Minute, 7*24*time.Hour),
+		JanitorInterval:     r.duration("QUEUE_JANITOR_INTERVAL", time.Minute, time.Second, time.Hour),
+	}
 }
 
 func (r *reader) worker() Worker {

@@ -22,6 +22,16 @@ func validEnv() map[string]string {
 	}
 }
 
+// productionEnv is validEnv as production must look: every endpoint over
+// TLS.
+func productionEnv() map[string]string {
+	env := validEnv()
+	env["APP_ENV"] = "production"
+	env["REDIS_URL"] = "rediss://:redispass@redis.example.com:6380/0"
+	env["MONGODB_URI"] = "mongodb+srv://user:mongopass@cluster0.example.mongodb.net/"
+	return env
+}
+
 func TestLoadValid(t *testing.T) {
 	c, err := config.Load(config.MapLookup(validEnv()))
 	require.NoError(t, err)
@@ -70,8 +80,7 @@ func TestAllProblemsReportedWithoutSecrets(t *testing.T) {
 }
 
 func TestS3EndpointRefusedInProduction(t *testing.T) {
-	env := validEnv()
-	env["APP_ENV"] = "production"
+	env := productionEnv()
 	env["S3_ENDPOINT"] = "http://127.0.0.1:9000"
 	_, err := config.Load(config.MapLookup(env))
 	var errs config.Errors
@@ -104,6 +113,8 @@ func TestOptionalSections(t *testing.T) {
 	require.False(t, c.LiveKit.Enabled())
 	require.False(t, c.OpenAI.Enabled())
 	require.False(t, c.LogTail.Enabled())
+	require.Equal(t, []string{"LIVEKIT_URL", "OPENAI_API_KEY"}, c.MissingForCalls())
+	require.Equal(t, []string{"OPENAI_API_KEY"}, c.MissingForAnalysis())
 	require.Equal(t, 450, c.Health.MemWarnMB)
 	require.Equal(t, 30*time.Second, c.Health.RedisInterval)
 
@@ -119,14 +130,142 @@ func TestOptionalSections(t *testing.T) {
 	c, err = config.Load(config.MapLookup(env))
 	require.NoError(t, err)
 	require.True(t, c.LiveKit.SimulateCallee)
+	require.Empty(t, c.MissingForCalls())
+	require.Empty(t, c.MissingForAnalysis())
 	require.Equal(t, "http://127.0.0.1:9999/v1", c.OpenAI.BaseURL)
 
 	// Simulators are refused in production.
-	env["APP_ENV"] = "production"
-	_, err = config.Load(config.MapLookup(env))
+	prod := productionEnv()
+	for _, k := range []string{"OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "DIALER"} {
+		prod[k] = env[k]
+	}
+	prod["LIVEKIT_URL"] = "wss://lk.example.com"
+	_, err = config.Load(config.MapLookup(prod))
 	require.ErrorAs(t, err, &errs)
 	require.ElementsMatch(t, []string{"DIALER", "OPENAI_BASE_URL"}, errs.Vars())
 	require.NotContains(t, err.Error(), "hunter2")
+}
+
+// Production refuses every plaintext endpoint, naming the variable and
+// never echoing the URL (it may hold a password); development keeps
+// accepting them for the local stack and its simulators on loopback.
+func TestPlaintextEndpointsRefusedInProduction(t *testing.T) {
+	plaintext := map[string]string{
+		"REDIS_URL":            "redis://:hunter2@redis.example.com:6379/0",
+		"MONGODB_URI":          "mongodb://user:hunter2@db.example.com:27017/",
+		"LIVEKIT_URL":          "ws://lk.example.com:7880",
+		"LIVEKIT_API_KEY":      "k",
+		"LIVEKIT_API_SECRET":   "s",
+		"DIALER":               "sip",
+		"LIVEKIT_SIP_TRUNK_ID": "ST_1",
+		"OPENAI_BASE_URL":      "http://openai.example.com/v1",
+		"LOGTAIL_INGEST_URL":   "http://in.logs.example.com",
+	}
+	env := productionEnv()
+	for k, v := range plaintext {
+		env[k] = v
+	}
+	_, err := config.Load(config.MapLookup(env))
+	var errs config.Errors
+	require.ErrorAs(t, err, &errs)
+	require.ElementsMatch(t, []string{"REDIS_URL", "MONGODB_URI", "LIVEKIT_URL", "OPENAI_BASE_URL", "LOGTAIL_INGEST_URL"}, errs.Vars())
+	require.Contains(t, err.Error(), "REDIS_URL: must use rediss:// (TLS) when APP_ENV=production")
+	require.NotContains(t, err.Error(), "hunter2")
+	require.NotContains(t, err.Error(), "example.com")
+
+	// The variable named is the one the URL came from.
+	env = productionEnv()
+	delete(env, "REDIS_URL")
+	env["REDISCLOUD_URL"] = "redis://cloud.example.com:6379"
+	_, err = config.Load(config.MapLookup(env))
+	require.ErrorAs(t, err, &errs)
+	require.Equal(t, []string{"REDISCLOUD_URL"}, errs.Vars())
+	_, err = config.LoadRedis(config.MapLookup(env))
+	require.ErrorContains(t, err, "REDISCLOUD_URL: must use rediss://")
+
+	// LiveKit over https (its API) is TLS too; MongoDB only with TLS on.
+	for uri, ok := range map[string]bool{
+		"mongodb+srv://u:p@c.example.net/":                    true,
+		"mongodb+srv://u:p@c.example.net/?tls=false":          false,
+		"mongodb+srv://u:p@c.example.net/?ssl=false":          false,
+		"mongodb://u:p@a.example.net,b.example.net/?tls=true": true,
+		"mongodb://u:p@a.example.net/?ssl=true&w=majority":    true,
+		"mongodb://u:p@a.example.net/?w=majority":             false,
+	} {
+		env = productionEnv()
+		env["MONGODB_URI"] = uri
+		env["LIVEKIT_URL"], env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"], env["LIVEKIT_SIP_TRUNK_ID"] = "https://lk.example.com", "k", "s", "ST_1"
+		_, err = config.Load(config.MapLookup(env))
+		if ok {
+			require.NoError(t, err, uri)
+		} else {
+			require.ErrorContains(t, err, "MONGODB_URI: must use TLS", uri)
+		}
+	}
+
+	// Development: plaintext loopback endpoints are the local stack.
+	dev := validEnv()
+	dev["APP_ENV"] = "development"
+	for k, v := range map[string]string{
+		"REDIS_URL": "redis://127.0.0.1:6379/0", "LIVEKIT_URL": "ws://127.0.0.1:7880", "LIVEKIT_API_KEY": "k",
+		"LIVEKIT_API_SECRET": "s", "DIALER": "sim", "OPENAI_BASE_URL": "http://127.0.0.1:9999/v1",
+		"LOGTAIL_INGEST_URL": "http://127.0.0.1:9998",
+	} {
+		dev[k] = v
+	}
+	_, err = config.Load(config.MapLookup(dev))
+	require.NoError(t, err)
+}
+
+// METRICS_ADDR is unauthenticated: a bare port binds loopback only, and a
+// host written out is needed to listen anywhere else.
+func TestMetricsAddrBarePortIsLoopback(t *testing.T) {
+	for in, want := range map[string]string{
+		":9090":          "127.0.0.1:9090",
+		":0":             "127.0.0.1:0",
+		"127.0.0.1:9090": "127.0.0.1:9090",
+		"0.0.0.0:9090":   "0.0.0.0:9090",
+		"[::1]:9090":     "[::1]:9090",
+		"":               "",
+	} {
+		env := validEnv()
+		env["METRICS_ADDR"] = in
+		c, err := config.Load(config.MapLookup(env))
+		require.NoError(t, err, in)
+		require.Equal(t, want, c.Health.MetricsAddr, in)
+	}
+	for _, bad := range []string{"9090", "host:", ":http", ":70000"} {
+		env := validEnv()
+		env["METRICS_ADDR"] = bad
+		_, err := config.Load(config.MapLookup(env))
+		require.ErrorContains(t, err, "METRICS_ADDR", bad)
+	}
+}
+
+func TestQueueArchiveLimits(t *testing.T) {
+	c, err := config.Load(config.MapLookup(validEnv()))
+	require.NoError(t, err)
+	require.Equal(t, config.Queue{ArchiveMaxAge: 7 * 24 * time.Hour, ArchiveMaxBytes: 10 << 20, InlineArchiveMaxAge: time.Hour,
+		JanitorInterval: time.Minute}, c.Queue)
+	require.Equal(t, 60, c.Health.RedisMemWarnPct)
+	require.Equal(t, 80, c.Health.RedisMemCritPct)
+
+	env := validEnv()
+	env["QUEUE_ARCHIVE_MAX_AGE"] = "48h"
+	env["QUEUE_ARCHIVE_MAX_MB"] = "25"
+	env["QUEUE_ARCHIVE_INLINE_MAX_AGE"] = "10m"
+	env["QUEUE_JANITOR_INTERVAL"] = "5s"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, config.Queue{ArchiveMaxAge: 48 * time.Hour, ArchiveMaxBytes: 25 << 20, InlineArchiveMaxAge: 10 * time.Minute,
+		JanitorInterval: 5 * time.Second}, c.Queue)
+
+	env["QUEUE_ARCHIVE_MAX_MB"] = "0"
+	env["ALERT_REDIS_MEMORY_WARN_PCT"] = "90"
+	_, err = config.Load(config.MapLookup(env))
+	var errs config.Errors
+	require.ErrorAs(t, err, &errs)
+	require.ElementsMatch(t, []string{"QUEUE_ARCHIVE_MAX_MB", "ALERT_REDIS_MEMORY_CRIT_PCT"}, errs.Vars())
 }
 
 func TestThresholdOrder(t *testing.T) {

@@ -25,6 +25,8 @@ type evaluator struct {
 	rss          func() (int64, error)
 	cgroupMemory func() (int64, error)
 	queues       func(context.Context) ([]queue.QueueStats, error) // nil: no queue metrics
+	serving      func() []string                                   // queues this process serves; nil: none
+	redis        func(context.Context) (queue.RedisInfo, error)    // nil: no Redis memory metric
 	publish      func(context.Context, Snapshot) error             // nil: not published
 
 	// confined to the evaluator goroutine
@@ -101,6 +103,12 @@ func (e *evaluator) read(ctx context.Context, at time.Time) []MetricReading {
 	if b, err := e.cgroupMemory(); err == nil {
 		rs = append(rs, newReading(MetricCgroupMemory, "", float64(b)/bytesPerMB, UnitMB, Threshold{}))
 	}
+	if e.redis != nil {
+		info, err := e.redis(ctx)
+		if e.source(ctx, "redis_info", err) {
+			rs = append(rs, redisMemoryReading(info, nil, e.th.RedisMemoryPercent))
+		}
+	}
 	if e.queues == nil {
 		return rs
 	}
@@ -108,9 +116,11 @@ func (e *evaluator) read(ctx context.Context, at time.Time) []MetricReading {
 	if !e.source(ctx, "queues", err) {
 		return rs
 	}
-	for _, s := range stats {
-		rs = append(rs, queueReading(s, e.th.QueueLength))
+	var serving []string
+	if e.serving != nil {
+		serving = e.serving()
 	}
+	rs = append(rs, queueReadings(stats, e.th, serving)...)
 	e.errRate.Observe(at, stats)
 	pctFailed, processed, failed := e.errRate.Rate(at)
 	r := newReading(MetricErrorRate, "", pctFailed, UnitPercent, e.th.ErrorRatePercent)

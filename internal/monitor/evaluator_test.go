@@ -99,8 +99,8 @@ func TestEvaluatorMemoryAndCPUAlertsAndBackpressure(t *testing.T) {
 
 func queueSnapshot(callsPending, processed, failed int) []queue.QueueStats {
 	return []queue.QueueStats{
-		{Queue: "calls", Pending: callsPending, ProcessedTotal: processed, FailedTotal: failed},
-		{Queue: "default", Scheduled: 3, Retry: 1},
+		{Queue: "calls", Servers: 1, Pending: callsPending, ProcessedTotal: processed, FailedTotal: failed},
+		{Queue: "default", Servers: 1, Scheduled: 3, Retry: 1},
 	}
 }
 

@@ -58,6 +58,12 @@ type MonitorOptions struct {
 	// Queues reads the queues (queue.Stats with an Inspector); nil leaves
 	// out the queue-length and error-rate metrics.
 	Queues func(context.Context) ([]queue.QueueStats, error)
+	// Serving lists the queues this process serves, counted as served
+	// before its own heartbeat reaches Redis; nil: none.
+	Serving func() []string
+	// Redis reads Redis's INFO (queue.Inspect); nil leaves out the Redis
+	// memory metric.
+	Redis func(context.Context) (queue.RedisInfo, error)
 	// Pressure, when set, follows the memory warning threshold.
 	Pressure *Pressure
 	// Publish, when set, receives every evaluation (RedisSnapshots.Publish
@@ -127,7 +133,7 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 		log: o.Logger, ticker: o.NewTicker("evaluate", o.EvalInterval), now: o.Now,
 		worker: o.Worker, th: o.Thresholds,
 		cpu: NewCPUMeter(proc, o.Now).Sample, rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
-		queues: o.Queues, pressure: o.Pressure, publish: o.Publish,
+		queues: o.Queues, serving: o.Serving, redis: o.Redis, pressure: o.Pressure, publish: o.Publish,
 		alerts: NewAlerts(o.Thresholds.Hysteresis), errRate: NewErrorRate(o.ErrorRateWindow),
 		trouble: map[string]bool{},
 	}

@@ -54,7 +54,7 @@ func TestMonitorRunsEveryDutyOnItsSchedule(t *testing.T) {
 		},
 		Proc: &proc,
 		Queues: func(context.Context) ([]queue.QueueStats, error) {
-			return []queue.QueueStats{{Queue: "calls", Pending: backlog()}}, nil
+			return []queue.QueueStats{{Queue: "calls", Servers: 1, Pending: backlog()}}, nil
 		},
 		Pressure:  pressure,
 		NewTicker: tickers.New,

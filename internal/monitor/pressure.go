@@ -2,10 +2,10 @@ package monitor
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )
@@ -38,19 +38,27 @@ func (backpressureError) Deferred() bool { return true }
 // Pressure says whether the worker should stop taking new call tasks
 // because its memory is at or above the warning threshold. The evaluator
 // sets it; task middleware reads it. Safe for concurrent use.
+//
+// It logs once per change of state, never per task: a backlog deferred
+// every 30 s would otherwise log a line per task and retry. The line that
+// ends an episode says how many deferrals there were, of how many tasks.
 type Pressure struct {
 	log *zap.Logger // immutable
 
 	on atomic.Bool // shared: written by the evaluator, read by every task
 
-	// retries reads a task's attempt count; a field so tests can stand in
-	// for asynq's context, which only asynq can build.
-	retries func(context.Context) (retried, maxRetry int, ok bool)
+	mu    sync.Mutex // guards the episode's counts, shared by tasks and the evaluator
+	since time.Time
+	count int                 // deferrals this episode
+	tasks map[string]struct{} // distinct task ids deferred this episode, at most maxCountedTasks
 }
+
+// maxCountedTasks bounds the set of deferred task ids one episode keeps.
+const maxCountedTasks = 100_000
 
 // NewPressure starts off: no pressure.
 func NewPressure(log *zap.Logger) *Pressure {
-	return &Pressure{log: log, retries: asynqRetries}
+	return &Pressure{log: log, tasks: map[string]struct{}{}}
 }
 
 // UnderPressure reports whether new call tasks are being deferred. A nil
@@ -58,7 +66,8 @@ func NewPressure(log *zap.Logger) *Pressure {
 func (p *Pressure) UnderPressure() bool { return p != nil && p.on.Load() }
 
 // update turns backpressure on or off after an evaluation of memory r, and
-// says so once per change.
+// says so once per change: `backpressure.off` carries the episode's
+// duration and counts.
 func (p *Pressure) update(on bool, r MetricReading) {
 	if p.on.Swap(on) == on {
 		return
@@ -69,19 +78,35 @@ func (p *Pressure) update(on bool, r MetricReading) {
 	} else {
 		fields = append(fields, zap.String("reason", "memory could not be read"))
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if on {
+		p.since, p.count, p.tasks = time.Now(), 0, map[string]struct{}{}
 		p.log.Warn("backpressure.on", fields...)
 		return
 	}
+	fields = append(fields, zap.Int("deferrals", p.count), zap.Int("deferred_tasks", len(p.tasks)),
+		zap.Duration("duration", time.Since(p.since).Round(time.Second)))
+	p.count, p.tasks = 0, map[string]struct{}{}
 	p.log.Info("backpressure.off", fields...)
 }
 
+// deferred counts one deferral of the task with id.
+func (p *Pressure) deferred(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.count++
+	if len(p.tasks) < maxCountedTasks {
+		p.tasks[id] = struct{}{}
+	}
+}
+
 // Middleware defers tasks of the given types while under pressure: it
-// returns ErrBackpressure without calling the handler, and asynq puts the
-// task back for BackpressureRetryAfter. Tasks already running are not
-// touched, other types pass through, and so does a task on its last
-// attempt: asynq would archive it instead of retrying, and running one more
-// call under memory pressure is better than losing it.
+// returns ErrBackpressure without calling the handler, and the task comes
+// back after BackpressureRetryAfter without spending a retry (the worker's
+// retry policy requeues it where asynq would otherwise archive it, as on a
+// task whose MaxRetry is 0). Tasks already running are not touched and
+// other types pass through.
 func (p *Pressure) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
 	gated := make(map[string]bool, len(taskTypes))
 	for _, t := range taskTypes {
@@ -92,18 +117,9 @@ func (p *Pressure) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
 			if !gated[t.Type()] || !p.UnderPressure() {
 				return next.ProcessTask(ctx, t)
 			}
-			if retried, maxRetry, ok := p.retries(ctx); ok && retried >= maxRetry {
-				logging.FromContext(ctx).Warn("backpressure.last_attempt_runs",
-					zap.Int("retried", retried), zap.Int("max_retry", maxRetry))
-				return next.ProcessTask(ctx, t)
-			}
+			id, _ := asynq.GetTaskID(ctx)
+			p.deferred(id)
 			return ErrBackpressure
 		})
 	}
-}
-
-func asynqRetries(ctx context.Context) (retried, maxRetry int, ok bool) {
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	return retried, maxRetry, ok1 && ok2
 }

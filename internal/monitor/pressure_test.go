@@ -48,26 +48,6 @@ func TestPressureMiddlewareDefersGatedTasksOnly(t *testing.T) {
 	require.Equal(t, 3, h.runs)
 }
 
-func TestPressureLetsTheLastAttemptRun(t *testing.T) {
-	log, logs := observed()
-	p := NewPressure(log)
-	retried, maxRetry := 0, 3
-	p.retries = func(context.Context) (int, int, bool) { return retried, maxRetry, true }
-	p.update(true, rssReading(470))
-	h := &countingHandler{}
-	mw := p.Middleware(tasks.TypeCallOutbound)(h)
-	call := asynq.NewTask(tasks.TypeCallOutbound, nil)
-
-	ctx := logging.WithContext(context.Background(), log)
-
-	require.ErrorIs(t, mw.ProcessTask(ctx, call), ErrBackpressure)
-	require.Empty(t, logs.FilterMessage("backpressure.last_attempt_runs").All())
-	retried = 3 // asynq archives a failure at this point instead of retrying
-	require.NoError(t, mw.ProcessTask(ctx, call))
-	require.Equal(t, 1, h.runs)
-	require.Len(t, logs.FilterMessage("backpressure.last_attempt_runs").All(), 1)
-}
-
 func TestPressureLogsOncePerChange(t *testing.T) {
 	log, logs := observed()
 	p := NewPressure(log)
@@ -88,6 +68,32 @@ func TestPressureLogsOncePerChange(t *testing.T) {
 	off := events(logs, "backpressure.off")
 	require.Len(t, off, 2)
 	require.Equal(t, "memory could not be read", off[1]["reason"])
+}
+
+// However many tasks are deferred, and however often, the log holds one
+// line per change of state, and the line that ends an episode counts them.
+func TestPressureCountsDeferralsInsteadOfLoggingThem(t *testing.T) {
+	log, logs := observed()
+	p := NewPressure(log)
+	mw := p.Middleware(tasks.TypeCallOutbound)(&countingHandler{})
+	call := asynq.NewTask(tasks.TypeCallOutbound, nil)
+	ctx := logging.WithContext(context.Background(), log)
+
+	p.update(true, rssReading(460))
+	for range 700 {
+		require.ErrorIs(t, mw.ProcessTask(ctx, call), ErrBackpressure)
+	}
+	p.update(false, rssReading(300))
+	require.Equal(t, []string{"backpressure.on", "backpressure.off"}, messages(logs))
+	off := events(logs, "backpressure.off")[0]
+	require.Equal(t, int64(700), off["deferrals"])
+	require.Equal(t, int64(1), off["deferred_tasks"], "one task (no asynq id here), deferred 700 times")
+
+	// A new episode counts from zero.
+	p.update(true, rssReading(470))
+	require.ErrorIs(t, mw.ProcessTask(ctx, call), ErrBackpressure)
+	p.update(false, rssReading(300))
+	require.Equal(t, int64(1), events(logs, "backpressure.off")[1]["deferrals"])
 }
 
 func TestNilPressureIsNeverOn(t *testing.T) {

@@ -97,6 +97,12 @@ func writeExposition(w io.Writer, snap Snapshot, checks []health.Result) {
 			p.sample("docshield_memory_cgroup_bytes", "gauge", "Memory charged to the process's cgroup, page cache included.", r.Value*bytesPerMB)
 		case MetricErrorRate:
 			p.sample("docshield_task_error_rate_percent", "gauge", "Failed task attempts as a percent of processed ones over the rolling window.", r.Value)
+		case MetricRedisMemory:
+			if r.Unit == UnitPercent {
+				p.sample("docshield_redis_memory_percent", "gauge", "Redis used_memory as a percent of its maxmemory.", r.Value)
+			}
+		case MetricUnserved:
+			p.sample("docshield_queue_unserved_tasks", "gauge", "Tasks waiting on queues no running worker serves.", r.Value)
 		}
 	}
 	for _, r := range snap.Readings {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 
 // Metric names, as they appear in `alert` events, snapshots and the table.
 const (
-	MetricCPU          = "cpu"           // percent of the cgroup's CPU limit
-	MetricRSS          = "memory_rss"    // MB
-	MetricCgroupMemory = "memory_cgroup" // MB, informational (includes page cache)
-	MetricQueueLength  = "queue_length"  // tasks, per queue
-	MetricErrorRate    = "error_rate"    // percent over the error-rate window
+	MetricCPU          = "cpu"            // percent of the cgroup's CPU limit
+	MetricRSS          = "memory_rss"     // MB
+	MetricCgroupMemory = "memory_cgroup"  // MB, informational (includes page cache)
+	MetricQueueLength  = "queue_length"   // tasks, per queue
+	MetricErrorRate    = "error_rate"     // percent over the error-rate window
+	MetricRedisMemory  = "redis_memory"   // percent of Redis's maxmemory (MB when it has none)
+	MetricUnserved     = "queue_unserved" // tasks waiting on queues no running worker serves
 )
 
 // Units.
@@ -68,6 +72,8 @@ type MetricSources struct {
 	// Snapshots returns what running workers last published; nil skips the
 	// per-process rows.
 	Snapshots func(context.Context) ([]Snapshot, error)
+	// Redis reads Redis's INFO now; nil leaves out its memory.
+	Redis func(context.Context) (queue.RedisInfo, error)
 }
 
 // CurrentMetrics is the snapshot behind `worker health`: every running
@@ -86,7 +92,7 @@ func CurrentMetrics(ctx context.Context, src MetricSources, th Thresholds) []Met
 		}
 		for _, s := range snaps {
 			for _, r := range s.Readings {
-				if r.Name == MetricQueueLength {
+				if r.Name == MetricQueueLength || r.Name == MetricUnserved || r.Name == MetricRedisMemory {
 					continue // read live below
 				}
 				r.Scope = s.Worker
@@ -102,18 +108,65 @@ func CurrentMetrics(ctx context.Context, src MetricSources, th Thresholds) []Met
 		if err != nil {
 			out = append(out, MetricReading{Name: MetricQueueLength, Unit: UnitTasks, Error: err.Error()})
 		}
-		for _, s := range stats {
-			out = append(out, queueReading(s, th.QueueLength))
+		if err == nil {
+			out = append(out, queueReadings(stats, th, nil)...)
 		}
+	}
+	if src.Redis != nil {
+		info, err := src.Redis(ctx)
+		out = append(out, redisMemoryReading(info, err, th.RedisMemoryPercent))
 	}
 	return out
 }
 
+// queueReadings turns the queues' stats into each queue's length and the
+// count of tasks waiting where no running worker serves them. serving
+// lists the queues the caller itself serves, which its own heartbeat may
+// not have written to Redis yet.
+func queueReadings(stats []queue.QueueStats, th Thresholds, serving []string) []MetricReading {
+	out := make([]MetricReading, 0, len(stats)+1)
+	unserved := newReading(MetricUnserved, "", 0, UnitTasks, th.UnservedTasks)
+	var where []string
+	for _, s := range stats {
+		out = append(out, queueReading(s, th.QueueLength))
+		if slices.Contains(serving, s.Queue) || !s.Unserved() {
+			continue
+		}
+		unserved.Value += float64(s.Backlog())
+		why := "no running worker serves it"
+		if s.Foreign {
+			why = "not one of our queues: no worker will ever serve it"
+		}
+		where = append(where, fmt.Sprintf("%s: %d (%s)", s.Queue, s.Backlog(), why))
+	}
+	unserved.Detail = strings.Join(where, "; ")
+	unserved.Level = th.UnservedTasks.Level(unserved.Value)
+	return append(out, unserved)
+}
+
+// redisMemoryReading grades used_memory against maxmemory. Without a
+// maxmemory Redis grows until its host runs out: shown in MB, not graded.
+func redisMemoryReading(info queue.RedisInfo, err error, th Threshold) MetricReading {
+	if err != nil {
+		return MetricReading{Name: MetricRedisMemory, Unit: UnitPercent, Error: err.Error()}
+	}
+	usedMB := float64(info.UsedMemoryBytes) / bytesPerMB
+	if info.MaxMemoryBytes <= 0 {
+		r := newReading(MetricRedisMemory, "", usedMB, UnitMB, Threshold{})
+		r.Detail = "Redis has no maxmemory: not graded"
+		return r
+	}
+	r := newReading(MetricRedisMemory, "", 100*float64(info.UsedMemoryBytes)/float64(info.MaxMemoryBytes), UnitPercent, th)
+	r.Detail = fmt.Sprintf("%.1f of %.0f MB, policy %s", usedMB, float64(info.MaxMemoryBytes)/bytesPerMB, info.MaxmemoryPolicy)
+	r.Level = th.Level(r.Value)
+	return r
+}
+
 // queueReading turns a queue's stats into its length reading, graded by th
-// alone (the evaluator regrades it with history).
+// alone (the evaluator regrades it with history, as every reading here).
 func queueReading(s queue.QueueStats, th Threshold) MetricReading {
 	r := newReading(MetricQueueLength, s.Queue, float64(s.Backlog()), UnitTasks, th)
-	r.Detail = fmt.Sprintf("pending %d, scheduled %d, retry %d, active %d", s.Pending, s.Scheduled, s.Retry, s.Active)
+	r.Detail = fmt.Sprintf("pending %d, scheduled %d, retry %d, active %d; served by %d workers", s.Pending, s.Scheduled, s.Retry, s.Active, s.Servers)
 	if s.Paused {
 		r.Detail += ", paused"
 	}
@@ -174,7 +227,7 @@ func WriteMetricsJSON(w io.Writer, rs []MetricReading) error {
 }
 
 func metricOrder(name string) int {
-	for i, n := range []string{"worker", MetricCPU, MetricRSS, MetricCgroupMemory, MetricErrorRate, MetricQueueLength} {
+	for i, n := range []string{"worker", MetricCPU, MetricRSS, MetricCgroupMemory, MetricErrorRate, MetricRedisMemory, MetricQueueLength, MetricUnserved} {
 		if n == name {
 			return i
 		}

@@ -28,7 +28,7 @@ func TestCurrentMetricsCombinesWorkersAndLiveQueues(t *testing.T) {
 			return []Snapshot{workerSnapshot("worker.1/7", 300, false), workerSnapshot("worker.2/9", 470, true)}, nil
 		},
 		Queues: func(context.Context) ([]queue.QueueStats, error) {
-			return []queue.QueueStats{{Queue: "calls", Pending: 180, Retry: 30}, {Queue: "default", Pending: 1, Paused: true}}, nil
+			return []queue.QueueStats{{Queue: "calls", Servers: 2, Pending: 180, Retry: 30}, {Queue: "default", Pending: 1, Paused: true}}, nil
 		},
 	}
 	rs := CurrentMetrics(context.Background(), src, DefaultThresholds())
@@ -56,12 +56,14 @@ func TestCurrentMetricsCombinesWorkersAndLiveQueues(t *testing.T) {
 	require.NoError(t, WriteMetrics(&out, rs))
 	table := out.String()
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	require.Len(t, lines, 1+2+2+2) // header, 2 cpu, 2 rss, 2 queues
+	require.Len(t, lines, 1+2+2+2+1) // header, 2 cpu, 2 rss, 2 queues, unserved
 	require.Regexp(t, `^METRIC\s+SCOPE\s+VALUE\s+WARNING\s+CRITICAL\s+LEVEL\s+DETAIL`, lines[0])
 	require.Regexp(t, `cpu\s+worker\.1/7\s+12\.5%\s+70\.0%\s+85\.0%\s+ok`, table)
 	require.Regexp(t, `memory_rss\s+worker\.2/9\s+470 MB\s+450 MB\s+490 MB\s+warning`, table)
 	require.Regexp(t, `queue_length\s+calls\s+210\s+100\s+200\s+critical\s+pending 180, scheduled 0, retry 30`, table)
-	require.True(t, strings.HasPrefix(lines[len(lines)-1], "queue_length"), "queues come last")
+	require.True(t, strings.HasPrefix(lines[len(lines)-2], "queue_length"), "queues come last")
+	// default is paused and no worker serves it: its one task waits.
+	require.Regexp(t, `queue_unserved\s+-\s+1\s+1\s+1\s+critical\s+default: 1 \(no running worker serves it\)`, lines[len(lines)-1])
 }
 
 func TestCurrentMetricsReportsWhatItCannotRead(t *testing.T) {

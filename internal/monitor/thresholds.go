@@ -86,6 +86,14 @@ type Thresholds struct {
 	RSSMB            Threshold // resident memory in MB (MiB, as Heroku counts them)
 	QueueLength      Threshold // per queue: pending + scheduled + retry
 	ErrorRatePercent Threshold // failed / processed over the error-rate window
+	// RedisMemoryPercent is Redis's used_memory as a percent of its
+	// maxmemory. Under noeviction a full Redis refuses every enqueue, so
+	// this alerts well before.
+	RedisMemoryPercent Threshold
+	// UnservedTasks counts tasks waiting on queues no running worker
+	// serves (a missing setting on every worker, or a queue that is none
+	// of ours): they will wait forever unless someone acts.
+	UnservedTasks Threshold
 	// Hysteresis is the fraction of a threshold a value must fall below it
 	// before that level clears (0.05: a 70% CPU warning clears under 66.5%).
 	// Without it a value hovering at a threshold would alert and resolve
@@ -100,7 +108,11 @@ func DefaultThresholds() Thresholds {
 		RSSMB:            Threshold{Warning: 450, Critical: 490},
 		QueueLength:      Threshold{Warning: 100, Critical: 200},
 		ErrorRatePercent: Threshold{Warning: 5, Critical: 10},
-		Hysteresis:       0.05,
+		// Redis Cloud emails at 80% of the dataset; the worker warns first.
+		RedisMemoryPercent: Threshold{Warning: 60, Critical: 80},
+		// One task no worker will ever run is already an incident.
+		UnservedTasks: Threshold{Warning: 1, Critical: 1},
+		Hysteresis:    0.05,
 	}
 }
 
@@ -111,6 +123,8 @@ func (t Thresholds) Validate() error {
 		t.RSSMB.validate("memory threshold"),
 		t.QueueLength.validate("queue length threshold"),
 		t.ErrorRatePercent.validate("error rate threshold"),
+		t.RedisMemoryPercent.validate("redis memory threshold"),
+		t.UnservedTasks.validate("unserved tasks threshold"),
 	}
 	if !(t.Hysteresis >= 0 && t.Hysteresis < 1) {
 		errs = append(errs, fmt.Errorf("hysteresis: need 0 <= h < 1, got %g", t.Hysteresis))

@@ -1,12 +1,16 @@
 // Package queue owns the worker's use of Redis as a job queue: the
-// connection settings asynq needs, enqueueing, per-queue statistics and the
-// Redis checks an operator runs when jobs stop moving.
+// connection settings asynq needs, enqueueing (validated, under the payload
+// size limit, with the type's retry budget), per-queue statistics with the
+// workers serving each queue, the Redis checks an operator runs when jobs
+// stop moving, and the janitor that bounds what failed tasks keep in Redis.
 package queue
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,16 +46,6 @@ func ConnOpt(c config.Redis) (asynq.RedisClientOpt, error) {
 	}, nil
 }
 
-// DefaultMaxRetry is how often a task type is retried before it is archived.
-// Calls retry little: a retry of a call that failed for infrastructure
-// reasons is still the same person's phone.
-var DefaultMaxRetry = map[string]int{
-	tasks.TypeCallOutbound:     3,
-	tasks.TypeCampaignDispatch: 5,
-	tasks.TypeCallAnalyze:      8,
-	tasks.TypeSystemProbe:      0,
-}
-
 // Client enqueues tasks.
 type Client struct{ c *asynq.Client }
 
@@ -61,13 +55,16 @@ func NewClient(opt asynq.RedisConnOpt) *Client { return &Client{c: asynq.NewClie
 // Close releases the connection pool.
 func (c *Client) Close() error { return c.c.Close() }
 
-// Enqueue validates p and enqueues it on its queue with the type's default
-// retry budget; opts (TaskID, ProcessIn, ...) come after and win.
+// Enqueue validates p and enqueues it on its queue with the type's retry
+// budget (tasks.MaxRetry); opts (TaskID, ProcessIn, ...) come after and win.
 func (c *Client) Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
-	base := []asynq.Option{asynq.MaxRetry(DefaultMaxRetry[p.TaskType()])}
+	base := []asynq.Option{asynq.MaxRetry(tasks.MaxRetry(p.TaskType()))}
 	t, err := tasks.New(p, append(base, opts...)...)
 	if err != nil {
 		return nil, err
+	}
+	if err := tasks.CheckPayloadSize(t.Payload()); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.TaskType(), err)
 	}
 	info, err := c.c.EnqueueContext(ctx, t)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
@@ -78,7 +75,14 @@ func (c *Client) Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Opt
 
 // QueueStats is one queue's counters as an operator reads them.
 type QueueStats struct {
-	Queue          string        `json:"queue"`
+	Queue string `json:"queue"`
+	// Foreign marks a queue that is none of ours (a producer's mistake):
+	// no worker will ever serve it.
+	Foreign bool `json:"foreign,omitempty"`
+	// Servers is how many running worker processes serve the queue, as
+	// their asynq heartbeats in Redis say (a stopped one drops out within
+	// about 30 s).
+	Servers        int           `json:"servers"`
 	Pending        int           `json:"pending"`
 	Active         int           `json:"active"`
 	Scheduled      int           `json:"scheduled"`
@@ -96,24 +100,51 @@ type QueueStats struct {
 // Backlog is what the queue-length alert watches: work waiting to run.
 func (s QueueStats) Backlog() int { return s.Pending + s.Scheduled + s.Retry }
 
-// Stats reads every known queue. A queue nobody has used yet reads as zeros
-// rather than an error, so a fresh deployment looks healthy.
+// Unserved reports tasks waiting on a queue no running worker serves.
+func (s QueueStats) Unserved() bool { return s.Servers == 0 && s.Backlog() > 0 }
+
+// Stats reads our queues and every other queue present in Redis, ours
+// first, each with the number of running workers that serve it. A queue of
+// ours nobody has used yet reads as zeros rather than an error, so a fresh
+// deployment looks healthy.
 func Stats(ctx context.Context, insp *asynq.Inspector) ([]QueueStats, error) {
-	out := make([]QueueStats, 0, len(tasks.QueueNames))
-	for _, q := range tasks.QueueNames {
+	present, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	servers, err := insp.Servers()
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	names := append([]string(nil), tasks.QueueNames...)
+	sort.Strings(present)
+	for _, q := range present {
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+	}
+	out := make([]QueueStats, 0, len(names))
+	for _, q := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		s := QueueStats{Queue: q, Foreign: !tasks.Known(q)}
+		for _, srv := range servers {
+			if _, ok := srv.Queues[q]; ok {
+				s.Servers++
+			}
 		}
 		info, err := insp.GetQueueInfo(q)
 		if err != nil {
 			if errors.Is(err, asynq.ErrQueueNotFound) || strings.Contains(err.Error(), "does not exist") {
-				out = append(out, QueueStats{Queue: q})
+				out = append(out, s)
 				continue
 			}
 			return nil, fmt.Errorf("queue %s: %w", q, err)
 		}
 		out = append(out, QueueStats{
-			Queue: q, Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+			Queue: q, Foreign: s.Foreign, Servers: s.Servers,
+			Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
 			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed,
 			ProcessedToday: info.Processed, FailedToday: info.Failed,
 			ProcessedTotal: info.ProcessedTotal, FailedTotal: info.FailedTotal,

@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -48,8 +50,8 @@ func TestEnqueueAndStatsAgainstRedis(t *testing.T) {
 	ctx := context.Background()
 	info, err := c.Enqueue(ctx, tasks.CallAnalyze{AttemptID: "attempt-0001"}, asynq.TaskID("analyze-1"))
 	require.NoError(t, err)
-	require.Equal(t, tasks.QueueDefault, info.Queue)
-	require.Equal(t, DefaultMaxRetry[tasks.TypeCallAnalyze], info.MaxRetry)
+	require.Equal(t, tasks.QueueAnalysis, info.Queue)
+	require.Equal(t, tasks.MaxRetry(tasks.TypeCallAnalyze), info.MaxRetry)
 	_, err = c.Enqueue(ctx, tasks.CallAnalyze{AttemptID: "attempt-0001"}, asynq.TaskID("analyze-1"))
 	require.ErrorIs(t, err, asynq.ErrTaskIDConflict)
 	_, err = c.Enqueue(ctx, tasks.CallAnalyze{AttemptID: "bad id"})
@@ -59,16 +61,70 @@ func TestEnqueueAndStatsAgainstRedis(t *testing.T) {
 	defer insp.Close()
 	stats, err := Stats(ctx, insp)
 	require.NoError(t, err)
-	require.Len(t, stats, 3)
+	require.Len(t, stats, len(tasks.QueueNames))
 	for _, s := range stats {
 		want := 0
-		if s.Queue == tasks.QueueDefault {
+		if s.Queue == tasks.QueueAnalysis {
 			want = 1
 		}
 		require.Equal(t, want, s.Backlog(), s.Queue)
+		require.False(t, s.Foreign)
+		require.Zero(t, s.Servers, "no worker runs")
+		require.Equal(t, want == 1, s.Unserved(), s.Queue)
 	}
 	ri, err := Inspect(ctx, opt)
 	require.NoError(t, err)
 	require.True(t, ri.AOFEnabled)
 	require.NotEmpty(t, ri.Version)
+}
+
+// A producer's task on a queue that is none of ours, and queues served by
+// a running asynq server, both read from the real Redis.
+func TestStatsListsEveryQueueAndWhoServesIt(t *testing.T) {
+	r := testenv.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	ac := asynq.NewClient(opt)
+	defer ac.Close()
+	_, err := ac.Enqueue(asynq.NewTask(tasks.TypeSystemProbe, []byte(`{}`)), asynq.Queue("critical"))
+	require.NoError(t, err)
+
+	srv := asynq.NewServer(opt, asynq.Config{Queues: map[string]int{tasks.QueueDefault: 1, tasks.QueueLow: 1}, LogLevel: asynq.FatalLevel})
+	require.NoError(t, srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })))
+	defer srv.Shutdown()
+
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	var byQueue map[string]QueueStats
+	require.Eventually(t, func() bool {
+		stats, err := Stats(context.Background(), insp)
+		require.NoError(t, err)
+		byQueue = map[string]QueueStats{}
+		for _, s := range stats {
+			byQueue[s.Queue] = s
+		}
+		return byQueue[tasks.QueueLow].Servers == 1
+	}, 10*time.Second, 20*time.Millisecond, "the server's heartbeat lists its queues")
+	require.Len(t, byQueue, len(tasks.QueueNames)+1)
+	crit := byQueue["critical"]
+	require.True(t, crit.Foreign)
+	require.Equal(t, 1, crit.Pending)
+	require.Zero(t, crit.Servers)
+	require.True(t, crit.Unserved())
+	require.Zero(t, byQueue[tasks.QueueCalls].Servers)
+	require.Equal(t, 1, byQueue[tasks.QueueDefault].Servers)
+	require.False(t, byQueue[tasks.QueueCalls].Unserved(), "nothing waits on calls")
+}
+
+func TestEnqueueRefusesOversizedPayload(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
+	defer c.Close()
+	big := tasks.CallOutbound{Inline: &tasks.InlineCall{
+		AttemptID: "oneoff-0001", Phone: "+12125550100", Instructions: "Confirm.",
+		Greeting: strings.Repeat("x", tasks.MaxPayloadBytes),
+	}}
+	_, err := c.Enqueue(context.Background(), big)
+	require.ErrorIs(t, err, tasks.ErrPayloadTooLarge)
+	require.ErrorContains(t, err, "call:outbound")
+	require.NoError(t, tasks.CheckPayloadSize(make([]byte, tasks.MaxPayloadBytes)))
 }

@@ -20,21 +20,6 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Queue names, highest priority first.
-const (
-	QueueCalls   = "calls"
-	QueueDefault = "default"
-	QueueLow     = "low"
-)
-
-// Queues maps each queue to its weight for asynq's weighted priority: calls
-// are served first most of the time, yet low (periodic upkeep) is never
-// starved as it would be with strict priority.
-var Queues = map[string]int{QueueCalls: 6, QueueDefault: 3, QueueLow: 1}
-
-// QueueNames lists the queues, highest priority first.
-var QueueNames = []string{QueueCalls, QueueDefault, QueueLow}
-
 // Task type names.
 const (
 	TypeCallOutbound     = "call:outbound"
@@ -123,7 +108,7 @@ type CallAnalyze struct {
 }
 
 func (CallAnalyze) TaskType() string { return TypeCallAnalyze }
-func (CallAnalyze) Queue() string    { return QueueDefault }
+func (CallAnalyze) Queue() string    { return QueueAnalysis }
 func (p CallAnalyze) Validate() error {
 	var f FieldErrors
 	checkAttemptID(&f, "attempt_id", p.AttemptID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/logging"
@@ -13,51 +14,94 @@ import (
 	"go.uber.org/zap"
 )
 
-// middleware gives every task a logger carrying its id, type and attempt id,
-// logs one line with the outcome and duration, and turns a panic into an
-// error with the stack in the log so one bad task never takes the process
-// down.
-func (s *Server) middleware(next asynq.Handler) asynq.Handler {
-	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
-		id, _ := asynq.GetTaskID(ctx)
-		retried, _ := asynq.GetRetryCount(ctx)
-		queue, _ := asynq.GetQueueName(ctx)
-		log := s.log.With(
-			zap.String("task_id", id), zap.String("task_type", t.Type()),
-			zap.String("attempt_id", tasks.AttemptIDOf(t.Payload())),
-			zap.String("queue", queue), zap.Int("retried", retried),
-		)
-		ctx = logging.WithContext(ctx, log)
-		start := time.Now()
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("panic: %v", r)
-				log.Error("task.panic", zap.Any("panic", r), zap.String("stack", string(debug.Stack())))
-			}
-			fields := []zap.Field{zap.Duration("duration_ms", time.Since(start)), zap.String("outcome", Outcome(err))}
-			switch {
-			case Deferred(err):
-				log.Info("task.deferred", append(fields, zap.Error(err))...)
-			case err != nil:
-				log.Warn("task.failed", append(fields, zap.Error(err))...)
-			default:
-				log.Info("task.done", fields...)
-			}
-		}()
-		log.Debug("task.start")
-		return next.ProcessTask(ctx, t)
-	})
+// ErrUnknownTaskType archives a task whose type no version of this worker
+// knows: retrying it could never succeed.
+var ErrUnknownTaskType = errors.New("unknown task type")
+
+// processTask is every task's way in: a logger carrying its id, type,
+// attempt id and queue; the routing and payload checks; the handler, with
+// a panic turned into an error (stack in the log) so one bad task never
+// takes the process down; then the retry policy; and one line with the
+// outcome and duration.
+func (s *Server) processTask(ctx context.Context, t *asynq.Task) error {
+	id, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	log := s.log.With(
+		zap.String("task_id", id), zap.String("task_type", t.Type()),
+		zap.String("attempt_id", tasks.AttemptIDOf(t.Payload())),
+		zap.String("queue", queue), zap.Int("retried", retried),
+	)
+	ctx = logging.WithContext(ctx, log)
+	start := time.Now()
+	log.Debug("task.start")
+	err := s.dispatch(ctx, t, queue)
+	err = s.policy(ctx, t, err)
+
+	fields := []zap.Field{zap.Duration("duration_ms", time.Since(start)), zap.String("outcome", Outcome(err))}
+	switch {
+	case Deferred(err):
+		// Per task and per retry, a backlog under backpressure would log
+		// hundreds of lines a minute: the pressure reports counts instead.
+		log.Debug("task.deferred", append(fields, zap.Error(err))...)
+	case err != nil && !errors.Is(err, asynq.RevokeTask):
+		log.Warn("task.failed", append(fields, zap.Error(err))...)
+	default:
+		log.Info("task.done", fields...)
+	}
+	return err
+}
+
+// dispatch checks what a producer could have got wrong, then runs the
+// type's handler on the type's own queue.
+func (s *Server) dispatch(ctx context.Context, t *asynq.Task, queue string) error {
+	home, known := tasks.QueueOf(t.Type())
+	if !known {
+		return Reject(fmt.Errorf("%w %q: this worker handles %s", ErrUnknownTaskType, truncate(t.Type(), 64), strings.Join(tasks.Types, ", ")))
+	}
+	if err := errors.Join(tasks.CheckPayloadSize(t.Payload()), tasks.CheckStrictJSON(t.Payload())); err != nil {
+		return Reject(fmt.Errorf("%w: %w", tasks.ErrInvalidPayload, err))
+	}
+	if queue != home {
+		return s.requeue(ctx, t, requeue{queue: home, rerouted: true,
+			cause: fmt.Errorf("%s belongs on queue %s, found on %s", t.Type(), home, queue)})
+	}
+	s.mu.Lock()
+	h, ok := s.handlers[t.Type()]
+	s.mu.Unlock()
+	if !ok {
+		// Not reachable: a served queue has a handler for each of its
+		// types. Retried rather than archived, so nothing is lost.
+		return fmt.Errorf("no handler for %s on this worker", t.Type())
+	}
+	return runHandler(ctx, t, h)
+}
+
+// runHandler runs h, turning a panic into an error.
+func runHandler(ctx context.Context, t *asynq.Task, h asynq.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+			logging.FromContext(ctx).Error("task.panic", zap.Any("panic", r), zap.String("stack", string(debug.Stack())))
+		}
+	}()
+	return h.ProcessTask(ctx, t)
 }
 
 // Outcome names what happened to a task in one word, for logs and alerts.
 func Outcome(err error) string {
+	var rq *Requeued
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, asynq.SkipRetry):
-		return "rejected"
+	case errors.As(err, &rq) && rq.Rerouted:
+		return "rerouted"
 	case Deferred(err):
 		return "deferred"
+	case errors.As(err, &rq):
+		return "requeued"
+	case errors.Is(err, asynq.SkipRetry):
+		return "rejected"
 	case errors.Is(err, context.Canceled):
 		return "interrupted"
 	default:
@@ -68,6 +112,13 @@ func Outcome(err error) string {
 // Reject marks err as permanent: asynq archives the task with err as the
 // reason instead of retrying it.
 func Reject(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 type asynqLogger struct{ l *zap.SugaredLogger }
 

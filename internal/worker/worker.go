@@ -1,6 +1,3 @@
-// Package worker runs the asynq server: queues and their priorities,
-// per-task logging and panic recovery, the retry policy and graceful
-// shutdown inside Heroku's 30 seconds.
 package worker
 
 import (
@@ -8,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/tasks"
@@ -26,11 +25,16 @@ type Options struct {
 	Logger          *zap.Logger
 }
 
-// Server is the asynq server with our middleware and policies.
+// Server is the asynq server with our routing, middleware and policies.
+// Register every task type with Handle or Unavailable, then Run.
 type Server struct {
-	srv *asynq.Server
-	mux *asynq.ServeMux
-	log *zap.Logger
+	opts   Options       // immutable
+	log    *zap.Logger   // immutable
+	client *asynq.Client // requeues copies; safe for concurrent use
+
+	mu          sync.Mutex // guards the registrations, written before Run
+	handlers    map[string]asynq.Handler
+	unavailable map[string]string // task type → why this worker cannot run it
 }
 
 // ShutdownReserve is the part of the shutdown budget kept back from asynq
@@ -48,53 +52,128 @@ const taskCheckInterval = 250 * time.Millisecond
 
 // New builds the server. Handlers are added with Handle before Run.
 func New(o Options) *Server {
-	log := o.Logger
-	s := &Server{mux: asynq.NewServeMux(), log: log}
-	s.mux.Use(s.middleware)
-	s.srv = asynq.NewServer(o.Redis, asynq.Config{
-		Concurrency:       o.Concurrency,
-		Queues:            tasks.Queues,
+	return &Server{
+		opts: o, log: o.Logger, client: asynq.NewClient(o.Redis),
+		handlers: map[string]asynq.Handler{}, unavailable: map[string]string{},
+	}
+}
+
+// Handle registers the handler of a task type.
+func (s *Server) Handle(taskType string, h asynq.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[taskType] = h
+	delete(s.unavailable, taskType)
+}
+
+// Unavailable says this worker cannot run taskType, and why (the missing
+// setting): the type's queue is then not served, and its tasks wait for a
+// worker that can run them.
+func (s *Server) Unavailable(taskType, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handlers, taskType)
+	s.unavailable[taskType] = reason
+}
+
+// Serves lists the queues this worker serves, highest priority first: those
+// whose every task type has a handler.
+func (s *Server) Serves() []string {
+	served, _ := s.plan()
+	return served
+}
+
+// plan splits the queues into served ones and, for the others, why not.
+func (s *Server) plan() (served []string, waiting map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waiting = map[string]string{}
+	for _, q := range tasks.QueueNames {
+		var why []string
+		for _, typ := range tasks.TypesOn(q) {
+			if _, ok := s.handlers[typ]; ok {
+				continue
+			}
+			reason, ok := s.unavailable[typ]
+			if !ok {
+				reason = "no handler registered"
+			}
+			why = append(why, typ+": "+reason)
+		}
+		if len(why) == 0 {
+			served = append(served, q)
+		} else {
+			waiting[q] = strings.Join(why, "; ")
+		}
+	}
+	return served, waiting
+}
+
+// Run serves this worker's queues until ctx is cancelled, then shuts down
+// gracefully: no new tasks are taken, active ones get the shutdown budget to
+// finish and are otherwise put back in their queue by asynq, never lost.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.client.Close()
+	served, waiting := s.plan()
+	if len(served) == 0 {
+		return errors.New("worker: no queue can be served: every task type lacks a handler")
+	}
+	s.logPlan(served, waiting)
+	weights := make(map[string]int, len(served))
+	for _, q := range served {
+		weights[q] = tasks.Queues[q]
+	}
+	srv := asynq.NewServer(s.opts.Redis, asynq.Config{
+		Concurrency:       s.opts.Concurrency,
+		Queues:            weights,
 		RetryDelayFunc:    RetryDelay,
 		IsFailure:         isFailure,
 		ErrorHandler:      asynq.ErrorHandlerFunc(s.handleError),
-		ShutdownTimeout:   o.ShutdownTimeout - ShutdownReserve(o.ShutdownTimeout),
+		ShutdownTimeout:   s.opts.ShutdownTimeout - ShutdownReserve(s.opts.ShutdownTimeout),
 		TaskCheckInterval: taskCheckInterval,
-		Logger:            asynqLogger{log.Named("asynq").Sugar()},
+		Logger:            asynqLogger{s.log.Named("asynq").Sugar()},
 		LogLevel:          asynq.WarnLevel,
 		HealthCheckFunc: func(err error) {
 			if err != nil {
-				log.Error("worker.redis_unhealthy", zap.Error(err))
+				s.log.Error("worker.redis_unhealthy", zap.Error(err))
 			}
 		},
 	})
-	return s
-}
-
-// Handle registers a handler for a task type.
-func (s *Server) Handle(taskType string, h asynq.Handler) { s.mux.Handle(taskType, h) }
-
-// Run processes tasks until ctx is cancelled, then shuts down gracefully:
-// no new tasks are taken, active ones get the shutdown budget to finish and
-// are otherwise put back in their queue by asynq, never lost.
-func (s *Server) Run(ctx context.Context) error {
-	if err := s.srv.Start(s.mux); err != nil {
+	if err := srv.Start(asynq.HandlerFunc(s.processTask)); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	s.log.Info("worker.start")
 	<-ctx.Done()
 	s.log.Info("worker.stopping")
-	s.srv.Shutdown()
+	srv.Shutdown()
 	s.log.Info("worker.stop")
 	return nil
 }
 
-// Stop stops taking new tasks without waiting (Heroku sends SIGTERM; we
-// call this as soon as it arrives so nothing new starts during shutdown).
-func (s *Server) Stop() { s.srv.Stop() }
+// logPlan says once which queues this worker serves and, for the others,
+// which setting is missing: their tasks wait, pending, for another worker.
+func (s *Server) logPlan(served []string, waiting map[string]string) {
+	fields := []zap.Field{zap.Strings("serves", served)}
+	if len(waiting) == 0 {
+		s.log.Info("worker.queues", fields...)
+		return
+	}
+	var notServed, why []string
+	for _, q := range tasks.QueueNames {
+		if r, ok := waiting[q]; ok {
+			notServed = append(notServed, q)
+			why = append(why, q+" ("+r+")")
+		}
+	}
+	s.log.Warn("worker.queues", append(fields, zap.Strings("not_served", notServed),
+		zap.String("reason", "tasks on these queues wait for a worker that can run them: "+strings.Join(why, "; ")))...)
+}
 
 // RetryDelay is exponential backoff with full jitter: 10s, 20s, 40s, ...
 // capped at 30 minutes. Calls use a longer base: a call that failed for
-// infrastructure reasons should not hammer a trunk or the callee.
+// infrastructure reasons should not hammer a trunk or the callee. n counts
+// the failures of the copies a task descends from too, so a requeued task
+// continues its backoff rather than starting over.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	base, ceiling := 10*time.Second, 30*time.Minute
 	if t.Type() == tasks.TypeCallOutbound {
@@ -104,6 +183,7 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.As(err, &after) && after.RetryAfter() > 0 {
 		return after.RetryAfter()
 	}
+	n = max(n+priorFailures(t), 0)
 	d := base << min(n, 16)
 	if d > ceiling || d <= 0 {
 		d = ceiling
@@ -127,6 +207,10 @@ func Deferred(err error) bool {
 	return errors.As(err, &d) && d.Deferred()
 }
 
+// handleError logs what happens next to a failed task. It runs before
+// asynq acts, and mirrors its rule: archived with SkipRetry or once retried
+// reaches MaxRetry (which the policy only lets happen when a requeue could
+// not be written), otherwise retried.
 func (s *Server) handleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -136,13 +220,23 @@ func (s *Server) handleError(ctx context.Context, t *asynq.Task, err error) {
 		zap.String("attempt_id", tasks.AttemptIDOf(t.Payload())),
 		zap.Int("retried", retried), zap.Int("max_retry", maxRetry), zap.Error(err),
 	}
-	if Deferred(err) {
-		s.log.Info("task.deferred", fields...)
-		return
-	}
-	if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
+	var rq *Requeued
+	switch {
+	case errors.As(err, &rq):
+		fields = append(fields, zap.String("new_task_id", rq.ID), zap.String("new_queue", rq.Queue))
+		switch {
+		case rq.Rerouted:
+			s.log.Info("task.rerouted", fields...)
+		case Deferred(err):
+			s.log.Debug("task.requeued", fields...)
+		default:
+			s.log.Info("task.requeued", fields...)
+		}
+	case Deferred(err) && retried < maxRetry:
+		// Counted by the pressure, logged by the middleware at debug.
+	case errors.Is(err, asynq.SkipRetry) || retried >= maxRetry:
 		s.log.Error("task.archived", fields...)
-		return
+	default:
+		s.log.Warn("task.will_retry", fields...)
 	}
-	s.log.Warn("task.will_retry", fields...)
 }

@@ -27,13 +27,7 @@ func runServer(t *testing.T, opt asynq.RedisClientOpt, log *zap.Logger, handlers
 	for typ, h := range handlers {
 		srv.Handle(typ, h)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testenv.Run(t, srv.Run)
 }
 
 // eventually polls cond until it holds or the bounded deadline passes.
@@ -62,7 +56,7 @@ func TestTaskProcessedInvalidArchivedPanicSurvived(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	runServer(t, opt, zap.New(core), map[string]asynq.Handler{
 		tasks.TypeSystemProbe: asynq.HandlerFunc(worker.ProbeHandler),
-		tasks.TypeCallAnalyze: asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		tasks.TypeCampaignDispatch: asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			panic("handler bug")
 		}),
 	})
@@ -83,17 +77,21 @@ func TestTaskProcessedInvalidArchivedPanicSurvived(t *testing.T) {
 	require.Contains(t, info.LastErr, "hold: must be between")
 	require.Equal(t, 0, info.Retried, "an invalid payload must not be retried")
 
-	// A panicking handler becomes an error with a stack in the log.
-	panicky := asynq.NewTask(tasks.TypeCallAnalyze, []byte(`{"attempt_id":"attempt-0001"}`))
-	pInfo, err := client.Enqueue(panicky, asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(0))
+	// A panicking handler becomes an error with a stack in the log, and
+	// the task is retried.
+	panicky := asynq.NewTask(tasks.TypeCampaignDispatch, []byte(`{"campaign_id":"65f1c0ffee0000000000abcd"}`))
+	pInfo, err := client.Enqueue(panicky, asynq.Queue(tasks.QueueDefault), asynq.MaxRetry(5))
 	require.NoError(t, err)
-	eventually(t, "panicking task archived", func() bool {
-		return taskState(insp, tasks.QueueDefault, pInfo.ID) == asynq.TaskStateArchived
+	eventually(t, "panicking task put back for retry", func() bool {
+		return taskState(insp, tasks.QueueDefault, pInfo.ID) == asynq.TaskStateRetry
 	})
+	info, err = insp.GetTaskInfo(tasks.QueueDefault, pInfo.ID)
+	require.NoError(t, err)
+	require.Contains(t, info.LastErr, "panic: handler bug")
 	panics := logs.FilterMessage("task.panic").All()
 	require.Len(t, panics, 1)
 	require.Contains(t, panics[0].ContextMap()["stack"], "worker_test.go")
-	require.Equal(t, "attempt-0001", panics[0].ContextMap()["attempt_id"])
+	require.Equal(t, pInfo.ID, panics[0].ContextMap()["task_id"])
 
 	// The worker keeps going: a valid task after both is processed.
 	good, err := tasks.New(tasks.SystemProbe{})
@@ -167,6 +165,14 @@ func TestRetryDelay(t *testing.T) {
 		require.LessOrEqual(t, d, full, "n=%d", n)
 	}
 	require.GreaterOrEqual(t, worker.RetryDelay(0, errors.New("x"), callTask), 30*time.Second)
+
+	// A requeued copy continues the backoff of the failures before it.
+	cp := asynq.NewTaskWithHeaders(tasks.TypeSystemProbe, nil, map[string]string{worker.HeaderPriorFailures: "3"})
+	require.GreaterOrEqual(t, worker.RetryDelay(0, errors.New("x"), cp), 40*time.Second)
+	require.LessOrEqual(t, worker.RetryDelay(0, errors.New("x"), cp), 80*time.Second)
+	// Nonsense counts never panic or go below the base.
+	bad := asynq.NewTaskWithHeaders(tasks.TypeSystemProbe, nil, map[string]string{worker.HeaderPriorFailures: "-9"})
+	require.GreaterOrEqual(t, worker.RetryDelay(-1, errors.New("x"), bad), 5*time.Second)
 }
 
 func TestOutcome(t *testing.T) {
@@ -174,5 +180,8 @@ func TestOutcome(t *testing.T) {
 	require.Equal(t, "rejected", worker.Outcome(worker.Reject(errors.New("bad"))))
 	require.Equal(t, "interrupted", worker.Outcome(fmt.Errorf("x: %w", context.Canceled)))
 	require.Equal(t, "error", worker.Outcome(errors.New("boom")))
+	require.Equal(t, "requeued", worker.Outcome(&worker.Requeued{ID: "x~1", Cause: errors.New("boom")}))
+	require.Equal(t, "rerouted", worker.Outcome(&worker.Requeued{ID: "x", Rerouted: true, Cause: errors.New("wrong queue")}))
+	require.True(t, errors.Is(&worker.Requeued{Cause: errors.New("boom")}, asynq.RevokeTask), "asynq drops the original")
 	require.True(t, errors.Is(worker.Reject(errors.New("bad")), asynq.SkipRetry))
 }
