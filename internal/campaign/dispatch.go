@@ -460,7 +460,6 @@ func (s *Service) settleContact(ctx context.Context, p plan, a *store.Call, o Ou
 	return err
 }
 
-
 // finishClosed handles a campaign whose window has closed: once no call is
 // live and SettleAfter has passed (time for the last outcomes to be
 // applied), contacts never reached become exhausted and the campaign
