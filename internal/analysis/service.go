@@ -132,13 +132,18 @@ type Try struct {
 // TryFromContext reads the try from asynq's task context. Outside a task
 // (a direct call) there is no retry, so it is the last.
 func TryFromContext(ctx context.Context, t *asynq.Task) Try {
-	if _, ok := asynq.GetRetryCount(ctx); !ok {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	if !ok1 || !ok2 {
 		return Try{N: 1, Last: true}
 	}
-	// The worker's count: the type's retry budget across requeued copies,
-	// not the MaxRetry a producer set (internal/worker's retry policy).
+	// The worker's count: the type's retry budget across requeued copies
+	// (internal/worker's retry policy). Where the task's own MaxRetry ends
+	// sooner, this may be the last try too (a server without that policy
+	// archives it): recording the failure then is early at worst, and a
+	// later success overwrites it.
 	n, last := worker.Try(ctx, t)
-	return Try{N: n, Last: last}
+	return Try{N: n, Last: last || retried >= maxRetry}
 }
 
 // ProcessTask implements asynq.Handler for call:analyze.

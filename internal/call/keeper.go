@@ -61,17 +61,18 @@ const (
 	keeperBackoff = 250 * time.Millisecond
 )
 
-func startKeeper(st CallStore, claim store.Claim, lease time.Duration, log *zap.Logger) *keeper {
-	k := &keeper{
+func newKeeper(st CallStore, claim store.Claim, lease time.Duration, log *zap.Logger) *keeper {
+	return &keeper{
 		st: st, claim: claim, lease: lease, log: log,
 		writes: make(chan keeperWrite, keeperQueue),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		lost:   make(chan struct{}),
 	}
-	go k.run()
-	return k
 }
+
+// start starts the writing goroutine; close stops it.
+func (k *keeper) start() { go k.run() }
 
 func (k *keeper) run() {
 	defer close(k.done)

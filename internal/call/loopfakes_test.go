@@ -529,7 +529,8 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Rooms: l.rooms, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
 	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence"}
 	l.a = &attempt{r: r, claim: claim, doc: &store.Call{ID: claim.AttemptID}, log: zap.NewNop(),
-		keep: startKeeper(l.calls, claim, r.o.Timers.Lease, zap.NewNop())}
+		keep: newKeeper(l.calls, claim, r.o.Timers.Lease, zap.NewNop())}
+	l.a.keep.start()
 	l.media.setSession(l.sess)
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel

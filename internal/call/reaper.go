@@ -3,9 +3,9 @@ package call
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/store"
 	"go.uber.org/zap"
 )
@@ -52,15 +52,12 @@ type ReaperOptions struct {
 //     up an interrupted call's room, so no phone line stays open with
 //     nobody on our side.
 //
-// One goroutine, started and stopped by its owner, as asynq runs its
-// recoverer.
+// One goroutine (a periodic.Loop), started and stopped by its owner, as
+// asynq runs its recoverer.
 type Reaper struct {
 	// Immutable after NewReaper.
-	o ReaperOptions
-
-	// Confined to Start/Shutdown's caller.
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	o    ReaperOptions
+	loop *periodic.Loop
 }
 
 // ReapLimit bounds one pass; the next pass takes the rest.
@@ -85,36 +82,16 @@ func NewReaper(o ReaperOptions) *Reaper {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Reaper{o: o}
+	r := &Reaper{o: o}
+	r.loop = periodic.New(periodic.Options{Every: o.Interval, Run: r.Pass})
+	return r
 }
 
-// Start runs passes until Shutdown.
-func (r *Reaper) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(r.o.Interval)
-		defer t.Stop()
-		for {
-			r.Pass(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
+// Start runs a pass now and then every Interval, until Shutdown.
+func (r *Reaper) Start() { r.loop.Start() }
 
-// Shutdown stops the goroutine and waits for a pass in progress.
-func (r *Reaper) Shutdown() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.wg.Wait()
-}
+// Shutdown stops the passes, cancelling one in progress, and waits.
+func (r *Reaper) Shutdown() { r.loop.Shutdown() }
 
 // Pass does one round of the three duties. It logs and carries on after
 // errors: a database hiccup only delays settling to the next pass.

@@ -187,10 +187,12 @@ func (r *Runner) start(ctx context.Context, claim store.Claim, c *store.Call) *a
 	if !log.Core().Enabled(zap.FatalLevel) { // no task logger: a bare Run
 		log = r.o.Logger.With(zap.String("attempt_id", claim.AttemptID))
 	}
-	return &attempt{
+	a := &attempt{
 		r: r, claim: claim, doc: c, log: log,
-		keep: startKeeper(r.o.Store, claim, r.o.Timers.Lease, log),
+		keep: newKeeper(r.o.Store, claim, r.o.Timers.Lease, log),
 	}
+	a.keep.start()
+	return a
 }
 
 // place runs the call up to its end and returns how it ended. The defers

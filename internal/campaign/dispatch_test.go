@@ -408,7 +408,6 @@ func TestTickerDispatchesEveryRoundAndShutsDown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Shutdown did not return")
 	}
-	require.ErrorIs(t, tk.ctx.Err(), context.Canceled)
 }
 
 // flakyQueue fails every enqueue after the first ok ones.

@@ -3,9 +3,9 @@ package campaign
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/store"
 	"go.uber.org/zap"
 )
@@ -21,52 +21,22 @@ import (
 // scheduler election in Redis. The campaign:dispatch task still exists, for
 // a backend that wants a round now, and runs the same Round.
 type Ticker struct {
-	// Immutable after NewTicker.
-	svc *Service
-
-	// ctx is cancelled by Shutdown, which stops the goroutine and any round
-	// in progress; wg waits for the goroutine.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop *periodic.Loop // immutable after NewTicker
 }
 
 // NewTicker makes a Ticker for s; Start starts it.
 func (s *Service) NewTicker() *Ticker {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Ticker{svc: s, ctx: ctx, cancel: cancel}
+	interval := s.opt.Interval
+	return &Ticker{loop: periodic.New(periodic.Options{Run: s.Tick,
+		Next: func(now time.Time) time.Duration { return untilNextRound(now, interval) }})}
 }
 
-// Start starts the ticker's goroutine.
-func (t *Ticker) Start() {
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.run()
-	}()
-}
+// Start starts the ticker's goroutine: a round at the start of each round.
+func (t *Ticker) Start() { t.loop.Start() }
 
 // Shutdown stops the ticker, cancelling a round in progress, and waits for
 // its goroutine to exit. It may be called more than once.
-func (t *Ticker) Shutdown() {
-	t.cancel()
-	t.wg.Wait()
-}
-
-func (t *Ticker) run() {
-	interval := t.svc.opt.Interval
-	timer := time.NewTimer(untilNextRound(time.Now(), interval))
-	defer timer.Stop()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-timer.C:
-		}
-		t.svc.Tick(t.ctx)
-		timer.Reset(untilNextRound(time.Now(), interval))
-	}
-}
+func (t *Ticker) Shutdown() { t.loop.Shutdown() }
 
 // untilNextRound is the wait until just after the next round begins. The
 // jitter (up to a tenth of a round) keeps dynos from hitting MongoDB in the

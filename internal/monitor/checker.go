@@ -4,7 +4,6 @@ import (
 	"context"
 	"runtime"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/health"
@@ -24,7 +23,6 @@ type checker struct {
 	log     *zap.Logger
 	check   health.Check
 	timeout time.Duration
-	ticker  Ticker
 	now     func() time.Time
 
 	// confined to the checker goroutine
@@ -33,14 +31,6 @@ type checker struct {
 
 	// shared, safe for concurrent use
 	status *checkStatus
-}
-
-func (c *checker) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		every(ctx, c.ticker, c.run)
-	}()
 }
 
 func (c *checker) run(ctx context.Context) {
@@ -76,22 +66,10 @@ func (c *checker) run(ctx context.Context) {
 type heartbeater struct {
 	// immutable after construction
 	log          *zap.Logger
-	ticker       Ticker
 	now          func() time.Time
 	rss          func() (int64, error)
 	cgroupMemory func() (int64, error)
-
-	// confined to the heartbeater goroutine
-	started time.Time
-}
-
-func (h *heartbeater) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		h.started = h.now()
-		every(ctx, h.ticker, h.beat)
-	}()
+	started      time.Time
 }
 
 func (h *heartbeater) beat(context.Context) {

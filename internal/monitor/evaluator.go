@@ -3,7 +3,6 @@ package monitor
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 type evaluator struct {
 	// immutable after construction
 	log          *zap.Logger
-	ticker       Ticker
 	now          func() time.Time
 	worker       string
 	th           Thresholds
@@ -38,14 +36,6 @@ type evaluator struct {
 	// latest is written here and read by Monitor.Latest.
 	pressure *Pressure
 	latest   atomic.Pointer[Snapshot]
-}
-
-func (e *evaluator) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		every(ctx, e.ticker, e.evaluate)
-	}()
 }
 
 // evaluate is one evaluation: read, grade, log transitions, update

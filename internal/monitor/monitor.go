@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/queue"
 	"go.uber.org/zap"
 )
@@ -28,17 +29,7 @@ type ScheduledCheck struct {
 }
 
 // Ticker is what a duty waits on between runs; tests drive it by hand.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) C() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()               { r.t.Stop() }
-
-func newRealTicker(_ string, d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+type Ticker = periodic.Ticker
 
 // MonitorOptions configure a Monitor. Zero values take the defaults.
 type MonitorOptions struct {
@@ -77,12 +68,13 @@ type MonitorOptions struct {
 }
 
 // Monitor runs the periodic health checks, the heartbeat and the threshold
-// evaluator, each a small duty with its own goroutine, as asynq runs its
-// heartbeater and janitor. Start once; Shutdown stops them all and waits.
+// evaluator, each a small duty with its own goroutine (a periodic.Loop),
+// as asynq runs its heartbeater and janitor. Start once; Shutdown stops
+// them all and waits.
 type Monitor struct {
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	// Immutable after NewMonitor.
 	status *checkStatus // shared by the checkers and CheckResults
+	loops  []*periodic.Loop
 
 	checkers  []*checker
 	heartbeat *heartbeater
@@ -104,9 +96,6 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	o.HeartbeatInterval = orDefault(o.HeartbeatInterval, DefaultHeartbeatInterval)
 	o.EvalInterval = orDefault(o.EvalInterval, DefaultEvalInterval)
 	o.ErrorRateWindow = orDefault(o.ErrorRateWindow, DefaultErrorRateWindow)
-	if o.NewTicker == nil {
-		o.NewTicker = newRealTicker
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -116,27 +105,35 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 	}
 	status := newCheckStatus()
 	m := &Monitor{status: status}
+	duty := func(name string, every time.Duration, run func(context.Context)) {
+		lo := periodic.Options{Every: every, Run: run}
+		if o.NewTicker != nil {
+			lo.NewTicker = func(d time.Duration) periodic.Ticker { return o.NewTicker(name, d) }
+		}
+		m.loops = append(m.loops, periodic.New(lo))
+	}
 	for _, c := range o.Checks {
 		if c.Interval <= 0 || c.Run == nil || c.Name == "" {
 			return nil, fmt.Errorf("monitor: check %q needs a name, a Run func and a positive interval", c.Name)
 		}
-		m.checkers = append(m.checkers, &checker{
-			log: o.Logger, check: c.Check, timeout: min(o.CheckTimeout, c.Interval),
-			ticker: o.NewTicker("check:"+c.Name, c.Interval), now: o.Now, status: status,
-		})
+		ch := &checker{log: o.Logger, check: c.Check, timeout: min(o.CheckTimeout, c.Interval), now: o.Now, status: status}
+		m.checkers = append(m.checkers, ch)
+		duty("check:"+c.Name, c.Interval, ch.run)
 	}
 	m.heartbeat = &heartbeater{
-		log: o.Logger, ticker: o.NewTicker("heartbeat", o.HeartbeatInterval), now: o.Now,
+		log: o.Logger, now: o.Now, started: o.Now(),
 		rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
 	}
+	duty("heartbeat", o.HeartbeatInterval, m.heartbeat.beat)
 	m.eval = &evaluator{
-		log: o.Logger, ticker: o.NewTicker("evaluate", o.EvalInterval), now: o.Now,
+		log: o.Logger, now: o.Now,
 		worker: o.Worker, th: o.Thresholds,
 		cpu: NewCPUMeter(proc, o.Now).Sample, rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
 		queues: o.Queues, serving: o.Serving, redis: o.Redis, pressure: o.Pressure, publish: o.Publish,
 		alerts: NewAlerts(o.Thresholds.Hysteresis), errRate: NewErrorRate(o.ErrorRateWindow),
 		trouble: map[string]bool{},
 	}
+	duty("evaluate", o.EvalInterval, m.eval.evaluate)
 	return m, nil
 }
 
@@ -147,24 +144,20 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Start runs every duty once now and then on its schedule, until ctx is
-// done or Shutdown is called.
-func (m *Monitor) Start(ctx context.Context) {
-	ctx, m.cancel = context.WithCancel(ctx)
-	for _, c := range m.checkers {
-		c.start(ctx, &m.wg)
+// Start runs every duty once now and then on its schedule, until
+// Shutdown.
+func (m *Monitor) Start() {
+	for _, l := range m.loops {
+		l.Start()
 	}
-	m.heartbeat.start(ctx, &m.wg)
-	m.eval.start(ctx, &m.wg)
 }
 
 // Shutdown stops the duties, interrupting checks in flight, and waits for
 // their goroutines to end.
 func (m *Monitor) Shutdown() {
-	if m.cancel != nil {
-		m.cancel()
+	for _, l := range m.loops {
+		l.Shutdown()
 	}
-	m.wg.Wait()
 }
 
 // Latest is the last evaluation; zero before the first.
@@ -180,21 +173,6 @@ func (m *Monitor) CheckResults() []health.Result { return m.status.all() }
 
 // every runs fn now and then on each tick until ctx is done. A tick that
 // races with cancellation is dropped: fn never starts after shutdown.
-func every(ctx context.Context, t Ticker, fn func(context.Context)) {
-	defer t.Stop()
-	fn(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			if ctx.Err() != nil {
-				return
-			}
-			fn(ctx)
-		}
-	}
-}
 
 // checkStatus is the last result of each check, shared between the
 // checkers (writers) and the metrics endpoint (reader) under mu.

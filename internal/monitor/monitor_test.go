@@ -61,12 +61,12 @@ func TestMonitorRunsEveryDutyOnItsSchedule(t *testing.T) {
 		Now:       clock.Now,
 	})
 	require.NoError(t, err)
+	m.Start()
 	require.Equal(t, 30*time.Second, tickers.get(t, "check:redis").interval)
 	require.Equal(t, 60*time.Second, tickers.get(t, "check:mongodb").interval)
 	require.Equal(t, 30*time.Second, tickers.get(t, "heartbeat").interval)
 	require.Equal(t, 30*time.Second, tickers.get(t, "evaluate").interval)
 
-	m.Start(context.Background())
 	// Each duty ran once at start; two more redis checks and evaluations,
 	// one more heartbeat. A second tick to the same duty is only taken
 	// once the previous run is over.
@@ -106,16 +106,14 @@ func TestMonitorRunsEveryDutyOnItsSchedule(t *testing.T) {
 	}
 }
 
-func TestMonitorStopsWithItsContext(t *testing.T) {
+func TestMonitorShutdownStopsEveryDuty(t *testing.T) {
 	log, logs := observed()
 	tickers := newManualTickers()
 	proc := procFS(t, map[string]string{"proc/self/status": "VmRSS:\t1024 kB\n"}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
 	m, err := NewMonitor(MonitorOptions{Logger: log, Proc: &proc, NewTicker: tickers.New, Now: newFakeClock().Now})
 	require.NoError(t, err)
-	m.Start(ctx)
+	m.Start()
 	waitFor(t, "first heartbeat", func() bool { return countOf(logs, "health.check", "component", "worker") == 1 })
-	cancel()
 	m.Shutdown() // returns only once every duty's goroutine has ended
 	require.True(t, tickers.get(t, "heartbeat").isStopped())
 	require.True(t, tickers.get(t, "evaluate").isStopped())

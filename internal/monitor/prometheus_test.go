@@ -34,7 +34,7 @@ func evaluatedMonitor(t *testing.T) *Monitor {
 		NewTicker: newManualTickers().New, Now: newFakeClock().Now,
 	})
 	require.NoError(t, err)
-	m.Start(context.Background())
+	m.Start()
 	waitFor(t, "first runs", func() bool {
 		return countOf(logs, "health.check", "", nil) == 3 && countOf(logs, "backpressure.on", "", nil) == 1
 	})
@@ -160,7 +160,7 @@ func TestScrapeWhileMonitorRuns(t *testing.T) {
 		NewTicker: tickers.New, Now: newFakeClock().Now,
 	})
 	require.NoError(t, err)
-	m.Start(context.Background())
+	m.Start()
 	defer m.Shutdown()
 	h := MetricsHandler(m, nil)
 	done := make(chan struct{})

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
@@ -58,11 +58,9 @@ type JanitorOptions struct {
 // One goroutine, started and stopped by its owner, as asynq runs its own
 // janitor.
 type Janitor struct {
-	o JanitorOptions // immutable after NewJanitor
-
-	// Confined to Start/Shutdown's caller.
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// Immutable after NewJanitor.
+	o    JanitorOptions
+	loop *periodic.Loop
 }
 
 // NewJanitor fills in defaults.
@@ -73,37 +71,21 @@ func NewJanitor(o JanitorOptions) *Janitor {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Janitor{o: o}
+	j := &Janitor{o: o}
+	j.loop = periodic.New(periodic.Options{Every: o.Interval, Run: j.pass})
+	return j
 }
 
 // Start runs a pass now and then every interval, until Shutdown.
-func (j *Janitor) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	j.cancel = cancel
-	j.wg.Add(1)
-	go func() {
-		defer j.wg.Done()
-		t := time.NewTicker(j.o.Interval)
-		defer t.Stop()
-		for {
-			if _, err := j.Sweep(ctx); err != nil && ctx.Err() == nil {
-				j.o.Logger.Warn("queue.janitor_failed", zap.Error(err))
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
+func (j *Janitor) Start() { j.loop.Start() }
 
 // Shutdown stops the goroutine and waits for a pass in progress.
-func (j *Janitor) Shutdown() {
-	if j.cancel != nil {
-		j.cancel()
+func (j *Janitor) Shutdown() { j.loop.Shutdown() }
+
+func (j *Janitor) pass(ctx context.Context) {
+	if _, err := j.Sweep(ctx); err != nil && ctx.Err() == nil {
+		j.o.Logger.Warn("queue.janitor_failed", zap.Error(err))
 	}
-	j.wg.Wait()
 }
 
 // SweepReport is what one pass deleted.
