@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/bucket"
@@ -20,11 +19,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// callDeps is what the call runner needs from the daemon's wiring.
+// callDeps is what the calls need from the daemon's wiring.
 type callDeps struct {
-	// daemon is cancelled at SIGTERM: the shutdown budget counts from then.
-	daemon   context.Context
 	cfg      config.Config
+	owner    string
 	store    *store.Store
 	storage  *bucket.Client
 	campaign *campaign.Service
@@ -33,16 +31,27 @@ type callDeps struct {
 	log      *zap.Logger
 }
 
-// buildRunner returns the runner that conducts calls, or nil when this
-// worker has no telephony or no OpenAI key: call tasks are then retried,
-// unclaimed, so nothing is dialed and nothing is lost. It also returns the
-// LiveKit rooms (nil without LiveKit settings), which the reaper uses to
-// hang up. The returned cleanup must run at exit.
-func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), error) {
+// callParts are what placing calls takes: the runner (nil when this worker
+// has no LiveKit or no OpenAI settings: call tasks then wait for one that
+// has, unclaimed), the LiveKit rooms (nil without LiveKit; the reaper
+// hangs up with them), and the recording spool with its start and stop.
+type callParts struct {
+	runner call.AttemptRunner
+	rooms  call.RoomDeleter
+	// recordings is the spool; nil without a runner.
+	recordings *call.Recordings
+	// closeDialer releases the callee simulator; nil for SIP.
+	closeDialer func()
+	d           callDeps
+}
+
+// buildCalls builds the call runner and what it uses, starting nothing.
+func buildCalls(d callDeps) (callParts, error) {
 	cfg := d.cfg
+	p := callParts{d: d}
 	if !cfg.LiveKit.Enabled() {
 		d.log.Warn("call.runner_disabled", zap.Bool("livekit", false), zap.Bool("openai", cfg.OpenAI.Enabled()))
-		return nil, nil, func() {}, nil
+		return p, nil
 	}
 	telephony.SetSDKLogger(d.log)
 	tcfg := telephonyConfig(cfg.LiveKit)
@@ -50,31 +59,32 @@ func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), erro
 	tcfg.MaxCallDuration = call.DefaultMaxDuration + 2*time.Minute
 	rooms, err := telephony.NewRooms(tcfg, d.log)
 	if err != nil {
-		return nil, nil, nil, err
+		return p, err
 	}
+	p.rooms = rooms
 	if !cfg.OpenAI.Enabled() {
 		d.log.Warn("call.runner_disabled", zap.Bool("livekit", true), zap.Bool("openai", false))
-		return nil, rooms, func() {}, nil
+		return p, nil
 	}
-	recordings, stopRecordings, err := startRecordings(d)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cleanup := stopRecordings
 	var dialer telephony.Dialer
 	if cfg.LiveKit.SimulateCallee {
 		sim, err := calleesim.NewDialer(tcfg, calleesim.DialerOptions{Production: cfg.Env == config.Production, Logger: d.log})
 		if err != nil {
-			cleanup()
-			return nil, nil, nil, err
+			return p, err
 		}
-		cleanup = func() { sim.Close(); stopRecordings() }
-		dialer = sim
+		p.closeDialer, dialer = sim.Close, sim
 	} else if dialer, err = telephony.NewSIPDialer(tcfg); err != nil {
-		cleanup()
-		return nil, nil, nil, err
+		return p, err
 	}
-	r, err := call.NewRunner(call.Options{
+	if p.recordings, err = call.NewRecordings(call.RecordingOptions{
+		Storage: d.storage, Store: d.store, Env: string(cfg.Env), Segment: cfg.Worker.RecordingSegment,
+		Owner: d.owner, Lease: cfg.Worker.CallLease,
+		SpoolMemoryBytes: int64(cfg.Worker.RecordingSpoolMB) << 20, Logger: d.log,
+	}); err != nil {
+		p.shutdown(time.Now())
+		return p, err
+	}
+	p.runner, err = call.NewRunner(call.Options{
 		Store: d.store, Rooms: rooms, Dialer: dialer, Telephony: tcfg,
 		Realtime: realtime.Config{BaseURL: cfg.OpenAI.BaseURL, APIKey: cfg.OpenAI.APIKey,
 			Model: cfg.OpenAI.RealtimeModel, Voice: cfg.OpenAI.Voice},
@@ -82,15 +92,39 @@ func buildRunner(d callDeps) (call.AttemptRunner, call.RoomDeleter, func(), erro
 		DialCheck:  dialCheck(d.campaign),
 		Analyze:    d.analyze,
 		Ends:       d.ends,
-		Recordings: recordings.Factory(),
-		Timers:     call.Timers{Lease: cfg.Worker.CallLease}, // must equal the handler's lease
+		Recordings: p.recordings.Factory(),
 		Logger:     d.log,
 	})
 	if err != nil {
-		cleanup()
-		return nil, nil, nil, err
+		p.shutdown(time.Now())
+		return p, err
 	}
-	return r, rooms, cleanup, nil
+	return p, nil
+}
+
+// start starts the recording spool.
+func (p *callParts) start() {
+	if p.recordings != nil {
+		p.recordings.Start()
+	}
+}
+
+// shutdown runs after the task server has stopped (the calls have ended
+// and handed the spool what storage did not take): the spool gets what is
+// left of SHUTDOWN_TIMEOUT since the stop was asked for (stopAt), less half
+// the reserve for closing MongoDB and shipping the last logs, then records
+// on each call what it could not store.
+func (p *callParts) shutdown(stopAt time.Time) {
+	if p.recordings != nil {
+		cfg := p.d.cfg
+		budget := cfg.Worker.ShutdownTimeout - worker.ShutdownReserve(cfg.Worker.ShutdownTimeout)/2
+		ctx, cancel := context.WithDeadline(context.Background(), stopAt.Add(budget))
+		p.recordings.Shutdown(ctx)
+		cancel()
+	}
+	if p.closeDialer != nil {
+		p.closeDialer()
+	}
 }
 
 // dialCheck asks the campaign right before dialing: still running, inside
@@ -103,38 +137,6 @@ func dialCheck(camp *campaign.Service) func(ctx context.Context, c *store.Call) 
 		}
 		return "", err
 	}
-}
-
-// startRecordings starts the process's recording spool. The returned stop
-// runs after the task server has stopped (its calls have ended and handed
-// what storage did not take to the spool): the spool gets what is left of
-// SHUTDOWN_TIMEOUT since the signal, less half the reserve for closing
-// MongoDB and shipping the last logs, then records on each call what it
-// could not store.
-func startRecordings(d callDeps) (*call.Recordings, func(), error) {
-	cfg := d.cfg
-	rs, err := call.NewRecordings(call.RecordingOptions{
-		Storage: d.storage, Store: d.store, Env: string(cfg.Env), Segment: cfg.Worker.RecordingSegment,
-		Owner: ownerName(cfg.Worker.Name), Lease: cfg.Worker.CallLease,
-		SpoolMemoryBytes: int64(cfg.Worker.RecordingSpoolMB) << 20, Logger: d.log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	var signalled atomic.Int64
-	stopWatch := context.AfterFunc(d.daemon, func() { signalled.Store(time.Now().UnixNano()) })
-	rs.Start()
-	return rs, func() {
-		stopWatch()
-		at := time.Now()
-		if ns := signalled.Load(); ns != 0 {
-			at = time.Unix(0, ns)
-		}
-		budget := cfg.Worker.ShutdownTimeout - worker.ShutdownReserve(cfg.Worker.ShutdownTimeout)/2
-		ctx, cancel := context.WithDeadline(context.Background(), at.Add(budget))
-		defer cancel()
-		rs.Shutdown(ctx)
-	}, nil
 }
 
 // endOnShutdown cancels a call's context as soon as the daemon is asked to

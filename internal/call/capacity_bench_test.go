@@ -174,7 +174,6 @@ func newCapacityEnv(b *testing.B) *capacityEnv {
 		Prompts:    call.StorePrompts(e.st),
 		Analyze:    &enqueuer{},
 		Recordings: startRecordings(b, s3, e.st, 0, log, func(o *call.RecordingOptions) { o.Env = "development" }).Factory(),
-		Timers:     call.Timers{Lease: call.DefaultLease},
 		Logger:     log,
 	})
 	require.NoError(b, err)

@@ -118,7 +118,7 @@ func (a *attempt) converse(ctx context.Context, p conversationParts) ending {
 	cv.out = newAgentVoice(cv.player, p.sess, p.media)
 	cv.turns = newTranscript(p.answered, p.silence, p.media.inputStart, a.keep.appendTurn)
 	end := cv.run(ctx)
-	end.at = time.Now() // the call is over now; tearing it down comes after
+	end.at = time.Now() // over; place moves it to the hang-up if LiveKit takes it
 	cv.record()
 	return end
 }

@@ -118,7 +118,6 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 	t.Cleanup(e.dialer.Close)
 
 	timers := sc.timers
-	timers.Lease = sc.lease
 	if timers.Silence == 0 {
 		timers.Silence = time.Minute // only the silence scenario hears silence out
 	}

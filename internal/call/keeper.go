@@ -61,7 +61,13 @@ const (
 	keeperBackoff = 250 * time.Millisecond
 )
 
-func newKeeper(st CallStore, claim store.Claim, lease time.Duration, log *zap.Logger) *keeper {
+// newKeeper writes for claim, renewing it every third of the lease it was
+// made with: the lease is set in one place, the Handler's.
+func newKeeper(st CallStore, claim store.Claim, log *zap.Logger) *keeper {
+	lease := claim.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
 	return &keeper{
 		st: st, claim: claim, lease: lease, log: log,
 		writes: make(chan keeperWrite, keeperQueue),

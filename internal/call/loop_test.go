@@ -309,7 +309,7 @@ func TestLoopFailedTransferResumesTheCall(t *testing.T) {
 // written to it.
 func TestLoopStopsWhenTheClaimIsLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := startLoop(t, loopSetup{timers: Timers{Lease: 30 * time.Second}})
+		l := startLoop(t, loopSetup{lease: 30 * time.Second})
 		synctest.Wait()
 		l.calls.loseFence()
 		end := l.wait(t, 30*time.Second)

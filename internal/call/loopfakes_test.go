@@ -500,6 +500,8 @@ type loopSetup struct {
 	// LiveKit cannot say.
 	calleeGone  bool
 	presenceErr error
+	// lease is the claim's (0: DefaultLease).
+	lease time.Duration
 }
 
 // startLoop runs a call's loop on fakes; call it inside synctest.Test.
@@ -527,9 +529,9 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 		done:  make(chan ending, 1), exited: make(chan struct{}), speech: make(chan []int16, 8),
 	}
 	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Rooms: l.rooms, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
-	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence"}
+	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence", Lease: setup.lease}
 	l.a = &attempt{r: r, claim: claim, doc: &store.Call{ID: claim.AttemptID}, log: zap.NewNop(),
-		keep: newKeeper(l.calls, claim, r.o.Timers.Lease, zap.NewNop())}
+		keep: newKeeper(l.calls, claim, zap.NewNop())}
 	l.a.keep.start()
 	l.media.setSession(l.sess)
 	ctx, cancel := context.WithCancel(context.Background())

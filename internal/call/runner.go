@@ -26,9 +26,6 @@ type Timers struct {
 	Silence time.Duration
 	// RingTimeout overrides the telephony setting for the dial.
 	RingTimeout time.Duration
-	// Lease is the claim's lease, renewed every third of it while the
-	// call is live (use the Handler's Lease).
-	Lease time.Duration
 	// Goodbye bounds how long a closing line (after end_call, opt_out, the
 	// maximum duration) may take to be said and heard.
 	Goodbye time.Duration
@@ -66,7 +63,6 @@ func (t Timers) withDefaults() Timers {
 	}
 	def(&t.MaxDuration, DefaultMaxDuration)
 	def(&t.Silence, DefaultSilence)
-	def(&t.Lease, DefaultLease)
 	def(&t.Goodbye, DefaultGoodbye)
 	def(&t.Voicemail, DefaultVoicemail)
 	def(&t.ShutdownLine, DefaultShutdownLine)
@@ -189,7 +185,7 @@ func (r *Runner) start(ctx context.Context, claim store.Claim, c *store.Call) *a
 	}
 	a := &attempt{
 		r: r, claim: claim, doc: c, log: log,
-		keep: newKeeper(r.o.Store, claim, r.o.Timers.Lease, log),
+		keep: newKeeper(r.o.Store, claim, log),
 	}
 	a.keep.start()
 	return a
@@ -252,7 +248,13 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	if err != nil {
 		return dialEnded(ctx, err)
 	}
-	defer a.hangup(ctx, leg)
+	defer func() {
+		// The call ended when the line was hung up; if LiveKit could not
+		// be told (it is gone), when the conversation ended.
+		if a.hangup(ctx, leg) && !end.at.IsZero() {
+			end.at = time.Now()
+		}
+	}()
 	answered := time.Now()
 	a.fields.SIPCallID = leg.SIPCallID
 	a.keep.transition(store.CallInProgress, store.CallFields{SIPCallID: leg.SIPCallID})
@@ -327,10 +329,13 @@ func (a *attempt) sessionConfig(s script) realtime.Config {
 	return rc
 }
 
-func (a *attempt) hangup(ctx context.Context, leg telephony.CallLeg) {
+// hangup ends the call's SIP leg; it reports whether LiveKit took it.
+func (a *attempt) hangup(ctx context.Context, leg telephony.CallLeg) bool {
 	if err := a.r.o.Rooms.Hangup(ctx, leg); err != nil {
 		a.log.Warn("call.hangup_failed", zap.Error(err))
+		return false
 	}
+	return true
 }
 
 func (a *attempt) deleteRoom(ctx context.Context, room string) {
@@ -460,8 +465,9 @@ type ending struct {
 	// fenceLost: the attempt is no longer ours (reaped); nothing more is
 	// written to it.
 	fenceLost bool
-	// at is when the conversation ended (ended_at); zero: when the end is
-	// written (the call never got that far).
+	// at is when the call ended (ended_at): the hang-up, or the end of the
+	// conversation when LiveKit could not take the hang-up; zero: when the
+	// end is written (the call never got that far).
 	at time.Time
 }
 

@@ -35,6 +35,9 @@ type Claim struct {
 	Owner          string
 	Fence          string
 	LeaseExpiresAt time.Time
+	// Lease is the lease the claim was made with, which its owner renews
+	// (ExtendLease) while the call is live.
+	Lease time.Duration
 }
 
 // claimRecord is the call_claims ledger document whose insert elects the
@@ -151,7 +154,7 @@ func (s *Store) ClaimAttempt(ctx context.Context, attemptID, owner string, lease
 		return Claim{}, fmt.Errorf("store: claim attempt %q: %w", attemptID, err)
 	}
 	now := s.clock()
-	c := Claim{AttemptID: attemptID, Owner: owner, Fence: fence, LeaseExpiresAt: now.Add(lease)}
+	c := Claim{AttemptID: attemptID, Owner: owner, Fence: fence, LeaseExpiresAt: now.Add(lease), Lease: lease}
 	_, err = s.claims.InsertOne(ctx, claimRecord{
 		ID: attemptID, Owner: owner, Fence: fence, ClaimedAt: now, LeaseExpiresAt: c.LeaseExpiresAt,
 	})

@@ -32,9 +32,11 @@ type Server struct {
 	log    *zap.Logger   // immutable
 	client *asynq.Client // requeues copies; safe for concurrent use
 
-	mu          sync.Mutex // guards the registrations, written before Run
+	mu          sync.Mutex // guards the registrations, written before Start
 	handlers    map[string]asynq.Handler
 	unavailable map[string]string // task type → why this worker cannot run it
+
+	srv *asynq.Server // set by Start; confined to Start/Shutdown's caller
 }
 
 // ShutdownReserve is the part of the shutdown budget kept back from asynq
@@ -109,13 +111,22 @@ func (s *Server) plan() (served []string, waiting map[string]string) {
 	return served, waiting
 }
 
-// Run serves this worker's queues until ctx is cancelled, then shuts down
-// gracefully: no new tasks are taken, active ones get the shutdown budget to
-// finish and are otherwise put back in their queue by asynq, never lost.
+// Run starts the server (Start), waits for ctx, and shuts it down.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.client.Close()
+	if err := s.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+// Start begins processing the queues this worker can serve, every task
+// type registered (Handle or Unavailable) by now.
+func (s *Server) Start() error {
 	served, waiting := s.plan()
 	if len(served) == 0 {
+		s.client.Close()
 		return errors.New("worker: no queue can be served: every task type lacks a handler")
 	}
 	s.logPlan(served, waiting)
@@ -123,7 +134,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, q := range served {
 		weights[q] = tasks.Queues[q]
 	}
-	srv := asynq.NewServer(s.opts.Redis, asynq.Config{
+	s.srv = asynq.NewServer(s.opts.Redis, asynq.Config{
 		Concurrency:       s.opts.Concurrency,
 		Queues:            weights,
 		RetryDelayFunc:    RetryDelay,
@@ -139,15 +150,25 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		},
 	})
-	if err := srv.Start(asynq.HandlerFunc(s.processTask)); err != nil {
+	if err := s.srv.Start(asynq.HandlerFunc(s.processTask)); err != nil {
+		s.client.Close()
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	s.log.Info("worker.start")
-	<-ctx.Done()
-	s.log.Info("worker.stopping")
-	srv.Shutdown()
-	s.log.Info("worker.stop")
 	return nil
+}
+
+// Shutdown stops taking tasks and gives the active ones most of the
+// shutdown budget to finish (asynq puts back the rest: none is lost),
+// then returns.
+func (s *Server) Shutdown() {
+	if s.srv == nil {
+		return
+	}
+	s.log.Info("worker.stopping")
+	s.srv.Shutdown()
+	s.client.Close()
+	s.log.Info("worker.stop")
 }
 
 // logPlan says once which queues this worker serves and, for the others,
