@@ -28,15 +28,20 @@ import (
 
 var workerBin string
 
-// TestMain builds the real binary once: the shutdown and config tests must
+// TestMain finds the real binary: the shutdown and config tests must
 // exercise the process as Heroku runs it, signals and exit codes included.
+// `make test` has built it already (WORKER_BIN); otherwise it is built once
+// here, with make build's flags so the build cache serves both.
 func TestMain(m *testing.M) {
+	if workerBin = os.Getenv("WORKER_BIN"); workerBin != "" {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "worker-bin")
 	if err != nil {
 		panic(err)
 	}
 	workerBin = filepath.Join(dir, "worker")
-	out, err := exec.Command("go", "build", "-o", workerBin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-trimpath", "-o", workerBin, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build worker: %v\n%s", err, out)
 		os.Exit(1)

@@ -1,6 +1,7 @@
 // Package agent is the conversation policy: the prompt built from a
-// campaign's template and the contact's variables, the tools the model may
-// call and the validation of their arguments, and the call's timers.
+// campaign's template and the contact's variables (one length rule for
+// them everywhere: CheckVariable), the tools the model may call, and the
+// validation of their arguments. The call's timers are internal/call's.
 package agent
 
 import (
