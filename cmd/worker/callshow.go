@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -31,41 +30,32 @@ func cmdCall(ctx context.Context, e env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	mc, err := config.LoadMongo(e.lookup)
-	if err != nil {
-		return configError(e, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	st, err := openStore(ctx, mc)
-	if err != nil {
-		return configError(e, err)
-	}
-	defer st.Close(context.WithoutCancel(ctx))
-	if *transcript {
-		c, err := st.GetCall(ctx, fs.Arg(1))
+	return withStore(ctx, e, *timeout, func(ctx context.Context, st *store.Store) int {
+		if *transcript {
+			c, err := st.GetCall(ctx, fs.Arg(1))
+			if err != nil {
+				fmt.Fprintf(e.stderr, "worker call show: %v\n", timedOut(ctx, err, *timeout))
+				return 1
+			}
+			return exitCode(writeTranscript(e.stdout, c))
+		}
+		doc, err := st.GetCallDocument(ctx, fs.Arg(1))
 		if err != nil {
 			fmt.Fprintf(e.stderr, "worker call show: %v\n", timedOut(ctx, err, *timeout))
 			return 1
 		}
-		return exitCode(writeTranscript(e.stdout, c))
-	}
-	doc, err := st.GetCallDocument(ctx, fs.Arg(1))
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker call show: %v\n", timedOut(ctx, err, *timeout))
-		return 1
-	}
-	// The number is personal data; the last four digits identify the call.
-	if p, ok := doc["phone"].(string); ok {
-		doc["phone"] = logging.MaskPhone(p)
-	}
-	b, err := bson.MarshalExtJSONIndent(doc, false, false, "", "  ")
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker call show: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(e.stdout, string(b))
-	return 0
+		// The number is personal data; the last four digits identify the call.
+		if p, ok := doc["phone"].(string); ok {
+			doc["phone"] = logging.MaskPhone(p)
+		}
+		b, err := bson.MarshalExtJSONIndent(doc, false, false, "", "  ")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "worker call show: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(e.stdout, string(b))
+		return 0
+	})
 }
 
 // writeTranscript prints a call's conversation for a person. Spoken text

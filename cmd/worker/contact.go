@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
@@ -74,40 +73,31 @@ func cmdContact(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "worker contact show: give an E.164 number (+14155550100) or a contact id (24 hex characters): %v\n", phoneErr)
 		return 2
 	}
-	mc, err := config.LoadMongo(e.lookup)
-	if err != nil {
-		return configError(e, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	st, err := openStore(ctx, mc)
-	if err != nil {
-		return configError(e, err)
-	}
-	defer st.Close(context.WithoutCancel(ctx))
-
-	var contacts []store.Contact
-	if idErr == nil {
-		c, err := st.GetContact(ctx, byID)
+	return withStore(ctx, e, *timeout, func(ctx context.Context, st *store.Store) int {
+		var contacts []store.Contact
+		var err error
+		if idErr == nil {
+			c, err := st.GetContact(ctx, byID)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "worker contact show: %v\n", timedOut(ctx, err, *timeout))
+				return 1
+			}
+			contacts, number = []store.Contact{*c}, c.Phone
+		} else if contacts, err = st.ContactsByPhone(ctx, number); err != nil {
+			fmt.Fprintf(e.stderr, "worker contact show: %v\n", timedOut(ctx, err, *timeout))
+			return 1
+		}
+		v, err := lookUpNumber(ctx, st, number, contacts)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "worker contact show: %v\n", timedOut(ctx, err, *timeout))
 			return 1
 		}
-		contacts, number = []store.Contact{*c}, c.Phone
-	} else if contacts, err = st.ContactsByPhone(ctx, number); err != nil {
-		fmt.Fprintf(e.stderr, "worker contact show: %v\n", timedOut(ctx, err, *timeout))
-		return 1
-	}
-	v, err := lookUpNumber(ctx, st, number, contacts)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker contact show: %v\n", timedOut(ctx, err, *timeout))
-		return 1
-	}
-	if len(v.Contacts) == 0 && len(v.InlineCalls) == 0 {
-		fmt.Fprintf(e.stderr, "worker contact show: no contact and no call for %s\n", v.Phone)
-		return 1
-	}
-	return exitCode(writeOut(e, *asJSON, v, v.writeText))
+		if len(v.Contacts) == 0 && len(v.InlineCalls) == 0 {
+			fmt.Fprintf(e.stderr, "worker contact show: no contact and no call for %s\n", v.Phone)
+			return 1
+		}
+		return exitCode(writeOut(e, *asJSON, v, v.writeText))
+	})
 }
 
 // lookUpNumber gathers a number's contacts' campaigns and attempts, its

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/store"
 )
 
@@ -33,26 +32,17 @@ func cmdMigrate(ctx context.Context, e env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	mc, err := config.LoadMongo(e.lookup)
-	if err != nil {
-		return configError(e, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	st, err := openStore(ctx, mc)
-	if err != nil {
-		return configError(e, err)
-	}
-	defer st.Close(context.WithoutCancel(ctx))
-	steps, err := st.Migrate(ctx)
-	if werr := writeOut(e, *asJSON, steps, func(w io.Writer) error { return writeSteps(w, steps) }); werr != nil && err == nil {
-		err = werr
-	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker migrate: %v\n", timedOut(ctx, err, *timeout))
-		return 1
-	}
-	return 0
+	return withStore(ctx, e, *timeout, func(ctx context.Context, st *store.Store) int {
+		steps, err := st.Migrate(ctx)
+		if werr := writeOut(e, *asJSON, steps, func(w io.Writer) error { return writeSteps(w, steps) }); werr != nil && err == nil {
+			err = werr
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "worker migrate: %v\n", timedOut(ctx, err, *timeout))
+			return 1
+		}
+		return 0
+	})
 }
 
 func writeSteps(w io.Writer, steps []store.MigrationStep) error {

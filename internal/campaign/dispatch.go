@@ -193,19 +193,18 @@ func (s *Service) dispatchDue(ctx context.Context, p plan, now time.Time, headro
 		if err != nil {
 			return err
 		}
-		if due.Last.IsZero() {
-			return nil
+		r.Mistyped.Undecodable += len(due.Mistyped)
+		if len(due.Contacts) > 0 {
+			used, err := s.dispatchBatch(ctx, p, now, due.Contacts, headroom, r)
+			if err != nil {
+				return err
+			}
+			headroom -= used
+		}
+		if due.Last.IsZero() || due.Last == after {
+			return nil // an empty page, or one without an _id to page on
 		}
 		after = due.Last
-		r.Mistyped.Undecodable += len(due.Mistyped)
-		if len(due.Contacts) == 0 {
-			continue
-		}
-		used, err := s.dispatchBatch(ctx, p, now, due.Contacts, headroom, r)
-		if err != nil {
-			return err
-		}
-		headroom -= used
 	}
 	return nil
 }

@@ -101,8 +101,8 @@ type DuePage struct {
 	// number, attempts as a string). They are never dialed; dispatch
 	// counts them in its round's log line.
 	Mistyped []bson.ObjectID
-	// Last is the _id of the last document of the page, for
-	// DueQuery.AfterID; zero when the page is empty.
+	// Last is the largest ObjectId _id of the page, for DueQuery.AfterID;
+	// zero when the page has none.
 	Last bson.ObjectID
 }
 
@@ -151,10 +151,13 @@ func (s *Store) DueContacts(ctx context.Context, q DueQuery) (DuePage, error) {
 	}
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
-		page.Last, _ = cur.Current.Lookup("_id").ObjectIDOK()
+		id, ok := cur.Current.Lookup("_id").ObjectIDOK()
+		if ok {
+			page.Last = id
+		}
 		var c Contact
 		if err := cur.Decode(&c); err != nil {
-			page.Mistyped = append(page.Mistyped, page.Last)
+			page.Mistyped = append(page.Mistyped, id)
 			continue
 		}
 		page.Contacts = append(page.Contacts, c)
