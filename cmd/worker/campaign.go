@@ -14,9 +14,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-const campaignSynopsis = `campaign import --campaign ID --file contacts.csv [--dry-run] [--json]
+const campaignSynopsis = `campaign import --campaign ID --file contacts.csv [--dry-run] [--json] [--progress auto]
        worker campaign pause|resume|cancel ID [--json]
-       worker campaign stats ID [--json]
+       worker campaign stats ID [--recount] [--json]
+       worker campaign check ID [--json]
 
 import   adds a CSV's contacts to a campaign. The header row names the columns:
          phone (E.164, e.g. +14155550100; spaces, dashes, dots and brackets are
@@ -28,10 +29,18 @@ import   adds a CSV's contacts to a campaign. The header row names the columns:
 pause    stops dispatching; calls in progress finish, queued ones are not dialed.
 resume   makes a paused campaign scheduled again; the next round starts it.
 cancel   ends the campaign for good and cancels its queued attempts.
-stats    counts contacts by status, attempts by status and outcome, answer rate.
+         Progress goes to stderr: a bar on a terminal, a line every tenth
+         otherwise (heroku run --no-tty ... --file - < contacts.csv).
+stats    contacts by status, attempts by status and outcome, answer rate and
+         the dashboard counters, as last counted (running campaigns are
+         counted every minute); --recount counts now.
+check    lists contacts the worker cannot read as meant (a field of the wrong
+         type: next_attempt_at as a string, campaign_id as a string, an
+         unknown status) or would never dispatch (an unknown time zone), and
+         problems of the campaign document, each with its effect.
 
 Exit: 0 done, 1 failure, 2 bad usage or a file that cannot be imported,
-3 imported but some rows were skipped.`
+3 imported but some rows were skipped, or check found problems.`
 
 func cmdCampaign(ctx context.Context, e env, args []string) int {
 	fs := newFlags(e, "campaign", campaignSynopsis)
@@ -39,6 +48,9 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 	file := fs.String("file", "", `contacts CSV file (import; "-" reads stdin)`)
 	dryRun := fs.Bool("dry-run", false, "import: check the file and report, write nothing")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	recount := fs.Bool("recount", false, "stats: count now instead of reading the last count")
+	progress := fs.String("progress", "auto", "import: auto (a bar on a terminal, else lines), bar, lines or none")
+	timeout := fs.Duration("timeout", 0, "give up after this long (default 10m for import and check, 2m for stats, 30s otherwise)")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
@@ -55,7 +67,7 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 			return 2
 		}
 		rawID = *campaignID
-	case "pause", "resume", "cancel", "stats":
+	case "pause", "resume", "cancel", "stats", "check":
 		if len(rest) != 1 {
 			fmt.Fprintf(e.stderr, "worker campaign %s: give one campaign id\n", sub)
 			return 2
@@ -76,15 +88,26 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return configError(e, err)
 	}
-	timeout := 30 * time.Second
-	if sub == "import" {
-		timeout = 10 * time.Minute // up to campaign.MaxImportRows rows
+	if *timeout <= 0 {
+		switch sub {
+		case "import", "check":
+			*timeout = 10 * time.Minute // up to campaign.MaxImportRows rows
+		case "stats":
+			*timeout = 2 * time.Minute // a recount reads every contact and call
+		default:
+			*timeout = 30 * time.Second
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	render, err := progressRenderer(e.stderr, *progress)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "worker campaign: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	st, err := openStore(ctx, mc)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "worker campaign %s: %v\n", sub, err)
+		fmt.Fprintf(e.stderr, "worker campaign %s: %v\n", sub, timedOut(ctx, err, *timeout))
 		return 1
 	}
 	defer func() {
@@ -104,13 +127,13 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 		if err := st.EnsureIndexes(ctx); err != nil {
 			return fail(err)
 		}
-		rep, err := importFile(ctx, svc, id, *file, *dryRun)
+		rep, err := importFile(ctx, svc, id, *file, *dryRun, render)
 		if errors.Is(err, campaign.ErrBadFile) || errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(e.stderr, "worker campaign import: %v\n", err)
 			return 2
 		}
 		if err != nil {
-			return fail(err)
+			return fail(timedOut(ctx, err, *timeout))
 		}
 		if err := writeOut(e, *asJSON, rep, rep.WriteText); err != nil {
 			return fail(err)
@@ -120,11 +143,23 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 		}
 		return 0
 	case "stats":
-		stats, err := svc.Stats(ctx, id)
+		stats, err := svc.Stats(ctx, id, *recount)
 		if err != nil {
-			return fail(err)
+			return fail(timedOut(ctx, err, *timeout))
 		}
 		return exitCode(writeOut(e, *asJSON, stats, stats.WriteText))
+	case "check":
+		rep, err := svc.Check(ctx, id, st)
+		if err != nil {
+			return fail(timedOut(ctx, err, *timeout))
+		}
+		if err := writeOut(e, *asJSON, rep, rep.WriteText); err != nil {
+			return fail(err)
+		}
+		if !rep.Clean() {
+			return 3
+		}
+		return 0
 	}
 
 	var ch campaign.Change
@@ -151,17 +186,29 @@ func cmdCampaign(ctx context.Context, e env, args []string) int {
 	}))
 }
 
-func importFile(ctx context.Context, svc *campaign.Service, id bson.ObjectID, name string, dryRun bool) (campaign.ImportReport, error) {
-	var r io.Reader = os.Stdin
+func importFile(ctx context.Context, svc *campaign.Service, id bson.ObjectID, name string, dryRun bool, render *progress) (campaign.ImportReport, error) {
+	f := os.Stdin
 	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
+		var err error
+		if f, err = os.Open(name); err != nil {
 			return campaign.ImportReport{}, err
 		}
 		defer f.Close()
-		r = f
 	}
-	return svc.Import(ctx, id, r, dryRun)
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size() // a pipe's size is not known
+	}
+	defer render.finish()
+	return svc.Import(ctx, id, f, dryRun, campaign.WithProgress(render.report, size))
+}
+
+// timedOut names the --timeout flag when the command ran out of time.
+func timedOut(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (gave up after --timeout %s)", err, timeout)
+	}
+	return err
 }
 
 // writeOut prints v as indented JSON, or as text for a person.

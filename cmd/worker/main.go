@@ -44,8 +44,10 @@ func commands() []command {
 		{"verify", "deeper checks of one dependency: redis | mongo | s3 | logtail | openai | livekit | all", cmdVerify},
 		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
 		{"queue", "queue stats: per-queue counters", cmdQueue},
-		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats", cmdCampaign},
-		{"call", "call show ATTEMPT: the call document as JSON", cmdCall},
+		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats, check", cmdCampaign},
+		{"call", "call show ATTEMPT [--transcript]: the call document as JSON, or the conversation as text", cmdCall},
+		{"contact", "contact show PHONE|ID: a number's contacts, attempts and reasons, and when it is called next", cmdContact},
+		{"migrate", "create MongoDB indexes and collection validators (the release phase runs it)", cmdMigrate},
 		{"recording", "recording url ATTEMPT: a presigned URL (at most 15 min) for a call's recording", cmdRecording},
 		{"version", "print the version", cmdVersion},
 	}

@@ -44,12 +44,22 @@ func (c *countingStore) PruneDispatchRounds(ctx context.Context, id bson.ObjectI
 	return c.Store.PruneDispatchRounds(ctx, id, before)
 }
 
-func (c *countingStore) PendingTimeZones(ctx context.Context, id bson.ObjectID) ([]string, error) {
+func (c *countingStore) SurveyContacts(ctx context.Context, id bson.ObjectID) (store.ContactSurvey, error) {
 	c.count()
-	return c.Store.PendingTimeZones(ctx, id)
+	return c.Store.SurveyContacts(ctx, id)
 }
 
-func (c *countingStore) DueContacts(ctx context.Context, q store.DueQuery) ([]store.Contact, error) {
+func (c *countingStore) GetCampaignStats(ctx context.Context, id bson.ObjectID) (store.StatsSnapshot, error) {
+	c.count()
+	return c.Store.GetCampaignStats(ctx, id)
+}
+
+func (c *countingStore) CountCampaign(ctx context.Context, id bson.ObjectID) (store.StatsSnapshot, error) {
+	c.calls.Add(3) // an aggregation over contacts, one over calls, the snapshot's write
+	return c.Store.CountCampaign(ctx, id)
+}
+
+func (c *countingStore) DueContacts(ctx context.Context, q store.DueQuery) (store.DuePage, error) {
 	c.count()
 	return c.Store.DueContacts(ctx, q)
 }

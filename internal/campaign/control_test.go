@@ -149,7 +149,13 @@ func TestStats(t *testing.T) {
 	e.finish(AttemptID(cs[1].ID, 1), store.CallNoAnswer, OutcomeNoAnswer, time.Time{})
 	e.finish(AttemptID(cs[2].ID, 1), store.CallBusy, OutcomeBusy, time.Time{})
 
-	st, err := e.svc.Stats(ctx, c.ID)
+	// The round counted its campaign when it dispatched: that snapshot is
+	// what stats shows, until a recount.
+	st, err := e.svc.Stats(ctx, c.ID, false)
+	require.NoError(t, err)
+	require.Equal(t, tuesday, st.CountedAt)
+	require.Equal(t, map[string]int{"queued": 4}, st.CallsByStatus)
+	st, err = e.svc.Stats(ctx, c.ID, true)
 	require.NoError(t, err)
 	require.Equal(t, c.ID.Hex(), st.CampaignID)
 	require.Equal(t, store.CampaignRunning, st.Status)
@@ -160,11 +166,16 @@ func TestStats(t *testing.T) {
 	require.Equal(t, 3, st.Dialed)
 	require.Equal(t, 1, st.Answered)
 	require.InDelta(t, 1.0/3, st.AnswerRate, 1e-9)
+	require.Equal(t, store.CampaignCounters{Attempts: 3, Completed: 1}, st.Counters)
+	again, err := e.svc.Stats(ctx, c.ID, false)
+	require.NoError(t, err)
+	require.Equal(t, st.StatsSnapshot, again.StatsSnapshot, "the recount was stored")
 
 	var b bytes.Buffer
 	require.NoError(t, st.WriteText(&b))
 	for _, want := range []string{"status       running", "contacts     4", "  pending    3", "attempts     4",
-		"  no_answer  1", "dialed       3", "answered     1", "answer rate  33.3%"} {
+		"  no_answer  1", "dialed       3", "answered     1", "answer rate  33.3%",
+		"counters     attempts 3, completed 1, failed 0, opt-outs 0"} {
 		require.Contains(t, b.String(), want)
 	}
 	js, err := json.Marshal(st)
@@ -182,7 +193,7 @@ type pausingStore struct {
 	pause error
 }
 
-func (p *pausingStore) DueContacts(ctx context.Context, q store.DueQuery) ([]store.Contact, error) {
+func (p *pausingStore) DueContacts(ctx context.Context, q store.DueQuery) (store.DuePage, error) {
 	cs, err := p.Store.DueContacts(ctx, q)
 	p.once.Do(func() { _, p.pause = p.svc.Pause(ctx, q.CampaignID) })
 	return cs, err

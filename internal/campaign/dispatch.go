@@ -43,6 +43,9 @@ type RoundReport struct {
 	Expired   int  `json:"expired,omitempty"`
 	Settled   int  `json:"settled,omitempty"`
 	Completed bool `json:"completed,omitempty"`
+	// Mistyped counts contacts the round could not dispatch because of a
+	// field of the wrong type or value (see store.Mistyped).
+	Mistyped store.Mistyped `json:"mistyped,omitzero"`
 }
 
 // roundKeep is how long round records are kept; rounds older than one
@@ -117,6 +120,9 @@ func (s *Service) Round(ctx context.Context, id bson.ObjectID) (RoundReport, err
 		s.log.Info("campaign.started", zap.String("campaign_id", id.Hex()))
 	}
 	err = s.dispatch(ctx, p, now, &r)
+	if err == nil {
+		s.refreshStats(ctx, id, now, r.Completed)
+	}
 	if perr := s.store.PruneDispatchRounds(ctx, id, now.Add(-roundKeep)); perr != nil {
 		s.log.Warn("campaign.prune_rounds_failed", zap.String("campaign_id", id.Hex()), zap.Error(perr))
 	}
@@ -163,7 +169,7 @@ func (s *Service) dispatch(ctx context.Context, p plan, now time.Time, r *RoundR
 // (by us, or live ones by a concurrent dispatcher: both use up the
 // campaign's concurrency).
 func (s *Service) dispatchDue(ctx context.Context, p plan, now time.Time, headroom int, live []bson.ObjectID, r *RoundReport) error {
-	zones, noZone, err := s.openZones(ctx, p, now)
+	zones, noZone, err := s.openZones(ctx, p, now, r)
 	if err != nil || (len(zones) == 0 && !noZone) {
 		return err
 	}
@@ -180,35 +186,42 @@ func (s *Service) dispatchDue(ctx context.Context, p plan, now time.Time, headro
 				return nil
 			}
 		}
-		batch, err := s.store.DueContacts(ctx, store.DueQuery{
+		due, err := s.store.DueContacts(ctx, store.DueQuery{
 			CampaignID: p.c.ID, Now: now, Zones: zones, IncludeNoZone: noZone, Exclude: live,
 			AfterID: after, Limit: min(headroom, s.opt.PageSize),
 		})
 		if err != nil {
 			return err
 		}
-		if len(batch) == 0 {
-			return nil
+		r.Mistyped.Undecodable += len(due.Mistyped)
+		if len(due.Contacts) > 0 {
+			used, err := s.dispatchBatch(ctx, p, now, due.Contacts, headroom, r)
+			if err != nil {
+				return err
+			}
+			headroom -= used
 		}
-		after = batch[len(batch)-1].ID
-		used, err := s.dispatchBatch(ctx, p, now, batch, headroom, r)
-		if err != nil {
-			return err
+		if due.Last.IsZero() || due.Last == after {
+			return nil // an empty page, or one without an _id to page on
 		}
-		headroom -= used
+		after = due.Last
 	}
 	return nil
 }
 
 // openZones lists the time zones of pending contacts that are inside
 // their calling hours now, and whether contacts without a zone (using the
-// campaign's default) are.
-func (s *Service) openZones(ctx context.Context, p plan, now time.Time) (open []string, noZone bool, err error) {
-	names, err := s.store.PendingTimeZones(ctx, p.c.ID)
+// campaign's default) are. The same pass counts the contacts the round
+// cannot see because of a mistyped field, into r.
+func (s *Service) openZones(ctx context.Context, p plan, now time.Time, r *RoundReport) (open []string, noZone bool, err error) {
+	sv, err := s.store.SurveyContacts(ctx, p.c.ID)
 	if err != nil {
 		return nil, false, err
 	}
-	for _, name := range names {
+	undecodable := r.Mistyped.Undecodable
+	r.Mistyped = sv.Mistyped
+	r.Mistyped.Undecodable = undecodable
+	for _, name := range sv.Zones {
 		loc, err := LoadZone(name)
 		if err != nil {
 			// Written by the backend without validation: never dialed,
@@ -527,6 +540,14 @@ func (s *Service) logRound(r RoundReport) {
 	if r.Skipped != "" {
 		s.log.Debug("campaign.round_skipped", zap.String("campaign_id", r.CampaignID), zap.String("reason", r.Skipped))
 		return
+	}
+	if m := r.Mistyped; m.Total() > 0 {
+		// Once per round, counts only: the contacts themselves are listed
+		// by `worker campaign check`, which names each wrong field.
+		s.log.Warn("campaign.contacts_mistyped", zap.String("campaign_id", r.CampaignID), zap.Int("contacts", m.Total()),
+			zap.Int("campaign_id_string", m.CampaignIDString), zap.Int("unknown_status", m.UnknownStatus),
+			zap.Int("next_attempt_at", m.NextAttemptAt), zap.Int("time_zone", m.TimeZone),
+			zap.Int("undecodable", m.Undecodable), zap.String("hint", "worker campaign check "+r.CampaignID))
 	}
 	s.log.Info("campaign.round", zap.String("campaign_id", r.CampaignID), zap.Int("live", r.Live),
 		zap.Int("dispatched", r.Dispatched), zap.Int("contended", r.Contended), zap.Int("do_not_call", r.DoNotCall),

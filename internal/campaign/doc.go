@@ -68,4 +68,14 @@
 // than SettleAfter ago without its outcome reaching the contact gets it
 // applied when the round finds the contact due. Attempts cancelled before
 // dialing do not use up a contact's attempts.
+//
+// # Backend mistakes and progress
+//
+// A contact the backend wrote with a field of the wrong type never stops a
+// round: the round dispatches the others and logs the count once
+// (campaign.contacts_mistyped); Check lists each contact with its field
+// and effect. The round's owner also counts its campaign into the
+// campaign_stats snapshot at most every Options.StatsEvery, and when the
+// campaign completes, so Stats answers with one read whatever the
+// campaign's size.
 package campaign

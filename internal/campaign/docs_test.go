@@ -65,11 +65,26 @@ func asMap(v any) (map[string]any, bool) {
 	return nil, false
 }
 
+// requirePassesValidator checks a documented example against its
+// collection's validator (schemas/mongodb), as MongoDB would on insert.
+func requirePassesValidator(t *testing.T, coll, doc string) {
+	t.Helper()
+	var raw bson.Raw
+	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &raw))
+	sch, err := store.LoadSchema(coll)
+	require.NoError(t, err)
+	require.Empty(t, sch.Check(raw), "the documented %s passes its validator", coll)
+}
+
 func TestDocumentedCampaignIsValid(t *testing.T) {
 	doc := docBlock(t, "campaign")
 	var c store.Campaign
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &c))
 	requireSameFields(t, doc, c)
+	requirePassesValidator(t, store.CollCampaigns, doc)
+	withAnalysis := strings.TrimSuffix(strings.TrimSpace(doc), "}") + "," +
+		strings.TrimPrefix(strings.TrimSpace(docBlock(t, "analysis")), "{")
+	requirePassesValidator(t, store.CollCampaigns, withAnalysis)
 	require.NoError(t, ValidateCampaign(&c))
 	p, err := planFor(&c)
 	require.NoError(t, err)
@@ -82,12 +97,26 @@ func TestDocumentedContactIsValid(t *testing.T) {
 	var c store.Contact
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &c))
 	requireSameFields(t, doc, c)
+	requirePassesValidator(t, store.CollContacts, doc)
 	require.True(t, phone.Valid(c.Phone))
 	_, err := LoadZone(c.TimeZone)
 	require.NoError(t, err)
 	require.Equal(t, AttemptID(c.ID, c.Attempts), c.LastAttemptID)
 	_, err = ParseOutcome(c.LastOutcome)
 	require.NoError(t, err)
+}
+
+func TestDocumentedStatsSnapshot(t *testing.T) {
+	doc := docBlock(t, "stats")
+	var snap store.StatsSnapshot
+	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &snap))
+	requireSameFields(t, doc, snap)
+	require.Equal(t, snap.Dialed, snap.Counters.Attempts)
+	sum := 0
+	for _, n := range snap.ContactsByStatus {
+		sum += n
+	}
+	require.Equal(t, snap.Contacts, sum)
 }
 
 func TestDocumentedCSVImports(t *testing.T) {

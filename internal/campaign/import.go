@@ -122,11 +122,12 @@ func parseHeader(h []string) (columns, error) {
 // time zone, a phone that repeats an earlier row, a wrong number of fields)
 // are returned as RowErrors by line number and left out; the error is for
 // a file that cannot be read at all (bad header, too many rows).
-func ParseCSV(r io.Reader) ([]Row, []RowError, error) { return parseCSV(r, nil) }
+func ParseCSV(r io.Reader) ([]Row, []RowError, error) { return parseCSV(r, nil, nil) }
 
-// parseCSV is ParseCSV with a further check of each well-formed row: a
-// non-empty answer is the reason the row is refused.
-func parseCSV(r io.Reader, check func(Row) string) ([]Row, []RowError, error) {
+// parseCSV is ParseCSV with a further check of each well-formed row (a
+// non-empty answer is the reason the row is refused) and a call of
+// onRecord after each record, with the number of records read.
+func parseCSV(r io.Reader, check func(Row) string, onRecord func(records int)) ([]Row, []RowError, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // checked per row, so one bad row is not fatal
 	header, err := cr.Read()
@@ -155,6 +156,9 @@ func parseCSV(r io.Reader, check func(Row) string) ([]Row, []RowError, error) {
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+		if onRecord != nil {
+			onRecord(len(rows) + len(bad) + 1)
 		}
 		if len(rows)+len(bad) >= MaxImportRows {
 			return nil, nil, fmt.Errorf("more than %d rows: split the file", MaxImportRows)
@@ -273,7 +277,13 @@ func (r ImportReport) WriteText(w io.Writer) error {
 // untouched, so importing a file twice, or a file that grew, adds only
 // what is new. Completed and cancelled campaigns refuse imports. With
 // dryRun nothing is written.
-func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Reader, dryRun bool) (ImportReport, error) {
+//
+// A long import reports its progress through WithProgress.
+func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Reader, dryRun bool, opts ...ImportOption) (ImportReport, error) {
+	var o importOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	rep := ImportReport{CampaignID: campaignID.Hex(), DryRun: dryRun}
 	c, err := s.store.GetCampaign(ctx, campaignID)
 	if err != nil {
@@ -286,11 +296,17 @@ func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Rea
 	if err != nil {
 		return rep, err
 	}
-	rows, bad, err := parseCSV(r, callable(c, extra, s.now()))
+	in := &countingReader{r: r}
+	rows, bad, err := parseCSV(in, callable(c, extra, s.now()), func(records int) {
+		if records%progressEvery == 0 {
+			o.report(ImportProgress{Phase: PhaseCheck, Done: in.n, Total: o.size, Rows: records})
+		}
+	})
 	if err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrBadFile, err)
 	}
 	rep.Bad = bad
+	o.report(ImportProgress{Phase: PhaseCheck, Done: in.n, Total: max(o.size, in.n), Rows: len(rows) + len(bad)})
 	if dryRun {
 		rep.Imported = len(rows)
 		return rep, nil
@@ -311,8 +327,65 @@ func (s *Service) Import(ctx context.Context, campaignID bson.ObjectID, r io.Rea
 		if err != nil {
 			return rep, err
 		}
+		o.report(ImportProgress{Phase: PhaseWrite, Done: int64(start + len(batch)), Total: int64(len(rows)), Rows: len(rows) + len(bad)})
 	}
 	return rep, nil
+}
+
+// Import phases, in order.
+const (
+	// PhaseCheck reads and checks the file's rows; Done and Total are
+	// bytes (Total is 0 when the size is not known, as for a pipe).
+	PhaseCheck = "check"
+	// PhaseWrite inserts the good rows; Done and Total are rows.
+	PhaseWrite = "write"
+)
+
+// progressEvery is how many records the check phase reads between reports.
+const progressEvery = 1000
+
+// ImportProgress is how far an import is. It is reported every
+// progressEvery rows while checking, after every batch while writing, and
+// once when each phase ends.
+type ImportProgress struct {
+	Phase string
+	Done  int64
+	Total int64
+	// Rows is the number of rows read so far.
+	Rows int
+}
+
+// ImportOption changes how Import runs.
+type ImportOption func(*importOptions)
+
+type importOptions struct {
+	progress func(ImportProgress)
+	size     int64
+}
+
+// WithProgress makes Import call fn as it goes; size is the file's length
+// in bytes, 0 when not known. fn runs on Import's goroutine.
+func WithProgress(fn func(ImportProgress), size int64) ImportOption {
+	return func(o *importOptions) { o.progress, o.size = fn, size }
+}
+
+func (o *importOptions) report(p ImportProgress) {
+	if o.progress != nil {
+		o.progress(p)
+	}
+}
+
+// countingReader counts the bytes read through it, for the check phase's
+// progress.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // callable is Import's check that a row could ever be called: everything

@@ -23,8 +23,8 @@ type Store interface {
 
 	InsertContacts(ctx context.Context, cs []store.Contact) (inserted, duplicates int, err error)
 	GetContact(ctx context.Context, id bson.ObjectID) (*store.Contact, error)
-	PendingTimeZones(ctx context.Context, campaignID bson.ObjectID) ([]string, error)
-	DueContacts(ctx context.Context, q store.DueQuery) ([]store.Contact, error)
+	SurveyContacts(ctx context.Context, campaignID bson.ObjectID) (store.ContactSurvey, error)
+	DueContacts(ctx context.Context, q store.DueQuery) (store.DuePage, error)
 	CountContacts(ctx context.Context, campaignID bson.ObjectID, statuses ...store.ContactStatus) (int64, error)
 	FinishPendingContacts(ctx context.Context, ids []bson.ObjectID, status store.ContactStatus, lastOutcome string, now time.Time) error
 	ExhaustPendingContacts(ctx context.Context, campaignID bson.ObjectID, now time.Time) (int64, error)
@@ -41,7 +41,8 @@ type Store interface {
 	IsDoNotCall(ctx context.Context, phone string) (bool, error)
 	AddDoNotCall(ctx context.Context, d store.DoNotCall) error
 
-	CampaignStats(ctx context.Context, campaignID bson.ObjectID) (store.CampaignStats, error)
+	CountCampaign(ctx context.Context, campaignID bson.ObjectID) (store.StatsSnapshot, error)
+	GetCampaignStats(ctx context.Context, campaignID bson.ObjectID) (store.StatsSnapshot, error)
 	GetAgentCallSettings(ctx context.Context, campaignID bson.ObjectID) (store.AgentCallSettings, error)
 }
 
@@ -70,6 +71,10 @@ type Options struct {
 	// cancelled undialed, so a lost task cannot hold a concurrency slot
 	// forever (default 1h).
 	ExpireQueuedAfter time.Duration
+	// StatsEvery is how often a round counts its campaign into the
+	// campaign_stats snapshot (default 1m; negative: never, except when the
+	// campaign completes).
+	StatsEvery time.Duration
 	// PageSize is how many contacts a round reads and writes per round trip
 	// (default 5000: on FerretDB every page rescans the campaign's contacts).
 	PageSize int
@@ -85,6 +90,7 @@ const (
 	DefaultRequeueAfter      = 2 * time.Minute
 	DefaultExpireQueuedAfter = time.Hour
 	DefaultPageSize          = 5000
+	DefaultStatsEvery        = time.Minute
 )
 
 // Service runs campaigns: dispatch rounds, the check right before dialing,
@@ -116,6 +122,9 @@ func New(st Store, queue Enqueuer, o Options) *Service {
 	}
 	if o.ExpireQueuedAfter <= 0 {
 		o.ExpireQueuedAfter = DefaultExpireQueuedAfter
+	}
+	if o.StatsEvery == 0 {
+		o.StatsEvery = DefaultStatsEvery
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize

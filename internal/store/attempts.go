@@ -170,55 +170,6 @@ func (s *Store) CancelQueuedAttempt(ctx context.Context, attemptID, reason strin
 	return ok, nil
 }
 
-// CampaignStats are a campaign's counts as `worker campaign stats` shows
-// them.
-type CampaignStats struct {
-	Contacts         int            `json:"contacts"`
-	ContactsByStatus map[string]int `json:"contacts_by_status"`
-	// Attempts counts call documents; Dialed those that reached dialing,
-	// Answered those that were answered.
-	Attempts       int            `json:"attempts"`
-	Dialed         int            `json:"dialed"`
-	Answered       int            `json:"answered"`
-	CallsByStatus  map[string]int `json:"calls_by_status"`
-	CallsByOutcome map[string]int `json:"calls_by_outcome"`
-}
-
-// CampaignStats counts a campaign's contacts by status and its attempts by
-// status and outcome, with aggregations that run on the server.
-func (s *Store) CampaignStats(ctx context.Context, campaignID bson.ObjectID) (CampaignStats, error) {
-	st := CampaignStats{}
-	var err error
-	match := bson.D{{Key: "campaign_id", Value: campaignID}}
-	if st.ContactsByStatus, err = s.countBy(ctx, s.contacts, match, "status"); err != nil {
-		return st, err
-	}
-	if st.CallsByStatus, err = s.countBy(ctx, s.calls, match, "status"); err != nil {
-		return st, err
-	}
-	if st.CallsByOutcome, err = s.countBy(ctx, s.calls, match, "outcome"); err != nil {
-		return st, err
-	}
-	delete(st.CallsByOutcome, "")
-	for _, n := range st.ContactsByStatus {
-		st.Contacts += n
-	}
-	for _, n := range st.CallsByStatus {
-		st.Attempts += n
-	}
-	for field, dst := range map[string]*int{"dialing_at": &st.Dialed, "answered_at": &st.Answered} {
-		n, err := s.calls.CountDocuments(ctx, bson.D{
-			{Key: "campaign_id", Value: campaignID},
-			{Key: field, Value: bson.D{{Key: "$exists", Value: true}}},
-		})
-		if err != nil {
-			return st, fmt.Errorf("store: campaign %s stats: count %s: %w", campaignID.Hex(), field, err)
-		}
-		*dst = int(n)
-	}
-	return st, nil
-}
-
 // countBy groups coll's documents matching match by field and counts each
 // group; documents without the field count under "".
 func (s *Store) countBy(ctx context.Context, coll *mongo.Collection, match bson.D, field string) (map[string]int, error) {

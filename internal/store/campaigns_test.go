@@ -137,9 +137,9 @@ func TestDueContactsSelectsByStatusTimeAndZone(t *testing.T) {
 		Contact{CampaignID: campaign, Phone: "+14155550105", Status: ContactPending, TimeZone: "Asia/Kolkata"},
 		Contact{CampaignID: bson.NewObjectID(), Phone: "+14155550106", Status: ContactPending, TimeZone: "America/New_York"},
 	)
-	phones := func(cs []Contact) []string {
+	phones := func(p DuePage) []string {
 		var out []string
-		for _, c := range cs {
+		for _, c := range p.Contacts {
 			out = append(out, c.Phone)
 		}
 		return out
@@ -157,13 +157,14 @@ func TestDueContactsSelectsByStatusTimeAndZone(t *testing.T) {
 	q.Zones, q.IncludeNoZone = nil, false
 	got, err = s.DueContacts(ctx, q)
 	require.NoError(t, err)
-	require.Empty(t, got, "no open zone: nothing due")
+	require.Empty(t, got.Contacts, "no open zone: nothing due")
 
 	q = DueQuery{CampaignID: campaign, Now: t0, Zones: []string{"America/New_York", "Europe/London", "Asia/Kolkata"}, IncludeNoZone: true, Limit: 2}
 	got, err = s.DueContacts(ctx, q)
 	require.NoError(t, err)
 	require.Equal(t, []string{"+14155550100", "+14155550101"}, phones(got))
-	q.AfterID = got[1].ID
+	require.Equal(t, got.Contacts[1].ID, got.Last)
+	q.AfterID = got.Last
 	got, err = s.DueContacts(ctx, q)
 	require.NoError(t, err)
 	require.Equal(t, []string{"+14155550102", "+14155550105"}, phones(got), "the next page")
@@ -173,9 +174,10 @@ func TestDueContactsSelectsByStatusTimeAndZone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"+14155550101", "+14155550105"}, phones(got), "contacts with a live attempt left out")
 
-	zones, err := s.PendingTimeZones(ctx, campaign)
+	sv, err := s.SurveyContacts(ctx, campaign)
 	require.NoError(t, err)
-	require.Equal(t, []string{"America/New_York", "Asia/Kolkata", "Europe/London"}, zones)
+	require.Equal(t, []string{"America/New_York", "Asia/Kolkata", "Europe/London"}, sv.Zones)
+	require.Zero(t, sv.Mistyped.Total())
 	require.Len(t, cs, 7)
 }
 

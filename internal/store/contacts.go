@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/phone"
@@ -76,28 +77,6 @@ func (s *Store) GetContact(ctx context.Context, id bson.ObjectID) (*Contact, err
 	return &c, nil
 }
 
-// PendingTimeZones lists the distinct time zones set on a campaign's
-// pending contacts. Contacts without one are not represented. (An
-// aggregation, not distinct: FerretDB's distinct refuses the maxTimeMS the
-// driver adds when the context has a deadline.)
-func (s *Store) PendingTimeZones(ctx context.Context, campaignID bson.ObjectID) ([]string, error) {
-	counts, err := s.countBy(ctx, s.contacts, bson.D{
-		{Key: "campaign_id", Value: campaignID},
-		{Key: "status", Value: ContactPending},
-	}, "time_zone")
-	if err != nil {
-		return nil, fmt.Errorf("store: time zones of campaign %s: %w", campaignID.Hex(), err)
-	}
-	zones := make([]string, 0, len(counts))
-	for z := range counts {
-		if z != "" {
-			zones = append(zones, z)
-		}
-	}
-	sort.Strings(zones)
-	return zones, nil
-}
-
 // DueQuery selects pending contacts whose next attempt is due.
 type DueQuery struct {
 	CampaignID bson.ObjectID
@@ -114,11 +93,28 @@ type DueQuery struct {
 	Limit   int
 }
 
-// DueContacts returns up to q.Limit due contacts in _id order, so that
-// concurrent dispatchers walk the same contacts in the same order.
-func (s *Store) DueContacts(ctx context.Context, q DueQuery) ([]Contact, error) {
+// DuePage is one page of due contacts.
+type DuePage struct {
+	Contacts []Contact
+	// Mistyped are due contacts whose document does not decode: a field
+	// the worker reads has the wrong BSON type (a phone stored as a
+	// number, attempts as a string). They are never dialed; dispatch
+	// counts them in its round's log line.
+	Mistyped []bson.ObjectID
+	// Last is the largest ObjectId _id of the page, for DueQuery.AfterID;
+	// zero when the page has none.
+	Last bson.ObjectID
+}
+
+// DueContacts returns a page of up to q.Limit due contacts in _id order,
+// so that concurrent dispatchers walk the same contacts in the same order.
+// A document that does not decode is set aside in the page's Mistyped
+// rather than failing the page: one backend mistake must not stop the
+// whole campaign.
+func (s *Store) DueContacts(ctx context.Context, q DueQuery) (DuePage, error) {
+	var page DuePage
 	if q.Limit <= 0 {
-		return nil, fmt.Errorf("store: due contacts: DueQuery.Limit %d is not positive", q.Limit)
+		return page, fmt.Errorf("store: due contacts: DueQuery.Limit %d is not positive", q.Limit)
 	}
 	zones := bson.A{}
 	for _, z := range q.Zones {
@@ -128,7 +124,7 @@ func (s *Store) DueContacts(ctx context.Context, q DueQuery) ([]Contact, error) 
 		zones = append(zones, nil, "")
 	}
 	if len(zones) == 0 {
-		return nil, nil
+		return page, nil
 	}
 	filter := bson.D{
 		{Key: "campaign_id", Value: q.CampaignID},
@@ -149,13 +145,126 @@ func (s *Store) DueContacts(ctx context.Context, q DueQuery) ([]Contact, error) 
 	if len(id) > 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: id})
 	}
-	var out []Contact
-	err := s.findAll(ctx, s.contacts, filter,
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)), &out)
+	cur, err := s.contacts.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)))
 	if err != nil {
-		return nil, fmt.Errorf("store: due contacts of campaign %s: %w", q.CampaignID.Hex(), err)
+		return page, fmt.Errorf("store: due contacts of campaign %s: %w", q.CampaignID.Hex(), err)
 	}
-	return out, nil
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		id, ok := cur.Current.Lookup("_id").ObjectIDOK()
+		if ok {
+			page.Last = id
+		}
+		var c Contact
+		if err := cur.Decode(&c); err != nil {
+			page.Mistyped = append(page.Mistyped, id)
+			continue
+		}
+		page.Contacts = append(page.Contacts, c)
+	}
+	if err := cur.Err(); err != nil {
+		return page, fmt.Errorf("store: due contacts of campaign %s: %w", q.CampaignID.Hex(), err)
+	}
+	return page, nil
+}
+
+// Mistyped counts a campaign's contacts that dispatch never sees because
+// a field it selects by has the wrong BSON type or value, by what is
+// wrong. The field names are the JSON names, for log lines.
+type Mistyped struct {
+	// CampaignIDString: campaign_id is the campaign's id as a hex string,
+	// not an ObjectId, so the contact matches no campaign.
+	CampaignIDString int `json:"campaign_id_string,omitempty"`
+	// UnknownStatus: status is none of ContactStatuses (or not a string).
+	UnknownStatus int `json:"unknown_status,omitempty"`
+	// NextAttemptAt: a pending contact's next_attempt_at is neither a date
+	// nor null (an ISO string, a number), so it is never due.
+	NextAttemptAt int `json:"next_attempt_at,omitempty"`
+	// TimeZone: a pending contact's time_zone is not a string.
+	TimeZone int `json:"time_zone,omitempty"`
+	// Undecodable: a due contact whose document does not decode
+	// (DuePage.Mistyped).
+	Undecodable int `json:"undecodable,omitempty"`
+}
+
+// Total is the number of contacts counted.
+func (m Mistyped) Total() int {
+	return m.CampaignIDString + m.UnknownStatus + m.NextAttemptAt + m.TimeZone + m.Undecodable
+}
+
+// ContactSurvey is what one pass over a campaign's contacts tells a
+// dispatch round.
+type ContactSurvey struct {
+	// Zones are the distinct time zones set on pending contacts; contacts
+	// without one are not represented.
+	Zones    []string
+	Mistyped Mistyped
+}
+
+// SurveyContacts lists the time zones of a campaign's pending contacts
+// and counts the contacts dispatch cannot see (Mistyped), in one
+// aggregation: on Atlas each branch of its $or is bounded by the
+// (campaign_id, status, next_attempt_at) index, so the mistyped ones cost
+// nothing extra. (An aggregation, not distinct: FerretDB's distinct
+// refuses the maxTimeMS the driver adds when the context has a deadline.)
+func (s *Store) SurveyContacts(ctx context.Context, campaignID bson.ObjectID) (ContactSurvey, error) {
+	var sv ContactSurvey
+	cur, err := s.contacts.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "campaign_id", Value: campaignID}, {Key: "status", Value: ContactPending}},
+			bson.D{{Key: "campaign_id", Value: campaignID}, {Key: "status", Value: bson.D{{Key: "$nin", Value: ContactStatuses}}}},
+			bson.D{{Key: "campaign_id", Value: campaignID.Hex()}},
+		}}}}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{
+				{Key: "c", Value: bson.D{{Key: "$type", Value: "$campaign_id"}}},
+				{Key: "s", Value: "$status"},
+				{Key: "z", Value: "$time_zone"},
+				{Key: "n", Value: bson.D{{Key: "$type", Value: "$next_attempt_at"}}},
+			}},
+			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+	})
+	if err != nil {
+		return sv, fmt.Errorf("store: survey contacts of campaign %s: %w", campaignID.Hex(), err)
+	}
+	var groups []struct {
+		Key struct {
+			CampaignIDType string `bson:"c"`
+			Status         any    `bson:"s"`
+			Zone           any    `bson:"z"`
+			NextType       string `bson:"n"`
+		} `bson:"_id"`
+		N int `bson:"n"`
+	}
+	if err := cur.All(ctx, &groups); err != nil {
+		return sv, fmt.Errorf("store: survey contacts of campaign %s: %w", campaignID.Hex(), err)
+	}
+	zones := map[string]bool{}
+	for _, g := range groups {
+		k := g.Key
+		status, _ := k.Status.(string)
+		switch {
+		case k.CampaignIDType != "objectId":
+			sv.Mistyped.CampaignIDString += g.N
+		case !slices.Contains(ContactStatuses, ContactStatus(status)):
+			sv.Mistyped.UnknownStatus += g.N
+		case k.NextType != "date" && k.NextType != "null" && k.NextType != "missing":
+			sv.Mistyped.NextAttemptAt += g.N
+		default:
+			switch z := k.Zone.(type) {
+			case nil:
+			case string:
+				if z != "" {
+					zones[z] = true
+				}
+			default:
+				sv.Mistyped.TimeZone += g.N
+			}
+		}
+	}
+	sv.Zones = slices.Sorted(maps.Keys(zones))
+	return sv, nil
 }
 
 // CountContacts counts a campaign's contacts in any of statuses (all of

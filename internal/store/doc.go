@@ -31,4 +31,27 @@
 // Store serializes its own writes per attempt inside the process, so one
 // worker's goroutines (transcript writer, lease keeper) cannot clobber each
 // other. On Atlas that lock is redundant but cheap.
+//
+// # What the backend may write, and what happens when it writes it wrong
+//
+// The campaigns and contacts collections are written by the campaign
+// backend, in any language. Their $jsonSchema validators (schemas/mongodb,
+// Schema) are applied by Migrate with validationAction "error", so Atlas
+// refuses a mistyped write at the backend's call, and validationLevel
+// "moderate", so documents that predate the validator can still be
+// updated. FerretDB v1.24 implements neither collMod nor create with a
+// validator; there Schema.Check evaluates the same documents in Go. Reads
+// tolerate what slipped through: DueContacts sets aside a contact that does
+// not decode instead of failing its page, and SurveyContacts counts the
+// contacts dispatch cannot see (a string campaign_id or next_attempt_at, an
+// unknown status).
+//
+// # Stats are counted, not incremented
+//
+// campaign_stats holds one count per campaign (CountCampaign), taken by one
+// writer and stored whole, rather than counters incremented as calls end:
+// on FerretDB concurrent $inc lose increments (see above), and an
+// increment kept exactly once per attempt needs a ledger document and a
+// repair for a crash between the two writes. A count is exact at its
+// counted_at and cannot be lost or doubled.
 package store

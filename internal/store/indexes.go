@@ -26,6 +26,8 @@ var indexes = []indexSpec{
 	{CollCampaigns, "status", bson.D{{Key: "status", Value: 1}}, false},
 
 	{CollContacts, "campaign_id_phone", bson.D{{Key: "campaign_id", Value: 1}, {Key: "phone", Value: 1}}, true},
+	// Support: a number's contacts in every campaign (`worker contact show`).
+	{CollContacts, "phone", bson.D{{Key: "phone", Value: 1}}, false},
 	// Dispatch: due contacts of one campaign.
 	{CollContacts, "campaign_id_status_next_attempt_at", bson.D{
 		{Key: "campaign_id", Value: 1}, {Key: "status", Value: 1}, {Key: "next_attempt_at", Value: 1},
@@ -34,6 +36,15 @@ var indexes = []indexSpec{
 	// Concurrency headroom: live attempts of one campaign.
 	{CollCalls, "campaign_id_status", bson.D{{Key: "campaign_id", Value: 1}, {Key: "status", Value: 1}}, false},
 	{CollCalls, "contact_id_created_at", bson.D{{Key: "contact_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+	// Support: a number's one-off calls (`worker contact show`).
+	{CollCalls, "phone_created_at", bson.D{{Key: "phone", Value: 1}, {Key: "created_at", Value: 1}}, false},
+	// Stats: one pass over a campaign's calls grouped by these fields, so
+	// Atlas can answer it from the index without reading the (large)
+	// call documents.
+	{CollCalls, "campaign_id_status_outcome_dialing_at_answered_at", bson.D{
+		{Key: "campaign_id", Value: 1}, {Key: "status", Value: 1}, {Key: "outcome", Value: 1},
+		{Key: "dialing_at", Value: 1}, {Key: "answered_at", Value: 1},
+	}, false},
 	// Reaper: active attempts whose owner stopped renewing.
 	{CollCalls, "status_lease_expires_at", bson.D{{Key: "status", Value: 1}, {Key: "lease_expires_at", Value: 1}}, false},
 

@@ -23,6 +23,11 @@ const (
 	CampaignCancelled CampaignStatus = "cancelled"
 )
 
+// CampaignStatuses are every CampaignStatus, in lifecycle order.
+var CampaignStatuses = []CampaignStatus{
+	CampaignDraft, CampaignScheduled, CampaignRunning, CampaignPaused, CampaignCompleted, CampaignCancelled,
+}
+
 // Campaign is one outbound calling campaign.
 type Campaign struct {
 	ID               bson.ObjectID  `bson:"_id,omitempty"`
@@ -33,11 +38,10 @@ type Campaign struct {
 	ConcurrencyLimit int            `bson:"concurrency_limit"`
 	Retry            RetryPolicy    `bson:"retry"`
 	// CallerID is the E.164 number shown to the callee.
-	CallerID   string           `bson:"caller_id,omitempty"`
-	SIPTrunkID string           `bson:"sip_trunk_id,omitempty"`
-	Counters   CampaignCounters `bson:"counters"`
-	CreatedAt  time.Time        `bson:"created_at,omitempty"`
-	UpdatedAt  time.Time        `bson:"updated_at,omitempty"`
+	CallerID   string    `bson:"caller_id,omitempty"`
+	SIPTrunkID string    `bson:"sip_trunk_id,omitempty"`
+	CreatedAt  time.Time `bson:"created_at,omitempty"`
+	UpdatedAt  time.Time `bson:"updated_at,omitempty"`
 }
 
 // AgentConfig is what the voice agent says and how.
@@ -70,14 +74,6 @@ type RetryPolicy struct {
 	BackoffSeconds []int    `bson:"backoff_seconds,omitempty"`
 }
 
-// CampaignCounters are running totals for dashboards.
-type CampaignCounters struct {
-	Attempts  int `bson:"attempts"`
-	Completed int `bson:"completed"`
-	Failed    int `bson:"failed"`
-	OptOuts   int `bson:"opt_outs"`
-}
-
 // ContactStatus is where a contact stands in its campaign.
 type ContactStatus string
 
@@ -88,6 +84,10 @@ const (
 	ContactExhausted ContactStatus = "exhausted"
 	ContactDoNotCall ContactStatus = "do_not_call"
 )
+
+// ContactStatuses are every ContactStatus; any other value in a contact
+// document is a backend's mistake, and the contact is never dispatched.
+var ContactStatuses = []ContactStatus{ContactPending, ContactCalling, ContactCompleted, ContactExhausted, ContactDoNotCall}
 
 // Contact is one person to call within a campaign.
 type Contact struct {
