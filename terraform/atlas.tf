@@ -76,6 +76,36 @@ resource "random_password" "mongodb" {
   special = false
 }
 
+# What `worker migrate` (the release phase) needs beyond readWrite: to put
+# the campaigns/contacts validators on (collMod), and to create collections
+# and indexes. dbAdmin would also allow dropping the database.
+resource "mongodbatlas_custom_db_role" "worker_migrate" {
+  project_id = mongodbatlas_project.voice.id
+  role_name  = "voice-worker-migrate"
+
+  actions {
+    action = "COLL_MOD"
+    resources {
+      database_name   = var.mongodb_database
+      collection_name = ""
+    }
+  }
+  actions {
+    action = "CREATE_COLLECTION"
+    resources {
+      database_name   = var.mongodb_database
+      collection_name = ""
+    }
+  }
+  actions {
+    action = "CREATE_INDEX"
+    resources {
+      database_name   = var.mongodb_database
+      collection_name = ""
+    }
+  }
+}
+
 resource "mongodbatlas_database_user" "worker" {
   project_id         = mongodbatlas_project.voice.id
   username           = "voice-worker"
@@ -83,10 +113,15 @@ resource "mongodbatlas_database_user" "worker" {
   auth_database_name = "admin"
 
   # Least privilege: read and write documents and create indexes in the one
-  # database, nothing in any other database, no user or cluster admin.
+  # database, put its validators on (the custom role above), nothing in any
+  # other database, no user or cluster admin.
   roles {
     role_name     = "readWrite"
     database_name = var.mongodb_database
+  }
+  roles {
+    role_name     = mongodbatlas_custom_db_role.worker_migrate.role_name
+    database_name = "admin"
   }
 
   scopes {

@@ -855,10 +855,23 @@ func TestAtlasUserAndAccessList(t *testing.T) {
 	cfg := loadConfig(t)
 	user := findBlock(t, cfg, "resource", "mongodbatlas_database_user")
 	requireAttr(t, cfg, user, "auth_database_name", "admin")
-	role := oneNested(t, user, "roles")
+	roles := nested(user, "roles")
+	require.Len(t, roles, 2, "readWrite on the one database, and migrate's custom role")
+	role := roles[0]
 	requireAttr(t, cfg, role, "role_name", "readWrite")
 	requireRefersTo(t, attr(t, role, "database_name"), "var.mongodb_database")
 	require.NotContains(t, role.Body.Attributes, "collection_name")
+	requireRefersTo(t, attr(t, roles[1], "role_name"), "mongodbatlas_custom_db_role.worker_migrate")
+
+	// Migrate's role: collMod, create collection and index, in the one
+	// database only; nothing that drops or administers.
+	custom := findBlock(t, cfg, "resource", "mongodbatlas_custom_db_role", "worker_migrate")
+	var actions []string
+	for _, a := range nested(custom, "actions") {
+		actions = append(actions, cfg.str(t, attr(t, a, "action")))
+		requireRefersTo(t, attr(t, oneNested(t, a, "resources"), "database_name"), "var.mongodb_database")
+	}
+	require.ElementsMatch(t, []string{"COLL_MOD", "CREATE_COLLECTION", "CREATE_INDEX"}, actions)
 	scope := oneNested(t, user, "scopes")
 	requireAttr(t, cfg, scope, "type", "CLUSTER")
 	requireRefersTo(t, attr(t, scope, "name"), "mongodbatlas_advanced_cluster.voice")
