@@ -34,6 +34,7 @@ func mongoEnv(t *testing.T) (map[string]string, *store.Store) {
 // binary's arguments), twice against FerretDB: both succeed, the second
 // finds everything in place.
 func TestReleasePhaseMigratesTwice(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../../heroku.yml")
 	require.NoError(t, err)
 	var manifest struct {
@@ -82,6 +83,7 @@ func runningCampaign(t *testing.T, st *store.Store) *store.Campaign {
 }
 
 func TestCampaignCheckStatsAndTimeout(t *testing.T) {
+	t.Parallel()
 	env, st := mongoEnv(t)
 	ctx := t.Context()
 	c := runningCampaign(t, st)
@@ -124,6 +126,7 @@ func TestCampaignCheckStatsAndTimeout(t *testing.T) {
 // A number that was called twice: its contact's two attempts with their
 // reasons, its one-off call, its do-not-call entry; then the transcript.
 func TestContactShowAndTranscript(t *testing.T) {
+	t.Parallel()
 	env, st := mongoEnv(t)
 	ctx := t.Context()
 	c := runningCampaign(t, st)
@@ -222,6 +225,7 @@ func contactsCSV(t *testing.T, n int) string {
 // Without a terminal (heroku run --no-tty, a pipe), an import prints a
 // line at each tenth of each phase on stderr, and its report on stdout.
 func TestImportProgressLinesWithoutATerminal(t *testing.T) {
+	t.Parallel()
 	env, st := mongoEnv(t)
 	c := runningCampaign(t, st)
 	csv := contactsCSV(t, 5000)
@@ -245,6 +249,7 @@ func TestImportProgressLinesWithoutATerminal(t *testing.T) {
 // On a terminal, the import draws a bar. script(1) gives the binary a
 // pseudo-terminal as stdin, stdout and stderr.
 func TestImportProgressBarOnATerminal(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("script(1) is not installed")
 	}

@@ -75,6 +75,7 @@ func openCallStore(t *testing.T, env map[string]string) *store.Store {
 // the audio after the last segment died with the worker), and `worker
 // recording url` serves it.
 func TestKilledWorkerCallEndsInterruptedWithWhatWasStored(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := callEnv(t, r, longCall)
 	client, _ := asynqClients(t, r)
@@ -176,6 +177,7 @@ func decodedDuration(t *testing.T, data []byte) time.Duration {
 // Invariant 3: SIGTERM mid-call: the call hears a goodbye, ends
 // interrupted, and the worker exits 0 inside SHUTDOWN_TIMEOUT.
 func TestSIGTERMMidCallEndsInterruptedAndExitsZero(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := callEnv(t, r, longCall)
 	env["SHUTDOWN_TIMEOUT"] = "20s"

@@ -56,6 +56,7 @@ func aptPackages(cmd string) []string {
 }
 
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	stages := parseDockerfile(t, "../../Dockerfile")
 	require.Len(t, stages, 2, "multi-stage: build, then a slim runtime")
 	build, runtime := stages[0], stages[1]

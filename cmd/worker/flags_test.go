@@ -8,6 +8,7 @@ import (
 )
 
 func TestFlagsAnywhere(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	e := env{stdout: &out, stderr: &out}
 	for _, args := range [][]string{{"stats", "--json"}, {"--json", "stats"}} {

@@ -100,6 +100,7 @@ func runBin(t *testing.T, env map[string]string, args ...string) result {
 }
 
 func TestConfigErrorsNamedAllAndNoSecrets(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"APP_ENV":               "prod",
 		"REDIS_URL":             "http://:hunter2redis@127.0.0.1:1",
@@ -119,6 +120,7 @@ func TestConfigErrorsNamedAllAndNoSecrets(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"health", "--help"}, {"verify", "--help"},
 		{"enqueue", "--help"}, {"queue", "--help"}, {"version", "--help"}} {
 		r := runBin(t, nil, args...)
@@ -145,6 +147,7 @@ func TestHelpAndVersion(t *testing.T) {
 }
 
 func TestHealthAgainstStackAndStoppedRedis(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 
@@ -176,6 +179,7 @@ func TestHealthAgainstStackAndStoppedRedis(t *testing.T) {
 }
 
 func TestVerifyEachTargetNeedsOnlyItsSettings(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := map[string]string{"REDIS_URL": r.URL()} // nothing else configured
 	res := runBin(t, env, "verify", "redis")
@@ -201,6 +205,7 @@ func TestVerifyEachTargetNeedsOnlyItsSettings(t *testing.T) {
 }
 
 func TestEnqueueValidatesAndPrintsID(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := map[string]string{"REDIS_URL": r.URL()}
 
@@ -280,6 +285,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestBinaryProcessesTasksAndArchivesInvalidPayload(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	out := startWorker(t, env).out
@@ -310,6 +316,7 @@ func TestBinaryProcessesTasksAndArchivesInvalidPayload(t *testing.T) {
 }
 
 func TestSIGTERMRequeuesActiveTaskAndExitsZero(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	env["SHUTDOWN_TIMEOUT"] = "6s"
@@ -334,6 +341,7 @@ func TestSIGTERMRequeuesActiveTaskAndExitsZero(t *testing.T) {
 }
 
 func TestSIGTERMLetsShortTaskFinish(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	env["SHUTDOWN_TIMEOUT"] = "20s"
@@ -387,6 +395,7 @@ func (s *logSink) all() string {
 // a LogTail sink; neither sees a secret or a full phone number, even when a
 // task payload carries them into an error message.
 func TestSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	sink := &logSink{}
 	srv := httptest.NewServer(sink)
@@ -443,6 +452,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 }
 
 func TestVerifyOpenAIAgainstSimulator(t *testing.T) {
+	t.Parallel()
 	sim := realtimesim.New(realtimesim.Script{}, realtimesim.WithAPIKey("sk-test-key-1"), realtimesim.WithModels("gpt-realtime"))
 	base, err := sim.Start("127.0.0.1:0")
 	require.NoError(t, err)
@@ -466,6 +476,7 @@ func TestVerifyOpenAIAgainstSimulator(t *testing.T) {
 }
 
 func TestVerifyLogTail(t *testing.T) {
+	t.Parallel()
 	status := http.StatusAccepted
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -494,6 +505,7 @@ func TestVerifyLogTail(t *testing.T) {
 }
 
 func TestVerifyLiveKit(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"LIVEKIT_URL":        testenv.Get(t, "LIVEKIT_URL"),
 		"LIVEKIT_API_KEY":    testenv.Get(t, "LIVEKIT_API_KEY"),

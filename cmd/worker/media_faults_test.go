@@ -17,6 +17,7 @@ import (
 // real binary, its calls on a private LiveKit that is then killed: every
 // call ends within 10 s, failed with outcome media_lost, never completed.
 func TestLiveKitKilledMidCallEndsTheCallsAsMediaLost(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	lk := testenv.StartLiveKit(t)
 	env := callEnv(t, r, longCall)

@@ -61,6 +61,7 @@ func logLines(out, msg string) []map[string]any {
 // queues no worker serves. A second worker with an OpenAI key then runs
 // the analysis; the call still waits for one that can place calls.
 func TestBinaryWorkerWithoutSettingsLeavesTheirTasksPending(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	env["METRICS_ADDR"] = ":0" // a bare port: loopback only
@@ -191,6 +192,7 @@ func redisDump(t *testing.T, r *testenv.Redis) map[string]string {
 // number or a template variable. The same call enqueued again is refused
 // as a duplicate; another call under the same attempt id is a conflict.
 func TestBinaryEnqueueInlineKeepsPersonalDataOutOfRedis(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	const phone, dob, practice = "+12125550123", "1961-04-09", "Elm Street Dental"
@@ -239,6 +241,7 @@ func TestBinaryEnqueueInlineKeepsPersonalDataOutOfRedis(t *testing.T) {
 // another phone number) and anything after the object, without touching
 // Redis.
 func TestBinaryEnqueueFileIsStrict(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := map[string]string{"REDIS_URL": r.URL()}
 	dir := t.TempDir()
@@ -274,6 +277,7 @@ func TestBinaryEnqueueFileIsStrict(t *testing.T) {
 // memory back; a task on a queue that is none of ours shows in `queue
 // stats` and in the alert.
 func TestBinaryCatchesProducersMistakes(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	env["QUEUE_JANITOR_INTERVAL"] = "1s"
@@ -355,6 +359,7 @@ func TestBinaryCatchesProducersMistakes(t *testing.T) {
 
 // Production refuses plaintext endpoints at start, naming each variable.
 func TestBinaryProductionRefusesPlaintext(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"APP_ENV": "production", "REDIS_URL": "redis://:pw@redis.example.com:6379", "MONGODB_URI": "mongodb://db.example.com/",
 		"AWS_REGION": "us-east-1", "S3_BUCKET": "b", "OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://openai.example.com/v1",

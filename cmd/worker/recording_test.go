@@ -27,6 +27,7 @@ func runRecording(t *testing.T, vars map[string]string, args ...string) result {
 }
 
 func TestRecordingURLPresignsTheCallsRecording(t *testing.T) {
+	t.Parallel()
 	s3 := testenv.S3(t)
 	vars := map[string]string{
 		"MONGODB_URI":           testenv.MongoURI(t),
@@ -104,6 +105,7 @@ func TestRecordingURLPresignsTheCallsRecording(t *testing.T) {
 }
 
 func TestRecordingURLUsage(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{}, {"url"}, {"get", "x"}, {"url", "a", "b"}} {
 		r := runRecording(t, nil, args...)
 		require.Equal(t, 2, r.code, "args %q", args)

@@ -29,6 +29,7 @@ func encode(t *testing.T, v any) string {
 }
 
 func TestValidAnswerIsParsed(t *testing.T) {
+	t.Parallel()
 	a, err := ParseAnswer(encode(t, goodAnswer()), practiceSpec)
 	require.NoError(t, err)
 	require.Equal(t, "callback_requested", a.Disposition)
@@ -44,6 +45,7 @@ func TestValidAnswerIsParsed(t *testing.T) {
 }
 
 func TestSchemaViolationsAreRefusedAndNamed(t *testing.T) {
+	t.Parallel()
 	edit := func(f func(m map[string]any)) string {
 		m := goodAnswer()
 		f(m)

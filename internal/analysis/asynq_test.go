@@ -20,6 +20,7 @@ import (
 // task's three tries, the failure lands on the call document on the last
 // one, and the task is archived.
 func TestRetriedByAsynqThenRecordedAndArchived(t *testing.T) {
+	t.Parallel()
 	bad := goodAnswer()
 	bad["extracted"].(map[string]any)["providers"] = "three"
 	e := newTestEnv(t, chatsim.Script{Replies: []chatsim.Reply{

@@ -32,6 +32,7 @@ func chatRequest() openai.ChatCompletionRequest {
 }
 
 func TestRateLimitCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
 	_, c := startSim(t, chatsim.Script{Replies: []chatsim.Reply{chatsim.RateLimited(7), chatsim.RateLimited(0), chatsim.ServerError()}})
 
 	_, err := c.CreateChatCompletion(t.Context(), chatRequest())
@@ -54,6 +55,7 @@ func TestRateLimitCarriesRetryAfter(t *testing.T) {
 }
 
 func TestRetryAfterHeaderForms(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	h := func(kv ...string) http.Header {
 		out := http.Header{}
@@ -83,6 +85,7 @@ func TestRetryAfterHeaderForms(t *testing.T) {
 }
 
 func TestClientConfigAndModelCheck(t *testing.T) {
+	t.Parallel()
 	_, err := NewClient(ClientConfig{BaseURL: "https://api.openai.com/v1"})
 	require.ErrorContains(t, err, "OPENAI_API_KEY")
 	_, err = NewClient(ClientConfig{APIKey: "sk-x", BaseURL: "api.openai.com"})

@@ -37,6 +37,7 @@ func requireKnownFields(t *testing.T, path string, doc bson.M, typed any) {
 }
 
 func TestDocumentedAnalysisSpecIsValid(t *testing.T) {
+	t.Parallel()
 	var doc struct {
 		Analysis store.AnalysisSpec `bson:"analysis"`
 	}
@@ -64,6 +65,7 @@ func TestDocumentedAnalysisSpecIsValid(t *testing.T) {
 }
 
 func TestDocumentedCallAnalysisIsAValidResult(t *testing.T) {
+	t.Parallel()
 	var spec struct {
 		Analysis store.AnalysisSpec `bson:"analysis"`
 	}

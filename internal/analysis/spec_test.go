@@ -25,6 +25,7 @@ var practiceSpec = store.AnalysisSpec{
 }
 
 func TestSpecProblemsNameTheirField(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", MaxDescriptionLen+1)
 	spec := store.AnalysisSpec{
 		Instructions: strings.Repeat("y", MaxInstructionsLen+1),
@@ -83,6 +84,7 @@ type schemaNode struct {
 }
 
 func TestSchemaFollowsTheSpecAndStrictRules(t *testing.T) {
+	t.Parallel()
 	raw, err := Schema(practiceSpec)
 	require.NoError(t, err)
 	require.NoError(t, chatsim.ValidateStrictSchema(raw), "OpenAI's strict rules")
@@ -126,6 +128,7 @@ func TestSchemaFollowsTheSpecAndStrictRules(t *testing.T) {
 }
 
 func TestGeneratedAnswerPassesOurValidation(t *testing.T) {
+	t.Parallel()
 	raw, err := Schema(practiceSpec)
 	require.NoError(t, err)
 	answer, err := chatsim.Generate(raw)

@@ -43,6 +43,7 @@ func checkWindow(t *testing.T, w Window, cases []legalAt) {
 
 // The incident: +81355550199 was dialled at 00:29 Tokyo time.
 func TestLegalWindowSingleZone(t *testing.T) {
+	t.Parallel()
 	w, err := LegalWindow("+81355550199", "")
 	require.NoError(t, err)
 	checkWindow(t, w, []legalAt{
@@ -59,6 +60,7 @@ func TestLegalWindowSingleZone(t *testing.T) {
 // 08:00–21:00, so the window runs from 08:00 in the westernmost zone to
 // 21:00 in the easternmost.
 func TestLegalWindowSeveralZones(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		number string
 		zones  []string
@@ -104,6 +106,7 @@ func TestLegalWindowSeveralZones(t *testing.T) {
 
 // Across DST changes the window follows the local wall clock.
 func TestLegalWindowDSTEdges(t *testing.T) {
+	t.Parallel()
 	ny, err := LegalWindow("+12125550123", "")
 	require.NoError(t, err)
 	checkWindow(t, ny, []legalAt{
@@ -125,6 +128,7 @@ func TestLegalWindowDSTEdges(t *testing.T) {
 }
 
 func TestLegalWindowUnknownZone(t *testing.T) {
+	t.Parallel()
 	for _, number := range []string{"+15551234567", "+88212345678"} {
 		_, err := LegalWindow(number, "")
 		require.ErrorIs(t, err, ErrNoTimeZone, number)
@@ -142,6 +146,7 @@ func TestLegalWindowUnknownZone(t *testing.T) {
 // 08:00–21:00 in all of them: 08:00 in Guam to 21:00 in St John's. Naming
 // the callee's zone gives the whole day back.
 func TestLegalWindowTollFree(t *testing.T) {
+	t.Parallel()
 	w, err := LegalWindow("+18885550100", "")
 	require.NoError(t, err)
 	checkWindow(t, w, []legalAt{
@@ -160,6 +165,7 @@ func TestLegalWindowTollFree(t *testing.T) {
 // A contact filed under Tokyo whose number is in San Francisco: the
 // campaign's hours hold in Tokyo, the law's in San Francisco.
 func TestContactWindowCombinesBothZones(t *testing.T) {
+	t.Parallel()
 	cal := newYorkCalendar(t, "09:00", "18:00", everyDay)
 	w, err := cal.ContactWindow("Asia/Tokyo", "+14155550100")
 	require.NoError(t, err)
@@ -184,6 +190,7 @@ func TestContactWindowCombinesBothZones(t *testing.T) {
 }
 
 func TestNextOpenFor(t *testing.T) {
+	t.Parallel()
 	w, err := LegalWindow("+81355550199", "")
 	require.NoError(t, err)
 	got, ok := w.NextOpenFor(utc("2026-11-29 11:59"), 2*time.Minute) // 20:59 JST: open, but not 2 min later

@@ -17,6 +17,7 @@ import (
 )
 
 func TestPauseResumeCancel(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	c := e.campaign(func(c *store.Campaign) { c.ConcurrencyLimit = 2 })
@@ -83,6 +84,7 @@ func TestPauseResumeCancel(t *testing.T) {
 }
 
 func TestImportContacts(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	c := e.campaign(func(c *store.Campaign) { c.Agent.InstructionsTemplate = "Confirm the appointments." })
@@ -140,6 +142,7 @@ func TestImportContacts(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	c := e.campaign(nil)
@@ -200,6 +203,7 @@ func (p *pausingStore) DueContacts(ctx context.Context, q store.DueQuery) (store
 }
 
 func TestPauseTakesEffectBetweenPagesOfARound(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(6, "")...)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestRoundCallsEachContactInsideItsOwnCallingHours(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID,
@@ -65,6 +66,7 @@ func TestRoundCallsEachContactInsideItsOwnCallingHours(t *testing.T) {
 }
 
 func TestRoundFollowsTheLocalClockAcrossDSTChanges(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name           string
 		closed, opened time.Time
@@ -88,6 +90,7 @@ func TestRoundFollowsTheLocalClockAcrossDSTChanges(t *testing.T) {
 }
 
 func TestRoundHonoursTheConcurrencyLimit(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) { c.ConcurrencyLimit = 3 })
 	cs := e.contacts(c.ID, phones(8, "")...)
@@ -124,6 +127,7 @@ func TestRoundHonoursTheConcurrencyLimit(t *testing.T) {
 }
 
 func TestConcurrentRoundsOfOneCampaignHaveOneDispatcher(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) { c.ConcurrencyLimit = 10 })
 	cs := e.contacts(c.ID, phones(25, "")...)
@@ -185,6 +189,7 @@ func TestConcurrentRoundsOfOneCampaignHaveOneDispatcher(t *testing.T) {
 }
 
 func TestConcurrentDispatchersBelowTheRoundLedgerStillNeverDoubleDispatch(t *testing.T) {
+	t.Parallel()
 	// The round ledger normally keeps a second dispatcher out. Here three
 	// dispatchers run the same round's work at the same instant anyway, as
 	// overlapping rounds would: the attempt id must still elect one writer
@@ -234,6 +239,7 @@ func TestConcurrentDispatchersBelowTheRoundLedgerStillNeverDoubleDispatch(t *tes
 }
 
 func TestDoNotCallNumbersAreNotDispatched(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(3, "")...)
@@ -250,6 +256,7 @@ func TestDoNotCallNumbersAreNotDispatched(t *testing.T) {
 }
 
 func TestScheduledCampaignStartsWhenItsWindowOpens(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	start := tuesday.Add(2 * time.Hour)
 	c := e.campaign(func(c *store.Campaign) { c.Schedule.WindowStart = start })
@@ -269,6 +276,7 @@ func TestScheduledCampaignStartsWhenItsWindowOpens(t *testing.T) {
 }
 
 func TestInvalidCampaignSettingsDispatchNothing(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) {
 		c.Schedule.DefaultTimeZone = "Eastern"
@@ -284,6 +292,7 @@ func TestInvalidCampaignSettingsDispatchNothing(t *testing.T) {
 }
 
 func TestRoundRepairsLostTasksAndUnappliedOutcomes(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) { c.Status = store.CampaignRunning })
 	cs := e.contacts(c.ID, phones(3, "")...)
@@ -334,6 +343,7 @@ func TestRoundRepairsLostTasksAndUnappliedOutcomes(t *testing.T) {
 }
 
 func TestProcessTaskRunsARound(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(2, "")...)
@@ -375,6 +385,7 @@ func openZoneNow(t *testing.T) string {
 }
 
 func TestTickerDispatchesEveryRoundAndShutsDown(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	zone := openZoneNow(t)
 	c := e.campaign(func(c *store.Campaign) { c.Schedule.DefaultTimeZone = zone })
@@ -429,6 +440,7 @@ func (f *flakyQueue) Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq
 }
 
 func TestRedisFailingMidRoundLosesNoAttempt(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(20, "")...)

@@ -77,6 +77,7 @@ func requirePassesValidator(t *testing.T, coll, doc string) {
 }
 
 func TestDocumentedCampaignIsValid(t *testing.T) {
+	t.Parallel()
 	doc := docBlock(t, "campaign")
 	var c store.Campaign
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &c))
@@ -93,6 +94,7 @@ func TestDocumentedCampaignIsValid(t *testing.T) {
 }
 
 func TestDocumentedContactIsValid(t *testing.T) {
+	t.Parallel()
 	doc := docBlock(t, "contact")
 	var c store.Contact
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &c))
@@ -107,6 +109,7 @@ func TestDocumentedContactIsValid(t *testing.T) {
 }
 
 func TestDocumentedStatsSnapshot(t *testing.T) {
+	t.Parallel()
 	doc := docBlock(t, "stats")
 	var snap store.StatsSnapshot
 	require.NoError(t, bson.UnmarshalExtJSON([]byte(doc), false, &snap))
@@ -120,6 +123,7 @@ func TestDocumentedStatsSnapshot(t *testing.T) {
 }
 
 func TestDocumentedCSVImports(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../docs/CAMPAIGNS.md")
 	require.NoError(t, err)
 	m := regexp.MustCompile("(?s)```csv\n(.*?)```").FindSubmatch(b)

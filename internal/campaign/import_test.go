@@ -26,6 +26,7 @@ const contactsCSV = "\uFEFFPhone,Name,Time_Zone,practice,doctor\n" + // line 1, 
 	"+14155550104,Default Zone,,p,d\n" // 12 good, campaign default zone
 
 func TestParseCSV(t *testing.T) {
+	t.Parallel()
 	rows, bad, err := ParseCSV(strings.NewReader(contactsCSV))
 	require.NoError(t, err)
 
@@ -55,6 +56,7 @@ func TestParseCSV(t *testing.T) {
 }
 
 func TestParseCSVHeaderProblemsRefuseTheFile(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"":                              "the file is empty",
 		"name,time_zone\n+14155550100,": "no phone column",
@@ -75,6 +77,7 @@ func TestParseCSVHeaderProblemsRefuseTheFile(t *testing.T) {
 }
 
 func TestParseCSVLongValues(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", tasks.MaxVariableLen+1)
 	in := "phone,name,note\n+14155550100," + strings.Repeat("n", MaxNameLen+1) + ",ok\n+14155550101,ok," + long + "\n+14155550102,ok,ok\n"
 	rows, bad, err := ParseCSV(strings.NewReader(in))
@@ -88,6 +91,7 @@ func TestParseCSVLongValues(t *testing.T) {
 }
 
 func TestImportReportText(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	require.NoError(t, ImportReport{CampaignID: "c1", Imported: 2, AlreadyPresent: 1,
 		Bad: []RowError{{Line: 3, Reason: "phone is empty"}}}.WriteText(&b))
@@ -142,6 +146,7 @@ func FuzzParseCSV(f *testing.F) {
 // the prompt would not render, no known zone, hours that never meet the
 // law's where the number rings) is refused at import with its line.
 func TestImportRefusesRowsThatCouldNeverBeCalled(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	c := e.campaign(func(c *store.Campaign) {

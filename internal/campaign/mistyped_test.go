@@ -44,6 +44,7 @@ func (e *testEnv) backendMistakes(campaign bson.ObjectID) {
 }
 
 func TestDispatchLogsMistypedContactsOncePerRound(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	core, logs := observer.New(zapcore.InfoLevel)
 	q := queue.NewClient(e.opt)
@@ -73,6 +74,7 @@ func TestDispatchLogsMistypedContactsOncePerRound(t *testing.T) {
 }
 
 func TestCheckReportsMistypedAndUnreachableContacts(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	e.contacts(c.ID, phones(2, "")...)

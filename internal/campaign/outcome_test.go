@@ -13,6 +13,7 @@ import (
 )
 
 func TestEachOutcomeMovesTheContact(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil) // default policy: 3 attempts; no_answer, busy, failed retried
 	for i, tc := range []struct {
@@ -48,6 +49,7 @@ func TestEachOutcomeMovesTheContact(t *testing.T) {
 }
 
 func TestRetriesFollowTheBackoffUntilExhausted(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	ct := e.contacts(c.ID, store.Contact{Phone: "+12125550100", TimeZone: "America/New_York"})[0]
@@ -90,6 +92,7 @@ func TestRetriesFollowTheBackoffUntilExhausted(t *testing.T) {
 }
 
 func TestRetryWaitsForTheNextCallingWindow(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	ct := e.contacts(c.ID, store.Contact{Phone: "+12125550100", TimeZone: "America/New_York"})[0]
@@ -105,6 +108,7 @@ func TestRetryWaitsForTheNextCallingWindow(t *testing.T) {
 }
 
 func TestCallbackSetsTheNextAttempt(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	ct := e.contacts(c.ID, store.Contact{Phone: "+12125550100", TimeZone: "America/New_York"})[0]
@@ -123,6 +127,7 @@ func TestCallbackSetsTheNextAttempt(t *testing.T) {
 }
 
 func TestVoicemailIsRetriedOnlyWhenTheCampaignSaysSo(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	plain := e.campaign(nil)
 	retrying := e.campaign(func(c *store.Campaign) {
@@ -145,6 +150,7 @@ func TestVoicemailIsRetriedOnlyWhenTheCampaignSaysSo(t *testing.T) {
 }
 
 func TestOptedOutOutcomeListsTheNumber(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	other := e.campaign(nil)
@@ -165,6 +171,7 @@ func TestOptedOutOutcomeListsTheNumber(t *testing.T) {
 }
 
 func TestApplyOutcomeIsIdempotentAndNeverGoesBack(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	ct := e.contacts(c.ID, store.Contact{Phone: "+12125550100"})[0]
@@ -196,6 +203,7 @@ func TestApplyOutcomeIsIdempotentAndNeverGoesBack(t *testing.T) {
 }
 
 func TestAttemptCancelledBeforeDialingDoesNotUseUpTheContact(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) { c.Retry.MaxAttempts = 1 })
 	ct := e.contacts(c.ID, store.Contact{Phone: "+12125550100"})[0]
@@ -211,6 +219,7 @@ func TestAttemptCancelledBeforeDialingDoesNotUseUpTheContact(t *testing.T) {
 }
 
 func TestCheckDialRefusesANumberListedAfterDispatch(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(2, "America/New_York")...)
@@ -259,6 +268,7 @@ func TestCheckDialRefusesANumberListedAfterDispatch(t *testing.T) {
 }
 
 func TestCampaignCompletesWhenEveryContactIsFinal(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID, phones(3, "")...)
@@ -281,6 +291,7 @@ func TestCampaignCompletesWhenEveryContactIsFinal(t *testing.T) {
 }
 
 func TestCampaignWindowEndFinishesTheCampaign(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	end := tuesday.Add(2 * time.Hour)
@@ -318,6 +329,7 @@ func TestCampaignWindowEndFinishesTheCampaign(t *testing.T) {
 // time, because CheckDial returned before the window check for attempts
 // without a campaign.
 func TestCheckDialKeepsInlineCallsInsideCallingHours(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	tokyo := &store.Call{ID: "inline-tokyo-1", Phone: "+81355550199"}
@@ -349,6 +361,7 @@ func TestCheckDialKeepsInlineCallsInsideCallingHours(t *testing.T) {
 // for 08:00 in Los Angeles; one whose number has no known zone is finished
 // without a call. Before, both were dialed at 10:00 New York.
 func TestRoundKeepsTheLawWhereTheNumberRings(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	cs := e.contacts(c.ID,
@@ -381,6 +394,7 @@ func TestRoundKeepsTheLawWhereTheNumberRings(t *testing.T) {
 // A contact whose number and zone can never be inside the hours at once
 // is finished, not left pending for ever.
 func TestRoundFinishesAContactThatCanNeverBeCalled(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) {
 		c.Schedule.CallingHoursStart, c.Schedule.CallingHoursEnd = "15:00", "21:00"
@@ -396,6 +410,7 @@ func TestRoundFinishesAContactThatCanNeverBeCalled(t *testing.T) {
 // The incident: a contact written with attempts: 3 (max 3) and no attempt
 // documents was dialed as attempt 4.
 func TestRoundRespectsTheContactsAttemptCounter(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(func(c *store.Campaign) { c.Retry.MaxAttempts = 3 })
 	cs := e.contacts(c.ID,
@@ -422,6 +437,7 @@ func TestRoundRespectsTheContactsAttemptCounter(t *testing.T) {
 // docs/CAMPAIGNS.md shows) was completed by the next round, and then
 // refused the import.
 func TestCampaignWaitsForItsContacts(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	ctx := t.Context()
 	c := e.campaign(func(c *store.Campaign) { c.Agent.InstructionsTemplate = "Hello {{practice}}" })
@@ -457,6 +473,7 @@ func (s completionRace) SetCampaignStatus(ctx context.Context, id bson.ObjectID,
 }
 
 func TestCampaignReopensForAContactWrittenAsItCompletes(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t)
 	c := e.campaign(nil)
 	ct := e.contacts(c.ID, phones(1, "")...)[0]

@@ -9,6 +9,7 @@ import (
 )
 
 func TestPolicyDefaults(t *testing.T) {
+	t.Parallel()
 	p, err := PolicyFrom(store.RetryPolicy{})
 	require.NoError(t, err)
 	require.Equal(t, 3, p.MaxAttempts)
@@ -22,6 +23,7 @@ func TestPolicyDefaults(t *testing.T) {
 }
 
 func TestPolicyErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	_, err := PolicyFrom(store.RetryPolicy{
 		MaxAttempts:    50,
 		RetryOutcomes:  []string{"busy", "completed", "opted_out", "bogus"},
@@ -42,6 +44,7 @@ func TestPolicyErrorsNameTheField(t *testing.T) {
 }
 
 func TestParseOutcome(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"completed", "no_answer", "busy", "voicemail", "failed", "interrupted", "cancelled", "opted_out"} {
 		o, err := ParseOutcome(s)
 		require.NoError(t, err)
@@ -52,6 +55,7 @@ func TestParseOutcome(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	ny := mustZone(t, "America/New_York")
 	hours, err := ParseHours("09:00", "18:00", nil) // Mon-Fri
 	require.NoError(t, err)
@@ -108,6 +112,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideExhaustsWhenTheCampaignWindowCloses(t *testing.T) {
+	t.Parallel()
 	ny := mustZone(t, "America/New_York")
 	hours, err := ParseHours("09:00", "18:00", nil)
 	require.NoError(t, err)
@@ -123,6 +128,7 @@ func TestDecideExhaustsWhenTheCampaignWindowCloses(t *testing.T) {
 // York whose number is in Los Angeles is retried at 09:00 New York only if
 // it is 08:00 in Los Angeles too, so at 11:00 New York.
 func TestDecideWaitsForTheLawWhereTheNumberRings(t *testing.T) {
+	t.Parallel()
 	w, err := newYorkCalendar(t, "09:00", "18:00", nil).ContactWindow("", "+14155550100")
 	require.NoError(t, err)
 	def, err := PolicyFrom(store.RetryPolicy{})
@@ -133,6 +139,7 @@ func TestDecideWaitsForTheLawWhereTheNumberRings(t *testing.T) {
 }
 
 func TestAttemptsUsed(t *testing.T) {
+	t.Parallel()
 	dialed := func(n int) store.AttemptMark { return store.AttemptMark{Attempt: n, Dialed: true} }
 	cancelled := func(n int) store.AttemptMark { return store.AttemptMark{Attempt: n} }
 	for _, tc := range []struct {

@@ -27,6 +27,7 @@ func mustZone(t testing.TB, name string) *time.Location {
 var everyDay = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 func TestParseHoursClampsToTheOuterLimits(t *testing.T) {
+	t.Parallel()
 	h, err := ParseHours("06:00", "23:30", everyDay)
 	require.NoError(t, err)
 	require.Equal(t, 8*60, h.start, "nothing before 08:00")
@@ -40,6 +41,7 @@ func TestParseHoursClampsToTheOuterLimits(t *testing.T) {
 }
 
 func TestParseHoursErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		start, end string
 		days       []string
@@ -59,6 +61,7 @@ func TestParseHoursErrorsNameTheField(t *testing.T) {
 }
 
 func TestLoadZone(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney", "UTC"} {
 		loc, err := LoadZone(name)
 		require.NoError(t, err, name)
@@ -73,6 +76,7 @@ func TestLoadZone(t *testing.T) {
 }
 
 func TestOpenAcrossTimeZones(t *testing.T) {
+	t.Parallel()
 	all, err := ParseHours("08:00", "21:00", everyDay)
 	require.NoError(t, err)
 	weekdays, err := ParseHours("09:00", "17:00", nil)
@@ -113,6 +117,7 @@ func TestOpenAcrossTimeZones(t *testing.T) {
 }
 
 func TestNextOpenAcrossTimeZonesAndDST(t *testing.T) {
+	t.Parallel()
 	all, err := ParseHours("08:00", "21:00", everyDay)
 	require.NoError(t, err)
 	weekdays, err := ParseHours("09:00", "18:00", nil)
@@ -168,6 +173,7 @@ func TestNextOpenAcrossTimeZonesAndDST(t *testing.T) {
 }
 
 func TestOpenInTheRepeatedHourFollowsTheLocalClock(t *testing.T) {
+	t.Parallel()
 	h, err := parseHours("00:30", "01:30", everyDay)
 	require.NoError(t, err)
 	ny := mustZone(t, "America/New_York")
@@ -178,6 +184,7 @@ func TestOpenInTheRepeatedHourFollowsTheLocalClock(t *testing.T) {
 }
 
 func TestNextOpenWithNoDayAllowed(t *testing.T) {
+	t.Parallel()
 	var never Hours
 	_, ok := never.NextOpen(utc("2026-03-10 12:00"), time.UTC)
 	require.False(t, ok)
@@ -197,6 +204,7 @@ func requireNextOpen(t testing.TB, h Hours, loc *time.Location, from, got time.T
 }
 
 func TestNextOpenRandomized(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	zones := []string{"America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Sydney",
 		"Asia/Kolkata", "Australia/Lord_Howe", "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham"}
@@ -224,6 +232,7 @@ func TestNextOpenRandomized(t *testing.T) {
 }
 
 func TestCalendarWindow(t *testing.T) {
+	t.Parallel()
 	h, err := ParseHours("08:00", "21:00", everyDay)
 	require.NoError(t, err)
 	ny := mustZone(t, "America/New_York")

@@ -11,6 +11,7 @@ import (
 // EndCall writes the terminal status with everything the call kept, in one
 // write, once: a second end, a stale fence or a live status are refused.
 func TestEndCallWritesStatusAndDetailsTogether(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -61,6 +62,7 @@ func revertToInProgress(t *testing.T, s *Store, attemptID string) {
 // the call document back in progress is undone, by the next pass over
 // recorded ends and by the reaper, never settled as interrupted.
 func TestRecordedEndWinsOverALateWrite(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	end := EndRecord{Status: CallCompleted, At: time.Now(), Fields: CallFields{Outcome: "opted_out"},

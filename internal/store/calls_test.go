@@ -36,6 +36,7 @@ func getCall(t *testing.T, s *Store, id string) *Call {
 }
 
 func TestCreateAttempt(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 
@@ -73,6 +74,7 @@ func TestCreateAttempt(t *testing.T) {
 }
 
 func TestClaimRaceHasExactlyOneWinner(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	const claimers = 50
 	// Several rounds, because one lucky interleaving proves little.
@@ -108,6 +110,7 @@ func TestClaimRaceHasExactlyOneWinner(t *testing.T) {
 }
 
 func TestClaimOnlyOnce(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 
@@ -138,6 +141,7 @@ func TestClaimOnlyOnce(t *testing.T) {
 }
 
 func TestTransitionsRecordTheCall(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -179,6 +183,7 @@ func TestTransitionsRecordTheCall(t *testing.T) {
 }
 
 func TestStaleFenceChangesNothing(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -200,6 +205,7 @@ func TestStaleFenceChangesNothing(t *testing.T) {
 }
 
 func TestTerminalAttemptCannotMove(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -215,6 +221,7 @@ func TestTerminalAttemptCannotMove(t *testing.T) {
 }
 
 func TestStatusOnlyMovesForward(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -232,6 +239,7 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 // per-attempt lock concurrent writers to one call lose turns, and a lease
 // extension landing after the final transition puts the status back.
 func TestOwnerWritesFromManyGoroutinesAreAllKept(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -272,6 +280,7 @@ func TestOwnerWritesFromManyGoroutinesAreAllKept(t *testing.T) {
 }
 
 func TestSaveAnalysis(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -294,6 +303,7 @@ func TestSaveAnalysis(t *testing.T) {
 }
 
 func TestReapExpiredInterruptsLapsedLeases(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	lapsing := claimed(t, s, time.Minute)
@@ -330,6 +340,7 @@ func TestReapExpiredInterruptsLapsedLeases(t *testing.T) {
 // A claimer that dies between winning the ledger and starting the attempt
 // leaves it queued; it must end as interrupted, never be claimed again.
 func TestUnstartedClaimIsSettledNotRedialed(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	base := time.Now()

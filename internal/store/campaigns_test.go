@@ -33,6 +33,7 @@ func insertContacts(t *testing.T, s *Store, cs ...Contact) []Contact {
 }
 
 func TestCampaignRoundtripAndStatus(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := insertCampaign(t, s, CampaignScheduled)
@@ -63,6 +64,7 @@ func TestCampaignRoundtripAndStatus(t *testing.T) {
 }
 
 func TestDispatchRoundHasOneWinner(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()
@@ -95,6 +97,7 @@ func TestDispatchRoundHasOneWinner(t *testing.T) {
 }
 
 func TestInsertContactsSkipsDuplicates(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()
@@ -125,6 +128,7 @@ func TestInsertContactsSkipsDuplicates(t *testing.T) {
 }
 
 func TestDueContactsSelectsByStatusTimeAndZone(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()
@@ -182,6 +186,7 @@ func TestDueContactsSelectsByStatusTimeAndZone(t *testing.T) {
 }
 
 func TestContactOutcomesNeverGoBackwards(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()
@@ -235,6 +240,7 @@ func TestContactOutcomesNeverGoBackwards(t *testing.T) {
 }
 
 func TestFinishAndExhaustPendingContacts(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()
@@ -262,6 +268,7 @@ func campaignAttempt(campaign, contact bson.ObjectID, n int) *Call {
 }
 
 func TestCreateAttemptsElectsOneWriterPerAttempt(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	other := openStore(t, testenv.MongoURI(t), s.DB().Name())
 	ctx := t.Context()
@@ -297,6 +304,7 @@ func TestCreateAttemptsElectsOneWriterPerAttempt(t *testing.T) {
 }
 
 func TestAttemptQueriesForDispatch(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign, contact := bson.NewObjectID(), bson.NewObjectID()
@@ -340,6 +348,7 @@ func TestAttemptQueriesForDispatch(t *testing.T) {
 }
 
 func TestCancelQueuedAttemptRacesAClaim(t *testing.T) {
+	t.Parallel()
 	// Cancelling and dialing one attempt at once: exactly one of them wins,
 	// and a cancelled attempt is never dialed.
 	s := newTestStore(t)
@@ -376,6 +385,7 @@ func TestCancelQueuedAttemptRacesAClaim(t *testing.T) {
 }
 
 func TestCampaignStatsCounts(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := insertCampaign(t, s, CampaignRunning)
@@ -414,6 +424,7 @@ func TestCampaignStatsCounts(t *testing.T) {
 }
 
 func TestListedPhones(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	require.NoError(t, s.AddDoNotCall(ctx, DoNotCall{Phone: "+14155550100", Source: "test"}))

@@ -31,6 +31,7 @@ const (
 // waits for a line on stdin so both processes start together, races
 // helperClaimers goroutines for the attempt and prints one CLAIM line each.
 func TestHelperClaimProcess(t *testing.T) {
+	t.Parallel()
 	attempt := os.Getenv(helperAttemptEnv)
 	if attempt == "" {
 		t.Skip("helper process for TestClaimRaceAcrossProcesses")
@@ -63,6 +64,7 @@ func TestHelperClaimProcess(t *testing.T) {
 func isClaimLost(err error) bool { return errors.Is(err, ErrClaimLost) }
 
 func TestClaimRaceAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	attempt := queuedAttempt(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)

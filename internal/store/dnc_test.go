@@ -9,6 +9,7 @@ import (
 )
 
 func TestDoNotCallAddTwiceKeepsOneEntry(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	first := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -38,6 +39,7 @@ func TestDoNotCallAddTwiceKeepsOneEntry(t *testing.T) {
 }
 
 func TestDoNotCallConcurrentAddsOfANewNumber(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	errs := collectErrors(10, func(int) error {
@@ -52,6 +54,7 @@ func TestDoNotCallConcurrentAddsOfANewNumber(t *testing.T) {
 }
 
 func TestDoNotCallRejectsNonE164(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	require.ErrorContains(t, s.AddDoNotCall(ctx, DoNotCall{Phone: "415-555-0100"}), "DoNotCall.Phone")

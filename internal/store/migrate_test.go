@@ -9,6 +9,7 @@ import (
 )
 
 func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
 	s := openStore(t, testenv.MongoURI(t), testenv.UniqueName(t))
 	t.Cleanup(func() { require.NoError(t, s.DB().Drop(context.Background())) })
 	ctx := t.Context()

@@ -29,6 +29,7 @@ func nodeMistakes(campaign bson.ObjectID) []any {
 }
 
 func TestDispatchQueriesSeeMistypedContacts(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign := bson.NewObjectID()

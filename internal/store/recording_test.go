@@ -11,6 +11,7 @@ import (
 // The partial-recording note is written by the claim's owner only, and
 // the state at hang-up replaces it once the final object exists.
 func TestPartialRecordingIsFenced(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -40,6 +41,7 @@ func TestPartialRecordingIsFenced(t *testing.T) {
 // fields of an ended call: it is refused while the call is live, and it
 // never moves the status.
 func TestSettleRecordingOnlyTouchesAnEndedCallsRecording(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := claimed(t, s, time.Minute)
@@ -90,6 +92,7 @@ func mustDoc(t *testing.T, s *Store, id string) map[string]any {
 // a lapsed lease, or still in segments past the grace. Live calls, live
 // leases, recent ends and settled recordings are left alone.
 func TestOrphanRecordings(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -133,6 +136,7 @@ func TestOrphanRecordings(t *testing.T) {
 // Of many workers electing a joiner for one recording in one epoch,
 // exactly one wins; the next epoch has its own election.
 func TestElectRecordingJoinHasOneWinner(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	var wins sync.Map

@@ -106,6 +106,7 @@ func requireSchemaMatchesType(t *testing.T, path string, n *schemaNode, typ refl
 }
 
 func TestSchemasMatchTheGoTypes(t *testing.T) {
+	t.Parallel()
 	for coll, typ := range map[string]reflect.Type{
 		CollContacts:  reflect.TypeFor[Contact](),
 		CollCampaigns: reflect.TypeFor[campaignContract](),
@@ -141,6 +142,7 @@ func mustRaw(t *testing.T, v any) bson.Raw {
 // validator makes, evaluated in Go on the same schema document, since the
 // test server (FerretDB v1.24) answers collMod with NotImplemented.
 func TestValidatorRefusesTheBackendsMistakes(t *testing.T) {
+	t.Parallel()
 	sch, err := LoadSchema(CollContacts)
 	require.NoError(t, err)
 	campaign := bson.NewObjectID()
@@ -170,6 +172,7 @@ func TestValidatorRefusesTheBackendsMistakes(t *testing.T) {
 }
 
 func TestValidatorCommands(t *testing.T) {
+	t.Parallel()
 	collMod, create, err := ValidatorCommands(CollContacts)
 	require.NoError(t, err)
 	require.Equal(t, "contacts", collMod[0].Value)
@@ -193,6 +196,7 @@ func TestValidatorCommands(t *testing.T) {
 // checks them against the validators, so applying the validators breaks
 // none of the worker's own writes.
 func TestWorkerWritesPassTheValidators(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	c := &Campaign{Name: "c", Status: CampaignScheduled, Agent: AgentConfig{InstructionsTemplate: "Hi {{name}}", Tools: []string{"end_call"}},

@@ -47,6 +47,7 @@ func newTestStore(t testing.TB) *Store {
 }
 
 func TestOpenDoesNotNeedTheServerUntilPing(t *testing.T) {
+	t.Parallel()
 	// Nothing listens on a port that was just free: Open must still work,
 	// so a worker starts while the database is down, and Ping must say so.
 	uri := fmt.Sprintf("mongodb://127.0.0.1:%d/", testenv.FreePort(t))
@@ -60,6 +61,7 @@ func TestOpenDoesNotNeedTheServerUntilPing(t *testing.T) {
 }
 
 func TestOpenDatabaseName(t *testing.T) {
+	t.Parallel()
 	s, err := Open(t.Context(), Options{URI: "mongodb://127.0.0.1:1/fromuri"})
 	require.NoError(t, err)
 	require.Equal(t, "fromuri", s.DB().Name())
@@ -78,6 +80,7 @@ func TestOpenDatabaseName(t *testing.T) {
 }
 
 func TestOpenErrorsNeverShowThePassword(t *testing.T) {
+	t.Parallel()
 	for _, uri := range []string{
 		"mongodb://alice:s3cretPW@localhost:notaport/db",
 		"mongodb://alice:s3cret%zzPW@localhost/db",
@@ -91,6 +94,7 @@ func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 }
 
 func TestRedactCredentials(t *testing.T) {
+	t.Parallel()
 	uri := "mongodb://alice:p%40ss@host/db"
 	got := redactCredentials(`bad "alice:p%40ss" and "p%40ss" and "p@ss"`, uri)
 	require.NotContains(t, got, "p%40ss")
@@ -99,12 +103,14 @@ func TestRedactCredentials(t *testing.T) {
 }
 
 func TestEnsureIndexesIsIdempotent(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t) // first run
 	require.NoError(t, s.EnsureIndexes(t.Context()))
 	requireIndexes(t, s)
 }
 
 func TestEnsureIndexesConcurrentlyOnFreshDatabase(t *testing.T) {
+	t.Parallel()
 	// Two dynos starting at once, before any collection exists.
 	s := newTestStore(t)
 	require.NoError(t, s.DB().Drop(t.Context()))
@@ -148,6 +154,7 @@ func requireIndexes(t *testing.T, s *Store) {
 }
 
 func TestUniqueContactPerCampaignAndPhone(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	ctx := t.Context()
 	campaign, otherCampaign := bson.NewObjectID(), bson.NewObjectID()
@@ -164,6 +171,7 @@ func TestUniqueContactPerCampaignAndPhone(t *testing.T) {
 }
 
 func TestCallStatusTerminal(t *testing.T) {
+	t.Parallel()
 	live := []CallStatus{CallQueued, CallDialing, CallRinging, CallInProgress}
 	for _, st := range live {
 		require.False(t, st.Terminal(), st)
@@ -178,6 +186,7 @@ func TestCallStatusTerminal(t *testing.T) {
 }
 
 func TestLockAttemptHonoursContext(t *testing.T) {
+	t.Parallel()
 	s, err := Open(t.Context(), Options{URI: "mongodb://127.0.0.1:1/x"})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close(context.Background())) }()
