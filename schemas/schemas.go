@@ -10,7 +10,7 @@
 //     migrate` applies them as collection validators, so MongoDB refuses a
 //     mistyped write at the backend's own call.
 //
-// Both sets are tested against the Go types (internal/tasks and
+// Both sets are tested against the Go types (tasks and
 // internal/store), so neither can drift from what the worker reads.
 package schemas
 

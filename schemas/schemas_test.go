@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 )
@@ -127,7 +127,7 @@ func keys(m map[string]any) []string {
 }
 
 // The README's task examples validate against the schemas, as they do
-// against the Go code (internal/tasks/readme_test.go).
+// against the Go code (tasks/readme_test.go).
 func TestReadmeTaskExamplesMatchTheSchemas(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	require.NoError(t, err)

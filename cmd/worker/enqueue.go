@@ -10,11 +10,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/queue"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/producer"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // taskFile is the shape of `enqueue --file`: the task type and its payload,
@@ -69,19 +71,6 @@ func cmdEnqueue(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return configError(e, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if co, ok := p.(*tasks.CallOutbound); ok && co.Inline != nil {
-		if code := storeInline(ctx, e, co.Inline); code != 0 {
-			return code
-		}
-		// The call's details stay in MongoDB; Redis holds only the id, and
-		// the task id is the attempt id so a second enqueue is refused.
-		if *taskID == "" {
-			*taskID = co.Inline.AttemptID
-		}
-		p = &tasks.CallOutbound{AttemptID: co.Inline.AttemptID}
-	}
 	var opts []asynq.Option
 	if *taskID != "" {
 		opts = append(opts, asynq.TaskID(*taskID))
@@ -89,51 +78,37 @@ func cmdEnqueue(ctx context.Context, e env, args []string) int {
 	if *in > 0 {
 		opts = append(opts, asynq.ProcessIn(*in))
 	}
-	c := queue.NewClient(opt)
-	defer c.Close()
-	info, err := c.Enqueue(ctx, p, opts...)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
-		if errors.Is(err, tasks.ErrPayloadTooLarge) {
+	q := asynq.NewClient(opt)
+	defer q.Close()
+	enqueue := func(ctx context.Context, db *mongo.Database) int {
+		info, err := producer.New(q, db).Enqueue(ctx, p, opts...)
+		var conflict *producer.InlineConflictError
+		switch {
+		case errors.As(err, &conflict):
+			fmt.Fprintf(e.stderr, "worker enqueue: %v\n", conflict)
 			return 2
+		case errors.Is(err, tasks.ErrPayloadTooLarge):
+			fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
+			return 2
+		case err != nil:
+			fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
+			return 1
 		}
-		return 1
+		fmt.Fprintln(e.stdout, info.ID)
+		return 0
 	}
-	fmt.Fprintln(e.stdout, info.ID)
-	return 0
+	// An inline call's details go to MongoDB, only its id to Redis
+	// (producer.Producer), so it needs MongoDB's settings too.
+	if co, ok := p.(*tasks.CallOutbound); ok && co.Inline != nil {
+		return withStore(ctx, e, enqueueTimeout, func(ctx context.Context, st *store.Store) int { return enqueue(ctx, st.DB()) })
+	}
+	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	return enqueue(ctx, nil)
 }
 
-// storeInline writes an inline call's attempt (phone, instructions,
-// variables) to MongoDB, so that no personal data rests in Redis. The same
-// call enqueued again finds its attempt; other details under the same id
-// are refused.
-func storeInline(ctx context.Context, e env, in *tasks.InlineCall) int {
-	mc, err := config.LoadMongo(e.lookup)
-	if err != nil {
-		return configError(e, err)
-	}
-	st, err := openStore(ctx, mc)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
-		return 1
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = st.Close(cctx)
-	}()
-	err = call.CreateInline(ctx, st, in, time.Now())
-	var conflict *call.InlineConflictError
-	switch {
-	case errors.As(err, &conflict):
-		fmt.Fprintf(e.stderr, "worker enqueue: %v\n", conflict)
-		return 2
-	case err != nil:
-		fmt.Fprintf(e.stderr, "worker enqueue: %v\n", err)
-		return 1
-	}
-	return 0
-}
+// enqueueTimeout bounds `worker enqueue`.
+const enqueueTimeout = 15 * time.Second
 
 func readTaskFile(name string) (taskFile, error) {
 	var (

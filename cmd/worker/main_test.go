@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )

@@ -8,9 +8,9 @@ import (
 
 	"github.com/docshield/voice-worker/internal/analysis/chatsim"
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/internal/worker"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )

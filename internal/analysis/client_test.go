@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/analysis/chatsim"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/worker"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/stretchr/testify/require"

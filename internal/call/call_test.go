@@ -12,9 +12,9 @@ import (
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )

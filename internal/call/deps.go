@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 )
 

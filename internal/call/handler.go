@@ -10,8 +10,8 @@ import (
 	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/worker"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )
@@ -201,7 +201,7 @@ func (h *Handler) neverCallable(ctx context.Context, c *store.Call, why string, 
 
 // createInline writes the attempt of a one-off call. The id comes from the
 // payload, so a duplicate delivery finds the attempt already there; one
-// with other details is a conflict (see CreateInline).
+// with other details is a conflict (see createInline).
 func (h *Handler) createInline(ctx context.Context, in *tasks.InlineCall) error {
-	return CreateInline(ctx, h.Calls, in, h.now())
+	return createInline(ctx, h.Calls, in, h.now())
 }

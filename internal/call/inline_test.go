@@ -8,7 +8,8 @@ import (
 
 	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/logging"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/producer"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -37,7 +38,7 @@ func TestInlineConflictIsLoggedAndRefused(t *testing.T) {
 	other.Phone = "+81355550199"
 	other.Variables = map[string]string{"dob": "1970-01-01"}
 	err := h.ProcessTask(ctx, task(t, tasks.CallOutbound{Inline: &other}))
-	var conflict *call.InlineConflictError
+	var conflict *producer.InlineConflictError
 	require.ErrorAs(t, err, &conflict)
 	require.ErrorIs(t, err, asynq.SkipRetry, "archived with the reason, not retried")
 	require.Equal(t, []string{"phone", "variables"}, conflict.Fields)
@@ -52,9 +53,10 @@ func TestInlineConflictIsLoggedAndRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "+81355550100", c.Phone, "the first attempt stands")
 
-	// CreateInline is what `worker enqueue` uses: same answers.
+	// producer.WriteInline is what producers (`worker enqueue`) use: the
+	// same answers.
 	now := time.Now()
-	require.NoError(t, call.CreateInline(context.Background(), st, &first, now))
-	err = call.CreateInline(context.Background(), st, &other, now)
+	require.NoError(t, producer.WriteInline(context.Background(), st, &first, now))
+	err = producer.WriteInline(context.Background(), st, &other, now)
 	require.True(t, errors.As(err, &conflict))
 }

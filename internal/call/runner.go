@@ -11,8 +11,8 @@ import (
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )

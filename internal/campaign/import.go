@@ -14,7 +14,7 @@ import (
 	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/store"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap"

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/monitor"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/internal/worker"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"

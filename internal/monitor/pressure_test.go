@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/docshield/voice-worker/internal/logging"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/periodic"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -58,19 +58,7 @@ func (c *Client) Close() error { return c.c.Close() }
 // Enqueue validates p and enqueues it on its queue with the type's retry
 // budget (tasks.MaxRetry); opts (TaskID, ProcessIn, ...) come after and win.
 func (c *Client) Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
-	base := []asynq.Option{asynq.MaxRetry(tasks.MaxRetry(p.TaskType()))}
-	t, err := tasks.New(p, append(base, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	if err := tasks.CheckPayloadSize(t.Payload()); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.TaskType(), err)
-	}
-	info, err := c.c.EnqueueContext(ctx, t)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil, fmt.Errorf("a task with this id is already queued: %w", err)
-	}
-	return info, err
+	return tasks.Enqueue(ctx, c.c, p, opts...)
 }
 
 // QueueStats is one queue's counters as an operator reads them.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )

@@ -136,9 +136,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: configure MongoDB client: %w", err)
 	}
-	db := client.Database(dbName)
+	return ForDatabase(client.Database(dbName)), nil
+}
+
+// ForDatabase is a Store over a database whose client the caller made and
+// owns (a backend's own connection): Close disconnects that client.
+func ForDatabase(db *mongo.Database) *Store {
 	s := &Store{
-		client:    client,
+		client:    db.Client(),
 		db:        db,
 		campaigns: db.Collection(CollCampaigns),
 		contacts:  db.Collection(CollContacts),
@@ -150,7 +155,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)
 	}
-	return s, nil
+	return s
 }
 
 // Close disconnects, waiting for in-flight operations until ctx ends.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 )
 

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/queue"
-	"github.com/docshield/voice-worker/internal/tasks"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/internal/worker"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/stretchr/testify/require"
 )
 

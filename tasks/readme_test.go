@@ -6,14 +6,14 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/docshield/voice-worker/internal/tasks"
+	"github.com/docshield/voice-worker/tasks"
 	"github.com/stretchr/testify/require"
 )
 
 // The README's task examples are the contract other teams copy; each block
 // fenced as "json task" must decode and validate with the real code.
 func TestReadmeTaskExamplesAreValid(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	blocks := regexp.MustCompile("(?s)```json task\n(.*?)```").FindAllSubmatch(b, -1)
 	seen := map[string]bool{}
