@@ -54,7 +54,7 @@ test: tools build modules
 	@rc=0; \
 	echo "==> go test ./... (against devstack)"; \
 	$(DEVSTACK) gotest --record $(TESTOUT)/worker.json -- \
-		WORKER_BIN=$(CURDIR)/bin/worker $(DEVSTACK) exec -- go test -json -race -count=1 -timeout 20m ./... || rc=1; \
+		env WORKER_BIN=$(CURDIR)/bin/worker $(DEVSTACK) exec -- go test -json -race -count=1 -timeout 20m ./... || rc=1; \
 	echo "==> go test (tools/devstack)"; \
 	$(DEVSTACK) gotest --record $(TESTOUT)/devstack.json -- \
 		go test -C tools/devstack -json -race -count=1 -timeout 10m ./... || rc=1; \
