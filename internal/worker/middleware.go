@@ -119,14 +119,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-type asynqLogger struct{ l *zap.SugaredLogger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(args...) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(args...) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(args...) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(args...) }
-
-// Fatal is logged at error level: asynq calls it for conditions we prefer to
-// surface through Run's error rather than exit the process from a library.
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(args...) }

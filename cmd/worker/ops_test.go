@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// jsonLines parses every non-empty line of out as one JSON object; a line
+// that is not one fails the test, quoted.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), "not a JSON line: %q", l)
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+func withMsg(lines []map[string]any, msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range lines {
+		if l["msg"] == msg {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Redis killed under a running worker: what go-redis and asynq say about it
+// arrives as JSON lines with stable event names, throttled, never as plain
+// text on stdout or stderr (Heroku ships both; only JSON reaches LogTail's
+// queries).
+func TestRedisOutageLogsOnlyJSONEvents(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	w := startWorker(t, stackEnv(t, r.URL()))
+	waitFor(t, "worker.start", func() bool { return strings.Contains(w.out.String(), `"msg":"worker.start"`) })
+
+	r.Kill()
+	// A held-back count proves the throttle at work: go-redis repeats its
+	// dial failure several times a second while Redis is down.
+	waitFor(t, "a throttled go-redis event", func() bool {
+		for _, l := range strings.Split(w.out.String(), "\n") {
+			if strings.Contains(l, `"msg":"redis.pool"`) && strings.Contains(l, `"suppressed":`) {
+				return true
+			}
+		}
+		return false
+	})
+	r.Start()
+	require.NoError(t, w.sigterm(t), w.out.String())
+
+	lines := jsonLines(t, w.out.String()) // stdout and stderr, merged
+	pool := withMsg(lines, "redis.pool")
+	require.NotEmpty(t, pool)
+	require.Contains(t, pool[0]["detail"], "dial", "go-redis's text is kept in detail")
+	require.Equal(t, "warn", pool[0]["level"])
+	require.Equal(t, "docshield-worker", pool[0]["service"])
+	for _, l := range lines {
+		msg, _ := l["msg"].(string)
+		require.False(t, strings.HasPrefix(msg, "redis: ") || strings.Contains(msg, " "), "free text as an event name: %q", msg)
+	}
+	// A line per event per 10 s at most (plus the first): the outage lasted
+	// long enough to hold some back, and the count says how many.
+	suppressed := 0
+	for _, l := range pool {
+		if n, ok := l["suppressed"].(float64); ok {
+			suppressed += int(n)
+		}
+	}
+	require.Greater(t, suppressed, 0)
+	t.Logf("outage: %d redis.pool lines written, %d held back; asynq events: %v", len(pool), suppressed, asynqEvents(lines))
+}
+
+func asynqEvents(lines []map[string]any) []string {
+	var evs []string
+	for _, l := range lines {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "asynq.") && !slices.Contains(evs, msg) {
+			evs = append(evs, msg)
+		}
+	}
+	return evs
+}
+
+// The database is the one MONGODB_URI's path names, as the backend's
+// driver reads it; a different MONGODB_DATABASE beside it is refused.
+func TestDatabaseFromMongoURIPath(t *testing.T) {
+	t.Parallel()
+	db := testenv.UniqueName(t)
+	base := strings.TrimRight(testenv.MongoURI(t), "/")
+	if i := strings.Index(base, "/?"); i >= 0 {
+		t.Fatalf("stack URI with options: %s", base)
+	}
+	env := map[string]string{"MONGODB_URI": base + "/" + db}
+
+	res := runBin(t, env, "migrate", "--json")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	c, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	names, err := c.Database(db).ListCollectionNames(context.Background(), bson.D{})
+	require.NoError(t, err)
+	require.Contains(t, names, "contacts", "migrate wrote to the URI's database")
+	t.Cleanup(func() { _ = c.Database(db).Drop(context.Background()) })
+
+	env["MONGODB_DATABASE"] = "docshield"
+	res = runBin(t, env, "migrate")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "MONGODB_DATABASE")
+	require.Contains(t, res.stderr, "MONGODB_URI names database")
+}
