@@ -65,6 +65,13 @@ func TestRedisOutageLogsOnlyJSONEvents(t *testing.T) {
 	require.NoError(t, w.sigterm(t), w.out.String())
 
 	lines := jsonLines(t, w.out.String()) // stdout and stderr, merged
+	// worker.config says where derived settings came from, with units.
+	cfg := withMsg(lines, "worker.config")
+	require.NotEmpty(t, cfg)
+	require.Equal(t, "MONGODB_DATABASE", cfg[0]["mongodb_database_from"])
+	require.EqualValues(t, 6000, cfg[0]["shutdown_timeout_ms"])
+	require.NotEmpty(t, cfg[0]["memory_levels_from"])
+	require.NotContains(t, cfg[0], "shutdown_timeout")
 	pool := withMsg(lines, "redis.pool")
 	require.NotEmpty(t, pool)
 	require.Contains(t, pool[0]["detail"], "dial", "go-redis's text is kept in detail")
@@ -122,4 +129,26 @@ func TestDatabaseFromMongoURIPath(t *testing.T) {
 	require.Equal(t, 1, res.code)
 	require.Contains(t, res.stderr, "MONGODB_DATABASE")
 	require.Contains(t, res.stderr, "MONGODB_URI names database")
+}
+
+// In development a person reads the lines: zap's console encoder, same
+// events, same redaction. Staging and production refuse it.
+func TestConsoleLogsInDevelopmentOnly(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	env["LOG_FORMAT"] = "console"
+	w := startWorker(t, env)
+	waitFor(t, "worker.start", func() bool { return strings.Contains(w.out.String(), "worker.start") })
+	require.NoError(t, w.sigterm(t), w.out.String())
+	out := w.out.String()
+	require.Regexp(t, `(?m)^\d\d:\d\d:\d\d\.\d{3}  INFO  \S+  worker\.start  `, out)
+	require.Regexp(t, `(?m)  worker\.config  .*"mongodb_database_from": "MONGODB_DATABASE"`, out)
+	require.NotContains(t, out, `"msg":`)
+	require.NotContains(t, out, env["AWS_SECRET_ACCESS_KEY"])
+
+	env["APP_ENV"] = "staging"
+	res := runBin(t, env, "run")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "LOG_FORMAT: console is for APP_ENV=development only")
 }
