@@ -74,12 +74,12 @@ func TestThrottle(t *testing.T) {
 
 func TestRedisEventNames(t *testing.T) {
 	for format, want := range map[string]string{
-		"redis: connection pool: failed to dial after %d attempts: %v":                 "redis.pool",
+		"redis: connection pool: failed to dial after %d attempts: %v":                "redis.pool",
 		"redis: connection pool: failed to get a usable connection after %d attempts": "redis.pool",
 		"Conn has unread data (not push notification), removing it":                   "redis.conn",
 		"sentinel: GetMasterAddrByName name=%q failed: %s":                            "redis.sentinel",
 		"redis: all nodes are marked as failed, picking the temporarily failing node": "redis.cluster",
-		"push: error reading push notification: %v":                                  "redis.pubsub",
+		"push: error reading push notification: %v":                                   "redis.pubsub",
 		"csc: disabling client-side caching: %s":                                      "redis.client",
 	} {
 		require.Equal(t, want, logging.RedisEvent(format), format)
