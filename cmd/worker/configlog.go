@@ -23,7 +23,7 @@ func configFields(cfg config.Config) []zap.Field {
 		zap.Int64("shutdown_timeout_ms", cfg.Worker.ShutdownTimeout.Milliseconds()),
 		zap.Int("memory_warn_mb", cfg.Health.MemWarnMB), zap.Int("memory_crit_mb", cfg.Health.MemCritMB),
 		zap.String("memory_levels_from", cfg.Health.MemorySource),
-		zap.String("metrics_addr", cfg.Health.MetricsAddr),
+		zap.String("metrics_addr", cfg.Health.MetricsAddr), zap.Bool("heroku_metrics", cfg.Health.HerokuMetricsURL != ""),
 	}
 }
 

@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/docshield/voice-worker/tasks"
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -151,4 +158,78 @@ func TestConsoleLogsInDevelopmentOnly(t *testing.T) {
 	res := runBin(t, env, "run")
 	require.Equal(t, 1, res.code)
 	require.Contains(t, res.stderr, "LOG_FORMAT: console is for APP_ENV=development only")
+}
+
+// metricsPost is one report hmetrics sent.
+type metricsPost struct {
+	contentType string
+	body        map[string]map[string]float64
+}
+
+// The real binary serves Prometheus metrics on METRICS_ADDR (a real
+// scrape: runtime, process, task and queue series) and, given
+// HEROKU_METRICS_URL (a loopback server stands in for Heroku's), reports
+// the Go runtime's metrics there.
+func TestMetricsEndpointAndHerokuRuntimeMetrics(t *testing.T) {
+	t.Parallel()
+	posts := make(chan metricsPost, 16)
+	heroku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p metricsPost
+		p.contentType = r.Header.Get("Content-Type")
+		_ = json.NewDecoder(r.Body).Decode(&p.body)
+		select {
+		case posts <- p:
+		default:
+		}
+	}))
+	defer heroku.Close()
+
+	r := testenv.StartRedis(t)
+	env := stackEnv(t, r.URL())
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	env["METRICS_ADDR"], env["HEROKU_METRICS_URL"] = addr, heroku.URL+"/metrics/abc-token"
+	w := startWorker(t, env)
+	waitFor(t, "worker.start", func() bool { return strings.Contains(w.out.String(), `"msg":"worker.start"`) })
+	require.Contains(t, w.out.String(), `"msg":"metrics.heroku_reporting"`)
+	require.NotContains(t, w.out.String(), "abc-token", "the endpoint's path is not logged")
+
+	client, insp := asynqClients(t, r)
+	probe, err := tasks.New(tasks.SystemProbe{}, asynq.TaskID("metrics-probe"), asynq.Retention(time.Hour))
+	require.NoError(t, err)
+	_, err = client.Enqueue(probe)
+	require.NoError(t, err)
+	waitFor(t, "probe completed", func() bool {
+		info, err := insp.GetTaskInfo(tasks.QueueLow, "metrics-probe")
+		return err == nil && info.State == asynq.TaskStateCompleted
+	})
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	body := string(b)
+	for _, want := range []string{
+		`docshield_tasks_processed_total{outcome="ok",queue="low",task_type="system:probe"} 1`,
+		`docshield_task_duration_seconds_count{outcome="ok",task_type="system:probe"} 1`,
+		`asynq_tasks_enqueued_total{queue="low",state="completed"} 1`,
+		"docshield_queue_stats_up 1",
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+		`docshield_health_check_up{component="redis"} 1`,
+	} {
+		require.Contains(t, body, want)
+	}
+
+	// hmetrics reports every 20 s.
+	select {
+	case p := <-posts:
+		require.Equal(t, "application/json", p.contentType)
+		require.Greater(t, p.body["gauges"]["go.routines"], 1.0)
+		require.Greater(t, p.body["gauges"]["go.memory.heap.bytes"], 0.0)
+		require.Contains(t, p.body["counters"], "go.gc.collections")
+	case <-time.After(60 * time.Second):
+		t.Fatal("no runtime metrics reported to HEROKU_METRICS_URL within 60 s")
+	}
+	require.NoError(t, w.sigterm(t), w.out.String())
 }

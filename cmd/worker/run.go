@@ -67,6 +67,11 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 	// has twice standard-1x's).
 	cfg.Health = cfg.Health.WithMemoryLimit(monitor.DefaultProcFS().MemoryLimit())
 	log.Info("worker.config", configFields(cfg)...)
+	// Heroku's Go runtime metrics (its dashboard), beside the logs: on
+	// Heroku only, where HEROKU_METRICS_URL is set.
+	hm := monitor.NewHerokuMetrics(cfg.Health.HerokuMetricsURL, log)
+	hm.Start()
+	defer hm.Shutdown()
 	if err := runDaemon(ctx, cfg, log); err != nil {
 		log.Error("worker.exit", zap.Error(err))
 		return 1

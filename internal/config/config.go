@@ -138,6 +138,10 @@ type Health struct {
 	// percent of its maxmemory: with noeviction a full Redis refuses every
 	// enqueue, so the alert must come well before.
 	RedisMemWarnPct, RedisMemCritPct int
+	// HerokuMetricsURL (HEROKU_METRICS_URL) is where Heroku takes the Go
+	// runtime's metrics for its dashboard; Heroku sets it on dynos of an
+	// app with language metrics on. Empty: not reported.
+	HerokuMetricsURL string
 	// MetricsAddr is host:port. A bare ":port" was turned into
 	// 127.0.0.1:port when read: the endpoint has no authentication, so it
 	// binds beyond loopback only when a host is named.
@@ -784,6 +788,7 @@ func (r *reader) health() Health {
 		RedisMemWarnPct:  r.integer("ALERT_REDIS_MEMORY_WARN_PCT", 60, 1, 100),
 		RedisMemCritPct:  r.integer("ALERT_REDIS_MEMORY_CRIT_PCT", 80, 1, 100),
 		MetricsAddr:      r.metricsAddr(),
+		HerokuMetricsURL: r.httpURL("HEROKU_METRICS_URL"),
 	}
 	pairs := []struct {
 		warn, crit int
@@ -860,6 +865,19 @@ func memorySource(warnSet, critSet bool, derived string) string {
 	default:
 		return derived
 	}
+}
+
+// httpURL reads an optional http(s) URL, never echoing it.
+func (r *reader) httpURL(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, "must be an http(s) URL")
+		return ""
+	}
+	return v
 }
 
 // metricsAddr reads METRICS_ADDR. The endpoint is unauthenticated, so a

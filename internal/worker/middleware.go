@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
@@ -22,7 +23,7 @@ var ErrUnknownTaskType = errors.New("unknown task type")
 // attempt id and queue; the routing and payload checks; the handler, with
 // a panic turned into an error (stack in the log) so one bad task never
 // takes the process down; then the retry policy; and one line with the
-// outcome and duration.
+// outcome and duration, which the task metrics count too.
 func (s *Server) processTask(ctx context.Context, t *asynq.Task) error {
 	id, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -38,7 +39,10 @@ func (s *Server) processTask(ctx context.Context, t *asynq.Task) error {
 	err := s.dispatch(ctx, t, queue)
 	err = s.policy(ctx, t, err)
 
-	fields := []zap.Field{zap.Duration("duration_ms", time.Since(start)), zap.String("outcome", Outcome(err))}
+	took, outcome := time.Since(start), Outcome(err)
+	_, known := tasks.QueueOf(t.Type())
+	metrics.TaskDone(t.Type(), known, queue, outcome, took)
+	fields := []zap.Field{zap.Duration("duration_ms", took), zap.String("outcome", outcome)}
 	switch {
 	case Deferred(err):
 		// Per task and per retry, a backlog under backpressure would log
