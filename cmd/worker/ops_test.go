@@ -233,3 +233,37 @@ func TestMetricsEndpointAndHerokuRuntimeMetrics(t *testing.T) {
 	}
 	require.NoError(t, w.sigterm(t), w.out.String())
 }
+
+// With LogTail shipping on, the stdout copy of each line is marked
+// "shipped" (the Heroku drain's source drops those: each line reaches
+// Better Stack once); the shipped line itself is not; without shipping,
+// nothing is marked.
+func TestStdoutCopyOfShippedLinesIsMarked(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	sink := &logSink{}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	env := stackEnv(t, r.URL())
+	env["LOGTAIL_SOURCE_TOKEN"], env["LOGTAIL_INGEST_URL"] = "lt-token", srv.URL
+	w := startWorker(t, env)
+	waitFor(t, "worker.start", func() bool { return strings.Contains(w.out.String(), `"msg":"worker.start"`) })
+	require.NoError(t, w.sigterm(t), w.out.String())
+
+	lines := jsonLines(t, w.out.String())
+	require.NotEmpty(t, withMsg(lines, "worker.start"))
+	for _, l := range lines {
+		if l["service"] == "docshield-worker" {
+			require.Equal(t, true, l["shipped"], "%v", l)
+		}
+	}
+	shipped := sink.all()
+	require.Contains(t, shipped, `"msg":"worker.start"`)
+	require.NotContains(t, shipped, `"shipped"`)
+
+	delete(env, "LOGTAIL_SOURCE_TOKEN")
+	res := runBin(t, map[string]string{"APP_ENV": "staging", "REDIS_URL": "redis://x"}, "run")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stdout, `"msg":"config.invalid"`)
+	require.NotContains(t, res.stdout, `"shipped"`, "never shipped: the drain keeps it")
+}

@@ -23,6 +23,7 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 	}
 	cfg, cfgErr := config.Load(e.lookup)
 	var sinks []zapcore.Core
+	var outFields []zap.Field
 	var shipper *logging.LogTail
 	if cfgErr == nil && cfg.LogTail.Enabled() {
 		var err error
@@ -34,9 +35,10 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 			return configError(e, err)
 		}
 		sinks = append(sinks, shipper.Core())
+		outFields = append(outFields, logging.ShippedField())
 	}
 	log, err := logging.New(logging.Options{
-		Level: cfg.LogLevel, Out: zapSync(e.stdout), Sinks: sinks, Console: consoleLogs(cfg, e.stdout),
+		Level: cfg.LogLevel, Out: zapSync(e.stdout), OutFields: outFields, Sinks: sinks, Console: consoleLogs(cfg, e.stdout),
 		Fields: []zap.Field{zap.String("service", logging.Service), zap.String("env", string(cfg.Env)),
 			zap.String("version", version.Version)},
 	})

@@ -16,11 +16,16 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Service is the "service" field of every line the daemon writes. The
-// Heroku log drain's source in Better Stack drops the lines that carry it,
-// which the daemon ships itself (terraform/betterstack-heroku.vrl), so no
-// line arrives twice.
+// Service is the "service" field of every line the daemon writes.
 const Service = "docshield-worker"
+
+// ShippedField marks, on stdout only, a line also handed to the LogTail
+// shipper. Heroku's log drain carries stdout to Better Stack too: its source
+// drops the lines so marked (terraform/betterstack-heroku.vrl), so each line
+// arrives once, and keeps every other (platform events, lines written
+// before or without the shipper, one-off dynos' output, the shipper's own
+// notices).
+func ShippedField() zap.Field { return zap.Bool("shipped", true) }
 
 // Options for New.
 type Options struct {
@@ -37,6 +42,8 @@ type Options struct {
 	Sinks []zapcore.Core
 	// Fields are added to every line (service, env, dyno, version).
 	Fields []zap.Field
+	// OutFields are added to Out's lines only (ShippedField).
+	OutFields []zap.Field
 }
 
 // EncoderConfig is the JSON shape of every line: `ts` in RFC 3339 with
@@ -78,7 +85,7 @@ func New(o Options) (*zap.Logger, error) {
 	if o.Console {
 		enc = zapcore.NewConsoleEncoder(ConsoleEncoderConfig())
 	}
-	cores := []zapcore.Core{Redact(zapcore.NewCore(enc, out, lvl))}
+	cores := []zapcore.Core{Redact(zapcore.NewCore(enc, out, lvl).With(o.OutFields))}
 	for _, s := range o.Sinks {
 		cores = append(cores, Redact(levelFiltered{Core: s, min: lvl}))
 	}
