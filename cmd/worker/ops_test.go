@@ -267,3 +267,14 @@ func TestStdoutCopyOfShippedLinesIsMarked(t *testing.T) {
 	require.Contains(t, res.stdout, `"msg":"config.invalid"`)
 	require.NotContains(t, res.stdout, `"shipped"`, "never shipped: the drain keeps it")
 }
+
+// A check failing on its settings lists each problem, separated, on its
+// one table row.
+func TestHealthTableSeparatesConfigProblems(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "MONGODB_URI": "mongodb://127.0.0.1:1/a",
+		"MONGODB_DATABASE": "b", "MONGODB_MAX_POOL_SIZE": "0", "AWS_REGION": "x", "S3_BUCKET": "b"}
+	res := runBin(t, env, "health", "--timeout", "1s")
+	require.Equal(t, 1, res.code)
+	require.Regexp(t, `(?m)^mongodb\s+FAIL\s.*invalid configuration \(2 problems\): MONGODB_DATABASE: .*; MONGODB_MAX_POOL_SIZE: `, res.stdout)
+}

@@ -237,6 +237,21 @@ func (es Errors) Error() string {
 	return fmt.Sprintf("invalid configuration (%d problems):\n%s", len(es), strings.Join(lines, "\n"))
 }
 
+// OneLine puts err on one line for a table cell: the problems of an Errors
+// separated by "; " (folding its lines would run them together), any other
+// error as it is.
+func OneLine(err error) string {
+	var es Errors
+	if !errors.As(err, &es) {
+		return err.Error()
+	}
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return fmt.Sprintf("invalid configuration (%d problems): %s", len(es), strings.Join(parts, "; "))
+}
+
 // Vars returns the names of the variables with problems.
 func (es Errors) Vars() []string {
 	out := make([]string, len(es))

@@ -72,11 +72,16 @@ func (s *Server) dispatch(ctx context.Context, t *asynq.Task, queue string) erro
 	}
 	s.mu.Lock()
 	h, ok := s.handlers[t.Type()]
+	why, unavailable := s.unavailable[t.Type()]
 	s.mu.Unlock()
 	if !ok {
 		// Not reachable: a served queue has a handler for each of its
-		// types. Retried rather than archived, so nothing is lost.
-		return fmt.Errorf("no handler for %s on this worker", t.Type())
+		// types. Retried rather than archived, so nothing is lost; the
+		// error names what this worker lacks.
+		if !unavailable {
+			why = "no handler registered"
+		}
+		return fmt.Errorf("%s cannot run on this worker (%s); retried for a worker that can", t.Type(), why)
 	}
 	return runHandler(ctx, t, h)
 }
