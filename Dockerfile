@@ -24,7 +24,8 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /out/worker /app/bin/worker
 USER 10001:10001
-# `heroku run bin/worker health` becomes `/app/bin/worker bin/worker health`
-# under this ENTRYPOINT; the binary drops a leading "bin/worker" for that.
-ENTRYPOINT ["/app/bin/worker"]
-CMD ["run"]
+# No ENTRYPOINT: a one-off dyno runs what it is given, so `heroku run bash`
+# opens a shell and `heroku run bin/worker health` (from WORKDIR /app) runs
+# the CLI. The dyno runs CMD, in exec form: the binary is PID 1 and gets
+# Heroku's SIGTERM itself.
+CMD ["/app/bin/worker", "run"]

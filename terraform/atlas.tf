@@ -143,11 +143,16 @@ locals {
   # an object, no [0]).
   mongodb_srv_host = trimprefix(mongodbatlas_advanced_cluster.voice.connection_strings.standard_srv, "mongodb+srv://")
 
+  # The database is in the path, where every driver reads it (the
+  # backend's Node driver would use "test" without it). authSource=admin:
+  # Atlas keeps users in admin, and a path database would otherwise be
+  # taken as the auth database.
   mongodb_uri = format(
-    "mongodb+srv://%s:%s@%s/?retryWrites=true&w=majority&appName=%s",
+    "mongodb+srv://%s:%s@%s/%s?authSource=admin&retryWrites=true&w=majority&appName=%s",
     urlencode(mongodbatlas_database_user.worker.username),
     urlencode(random_password.mongodb.result),
     local.mongodb_srv_host,
+    var.mongodb_database,
     local.name,
   )
 }

@@ -1,5 +1,5 @@
 # The Heroku app that runs the worker container, its config vars (wired from
-# the other resources) and its worker formation.
+# the other resources), its worker formation and its log drain.
 
 resource "heroku_app" "worker" {
   name   = var.heroku_app_name
@@ -17,7 +17,6 @@ resource "heroku_app" "worker" {
   config_vars = merge(
     {
       APP_ENV              = var.environment
-      MONGODB_DATABASE     = var.mongodb_database
       AWS_REGION           = var.aws_region
       S3_BUCKET            = aws_s3_bucket.recordings.bucket
       SHUTDOWN_TIMEOUT     = var.shutdown_timeout
@@ -57,4 +56,18 @@ resource "heroku_formation" "worker" {
   type     = "worker"
   quantity = var.worker_quantity
   size     = var.worker_size
+}
+
+# Heroku's own events reach Better Stack only through a log drain: R14/R15
+# (memory), crashes and restarts (heroku[worker.N]), releases and config
+# changes (app[api]). A drain carries all of the app's log stream, the
+# worker's stdout too, so it goes to a source of its own (platform Heroku),
+# whose transformation (betterstack-heroku.vrl) drops the lines the worker
+# also shipped over HTTP: no line arrives twice, and queries over both
+# sources see each once. A plain heroku_drain rather than the Better Stack
+# add-on: the add-on would create its own source and plan, outside this
+# configuration.
+resource "heroku_drain" "platform" {
+  app_id        = heroku_app.worker.id
+  sensitive_url = var.logtail_heroku_drain_url
 }

@@ -525,7 +525,7 @@ func TestTfvarsExamplesSetEveryRequiredVariable(t *testing.T) {
 		vars[b.Labels[0]] = variable{hasDefault: hasDefault, sensitive: cfg.flag(t, b, "sensitive")}
 	}
 
-	for _, secret := range []string{"livekit_api_key", "livekit_api_secret", "openai_api_key", "logtail_source_token"} {
+	for _, secret := range []string{"livekit_api_key", "livekit_api_secret", "openai_api_key", "logtail_source_token", "logtail_heroku_drain_url"} {
 		require.Contains(t, vars, secret)
 		require.True(t, vars[secret].sensitive, "variable %q holds a secret and must be sensitive", secret)
 		require.False(t, vars[secret].hasDefault, "variable %q holds a secret and must not have a default", secret)
@@ -912,7 +912,7 @@ func TestRedisQueueDatabase(t *testing.T) {
 var (
 	sensitiveConfig = []string{"REDIS_URL", "MONGODB_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 		"LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY", "LOGTAIL_SOURCE_TOKEN"}
-	plainConfig = []string{"APP_ENV", "MONGODB_DATABASE", "AWS_REGION", "S3_BUCKET", "WORKER_CONCURRENCY",
+	plainConfig = []string{"APP_ENV", "AWS_REGION", "S3_BUCKET", "WORKER_CONCURRENCY",
 		"SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LIVEKIT_URL", "LIVEKIT_SIP_TRUNK_ID", "OPENAI_REALTIME_MODEL",
 		"OPENAI_ANALYSIS_MODEL", "LOGTAIL_INGEST_URL"}
 )
@@ -949,7 +949,7 @@ func TestHerokuConfigVarsAreWiredAndSecretsSensitive(t *testing.T) {
 	// Wired from the resources Terraform creates, not typed in.
 	wiring := map[string][]string{
 		"REDIS_URL":             {"rediscloud_subscription_database.queue.public_endpoint", "random_password.redis.result"},
-		"MONGODB_URI":           {"mongodbatlas_advanced_cluster.voice.connection_strings.standard_srv", "mongodbatlas_database_user.worker.username", "random_password.mongodb.result"},
+		"MONGODB_URI":           {"mongodbatlas_advanced_cluster.voice.connection_strings.standard_srv", "mongodbatlas_database_user.worker.username", "random_password.mongodb.result", "var.mongodb_database"},
 		"AWS_ACCESS_KEY_ID":     {"aws_iam_access_key.worker.id"},
 		"AWS_SECRET_ACCESS_KEY": {"aws_iam_access_key.worker.secret"},
 		"LIVEKIT_API_KEY":       {"var.livekit_api_key"},

@@ -140,6 +140,17 @@ variable "logtail_source_token" {
   sensitive   = true
 }
 
+variable "logtail_heroku_drain_url" {
+  description = "The drain URL (with its token) of the environment's Better Stack source of platform Heroku, as the source's page shows it: Heroku's own events (R14, crashes, releases) reach Better Stack only through it. See docs/DEPLOY.md."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = startswith(var.logtail_heroku_drain_url, "https://")
+    error_message = "logtail_heroku_drain_url must be an https:// URL (the drain carries the app's log stream)."
+  }
+}
+
 # ---------------------------------------------------------------------------
 # AWS S3 (recordings)
 # ---------------------------------------------------------------------------
@@ -198,7 +209,7 @@ variable "atlas_pit_enabled" {
 }
 
 variable "mongodb_database" {
-  description = "MONGODB_DATABASE: the one database the worker uses; its user gets readWrite on it and nothing else."
+  description = "The one database the worker uses, named in MONGODB_URI's path (where every driver, the backend's too, reads it); its user gets readWrite on it and nothing else."
   type        = string
   default     = "docshield"
 }

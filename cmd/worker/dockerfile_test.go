@@ -80,7 +80,7 @@ func TestDockerfile(t *testing.T) {
 	}
 	require.NotEmpty(t, goBuild, "build stage has a go build step")
 
-	var user, entrypoint string
+	var user, entrypoint, cmd string
 	var runtimePkgs []string
 	for _, in := range runtime.instr {
 		switch in[0] {
@@ -88,13 +88,18 @@ func TestDockerfile(t *testing.T) {
 			user = in[1]
 		case "ENTRYPOINT":
 			entrypoint = in[1]
+		case "CMD":
+			cmd = in[1]
 		case "RUN":
 			runtimePkgs = append(runtimePkgs, aptPackages(in[1])...)
 		}
 	}
 	require.NotEmpty(t, user)
 	require.False(t, strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root"), "runs as non-root, got USER %s", user)
-	require.Contains(t, entrypoint, "/app/bin/worker")
+	// No ENTRYPOINT, so `heroku run bash` runs bash; the dyno runs CMD in
+	// exec form, the binary as PID 1 (SIGTERM reaches it).
+	require.Empty(t, entrypoint, "an ENTRYPOINT would make `heroku run bash` run the binary with bash as its argument")
+	require.Equal(t, `["/app/bin/worker", "run"]`, cmd)
 	for _, lib := range []string{"ca-certificates", "libopus0", "libopusfile0", "libsoxr0"} {
 		require.Contains(t, runtimePkgs, lib)
 	}

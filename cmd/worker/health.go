@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -112,6 +113,6 @@ func healthChecks(ctx context.Context, e env) []health.Check {
 
 func failing(name string, err error) health.Check {
 	return health.Check{Name: name, Run: func(context.Context) (string, error) {
-		return "", fmt.Errorf("configuration: %w", err)
+		return "", errors.New(config.OneLine(err))
 	}}
 }

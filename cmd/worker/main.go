@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/docshield/voice-worker/internal/config"
+	"github.com/docshield/voice-worker/internal/logging"
 )
 
 func main() {
@@ -56,6 +57,9 @@ func commands() []command {
 // Main runs one command and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookup config.LookupFunc) int {
 	e := env{stdout: stdout, stderr: stderr, lookup: lookup}
+	// go-redis's own lines (failed dials) go to stderr as plain text,
+	// throttled; `run` sends them through its logger instead.
+	logging.RouteRedisText(stderr)
 	// Under the image's ENTRYPOINT, `heroku run bin/worker health` arrives
 	// as `worker bin/worker health`; the Procfile form must work too.
 	if len(args) > 0 && filepath.Base(args[0]) == "worker" {

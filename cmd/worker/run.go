@@ -23,6 +23,7 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 	}
 	cfg, cfgErr := config.Load(e.lookup)
 	var sinks []zapcore.Core
+	var outFields []zap.Field
 	var shipper *logging.LogTail
 	if cfgErr == nil && cfg.LogTail.Enabled() {
 		var err error
@@ -34,15 +35,19 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 			return configError(e, err)
 		}
 		sinks = append(sinks, shipper.Core())
+		outFields = append(outFields, logging.ShippedField())
 	}
 	log, err := logging.New(logging.Options{
-		Level: cfg.LogLevel, Out: zapSync(e.stdout), Sinks: sinks,
-		Fields: []zap.Field{zap.String("service", "docshield-worker"), zap.String("env", string(cfg.Env)),
+		Level: cfg.LogLevel, Out: zapSync(e.stdout), OutFields: outFields, Sinks: sinks, Console: consoleLogs(cfg, e.stdout),
+		Fields: []zap.Field{zap.String("service", logging.Service), zap.String("env", string(cfg.Env)),
 			zap.String("version", version.Version)},
 	})
 	if err != nil {
 		return configError(e, err)
 	}
+	// go-redis writes plain text to stderr unless told otherwise: every
+	// line of the daemon is one of ours.
+	logging.RouteRedis(log)
 	defer func() {
 		_ = log.Sync() // stdout sync fails on pipes; nothing to do about it
 		if shipper != nil {
@@ -60,6 +65,15 @@ func cmdRun(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "worker: %v\n", cfgErr)
 		return 1
 	}
+	// Memory levels not set follow the dyno's real limit (standard-2x
+	// has twice standard-1x's).
+	cfg.Health = cfg.Health.WithMemoryLimit(monitor.DefaultProcFS().MemoryLimit())
+	log.Info("worker.config", configFields(cfg)...)
+	// Heroku's Go runtime metrics (its dashboard), beside the logs: on
+	// Heroku only, where HEROKU_METRICS_URL is set.
+	hm := monitor.NewHerokuMetrics(cfg.Health.HerokuMetricsURL, log)
+	hm.Start()
+	defer hm.Shutdown()
 	if err := runDaemon(ctx, cfg, log); err != nil {
 		log.Error("worker.exit", zap.Error(err))
 		return 1
@@ -89,7 +103,7 @@ func runDaemon(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		case <-t.C:
 			// No Sync: with LogTail down it could wait longer still; the
 			// line reaches stdout, which Heroku collects anyway.
-			log.Error("worker.shutdown_overrun", zap.Duration("shutdown_timeout", cfg.Worker.ShutdownTimeout))
+			log.Error("worker.shutdown_overrun", zap.Int64("shutdown_timeout_ms", cfg.Worker.ShutdownTimeout.Milliseconds()))
 			os.Exit(1)
 		}
 	}()

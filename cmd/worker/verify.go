@@ -65,7 +65,7 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 }
 
 func configFinding(target string, err error) []health.Finding {
-	return []health.Finding{{Target: target, Item: "config", Level: health.LevelFail, Detail: err.Error()}}
+	return []health.Finding{{Target: target, Item: "config", Level: health.LevelFail, Detail: config.OneLine(err)}}
 }
 
 func verifyRedis(ctx context.Context, e env, _ bool) []health.Finding {

@@ -5,6 +5,8 @@
 package config
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -31,15 +33,19 @@ const (
 type Config struct {
 	Env      Env
 	LogLevel string
-	Redis    Redis
-	Mongo    Mongo
-	S3       S3
-	Worker   Worker
-	LiveKit  LiveKit
-	OpenAI   OpenAI
-	LogTail  LogTail
-	Health   Health
-	Queue    Queue
+	// LogFormat is how stdout's lines are written: LogJSON, LogConsole, or
+	// LogAuto (console when APP_ENV=development and stdout is a terminal,
+	// JSON otherwise). Lines shipped to LogTail are always JSON.
+	LogFormat string
+	Redis     Redis
+	Mongo     Mongo
+	S3        S3
+	Worker    Worker
+	LiveKit   LiveKit
+	OpenAI    OpenAI
+	LogTail   LogTail
+	Health    Health
+	Queue     Queue
 }
 
 // Queue settings: how long and how much of the archive the janitor keeps.
@@ -119,13 +125,23 @@ func (l LogTail) Enabled() bool { return l.SourceToken != "" }
 type Health struct {
 	WorkerInterval, RedisInterval, MongoInterval, S3Interval, EvalInterval time.Duration
 	CPUWarnPct, CPUCritPct                                                 int
-	MemWarnMB, MemCritMB                                                   int
-	QueueWarn, QueueCrit                                                   int
-	ErrorRateWarnPct, ErrorRateCritPct                                     int
+	// MemWarnMB and MemCritMB are the RSS alert levels. Each one not set
+	// (ALERT_MEMORY_WARN_MB, _CRIT_MB) is 450 or 490 until WithMemoryLimit
+	// derives it from the process's real memory limit; MemorySource says
+	// which applied.
+	MemWarnMB, MemCritMB               int
+	MemorySource                       string
+	memWarnSet, memCritSet             bool
+	QueueWarn, QueueCrit               int
+	ErrorRateWarnPct, ErrorRateCritPct int
 	// RedisMemWarnPct and RedisMemCritPct grade Redis's used_memory as a
 	// percent of its maxmemory: with noeviction a full Redis refuses every
 	// enqueue, so the alert must come well before.
 	RedisMemWarnPct, RedisMemCritPct int
+	// HerokuMetricsURL (HEROKU_METRICS_URL) is where Heroku takes the Go
+	// runtime's metrics for its dashboard; Heroku sets it on dynos of an
+	// app with language metrics on. Empty: not reported.
+	HerokuMetricsURL string
 	// MetricsAddr is host:port. A bare ":port" was turned into
 	// 127.0.0.1:port when read: the endpoint has no authentication, so it
 	// binds beyond loopback only when a host is named.
@@ -140,14 +156,36 @@ type Redis struct {
 	// InsecureSkipVerify accepts the self-signed certificate Heroku Redis
 	// presents on rediss://. Only honoured when asked for explicitly.
 	InsecureSkipVerify bool
+	// CACertPEM (REDIS_CA_CERT) holds the certificates, PEM, that rediss://
+	// is verified against in place of the system's: for providers whose CA
+	// is not publicly trusted (Redis Cloud publishes its own bundle). It was
+	// checked to hold at least one certificate when read.
+	CACertPEM string
 }
 
 // Mongo settings.
 type Mongo struct {
-	URI         string
-	Database    string
-	MaxPoolSize uint64
+	URI string
+	// Database is the database the worker uses: the one MONGODB_URI's path
+	// names, as every MongoDB driver reads it (so a backend sharing the URI
+	// writes where the worker reads), else MONGODB_DATABASE, else
+	// DefaultDatabase. DatabaseSource says which.
+	Database       string
+	DatabaseSource string
+	MaxPoolSize    uint64
 }
+
+// DefaultDatabase is the database used when neither MONGODB_URI's path nor
+// MONGODB_DATABASE names one. (The Node.js driver would use "test" then:
+// a backend must name the database in the URI it shares.)
+const DefaultDatabase = "docshield"
+
+// Where Mongo.Database came from.
+const (
+	FromURI      = "MONGODB_URI"
+	FromVariable = "MONGODB_DATABASE"
+	FromDefault  = "default"
+)
 
 // S3 settings. Endpoint is for MinIO/local stacks only.
 type S3 struct {
@@ -197,6 +235,21 @@ func (es Errors) Error() string {
 		lines[i] = "  " + e.Error()
 	}
 	return fmt.Sprintf("invalid configuration (%d problems):\n%s", len(es), strings.Join(lines, "\n"))
+}
+
+// OneLine puts err on one line for a table cell: the problems of an Errors
+// separated by "; " (folding its lines would run them together), any other
+// error as it is.
+func OneLine(err error) string {
+	var es Errors
+	if !errors.As(err, &es) {
+		return err.Error()
+	}
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return fmt.Sprintf("invalid configuration (%d problems): %s", len(es), strings.Join(parts, "; "))
 }
 
 // Vars returns the names of the variables with problems.
@@ -313,6 +366,7 @@ func Load(lookup LookupFunc) (Config, error) {
 		LogLevel: r.logLevel(),
 		Worker:   r.worker(),
 	}
+	c.LogFormat = r.logFormat(c.Env)
 	c.Redis = r.redis(c.Env)
 	c.Mongo = r.mongo(c.Env)
 	c.S3 = r.s3(c.Env)
@@ -392,6 +446,32 @@ func (r *reader) env() Env {
 	}
 }
 
+// Log formats (LOG_FORMAT).
+const (
+	LogAuto    = "auto"
+	LogJSON    = "json"
+	LogConsole = "console"
+)
+
+// logFormat reads LOG_FORMAT. Staging and production write JSON whatever
+// is asked: Heroku's log stream, the drain and the runbook's queries read
+// JSON lines.
+func (r *reader) logFormat(env Env) string {
+	f := strings.ToLower(r.str("LOG_FORMAT", LogAuto))
+	switch f {
+	case LogAuto, LogJSON:
+		return f
+	case LogConsole:
+		if env != Development {
+			r.fail("LOG_FORMAT", "console is for APP_ENV=development only; %s writes JSON lines", env)
+			return LogJSON
+		}
+		return f
+	}
+	r.fail("LOG_FORMAT", "must be auto, json or console, got %q", f)
+	return LogAuto
+}
+
 func (r *reader) logLevel() string {
 	l := strings.ToLower(r.str("LOG_LEVEL", "info"))
 	switch l {
@@ -415,6 +495,7 @@ func (r *reader) redis(env Env) Redis {
 		}
 	}
 	c.InsecureSkipVerify = r.boolean("REDIS_TLS_INSECURE_SKIP_VERIFY", false)
+	c.CACertPEM = r.caCert("REDIS_CA_CERT")
 	if c.URL == "" {
 		r.fail("REDIS_URL", "is required (or REDIS_TLS_URL / REDISCLOUD_URL)")
 		return c
@@ -430,8 +511,47 @@ func (r *reader) redis(env Env) Redis {
 		r.fail(c.Source, "has no host")
 	default:
 		r.requireTLS(env, c.Source, u, "rediss")
+		if c.CACertPEM != "" && u.Scheme != "rediss" {
+			r.fail("REDIS_CA_CERT", "is set, but %s is redis:// (no TLS): use rediss://", c.Source)
+		}
+	}
+	if c.CACertPEM != "" && c.InsecureSkipVerify {
+		r.fail("REDIS_TLS_INSECURE_SKIP_VERIFY", "must not be true with REDIS_CA_CERT: the CA is given to verify the server")
 	}
 	return c
+}
+
+// caCert reads a PEM bundle of CA certificates. Heroku config vars hold
+// newlines, but a value pasted as one line with literal \n is accepted too.
+// Nothing of the value is ever echoed.
+func (r *reader) caCert(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if !strings.Contains(v, "\n") {
+		v = strings.ReplaceAll(v, `\n`, "\n")
+	}
+	if strings.Contains(v, "PRIVATE KEY") {
+		r.fail(name, "holds a private key: only the CA's certificate belongs here (and the key must now be considered exposed)")
+		return ""
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM([]byte(v)) {
+		r.fail(name, "must hold PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+		return ""
+	}
+	return v
+}
+
+// RootCAs is the pool rediss:// verifies the server against: REDIS_CA_CERT's
+// certificates, or nil for the system's.
+func (c Redis) RootCAs() *x509.CertPool {
+	if c.CACertPEM == "" {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(c.CACertPEM))
+	return pool
 }
 
 // requireTLS refuses a plaintext endpoint when APP_ENV=production: what
@@ -454,18 +574,77 @@ func (r *reader) requireTLS(env Env, name string, u *url.URL, tlsSchemes ...stri
 func (r *reader) mongo(env Env) Mongo {
 	c := Mongo{
 		URI:         r.required("MONGODB_URI"),
-		Database:    r.str("MONGODB_DATABASE", "docshield"),
 		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", 20, 1, 500)),
 	}
+	var fromURI string
 	if c.URI != "" && !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://") {
 		r.fail("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
-	} else if c.URI != "" && env == Production && !mongoTLS(c.URI) {
-		r.fail("MONGODB_URI", "must use TLS when APP_ENV=production: mongodb+srv:// (TLS by default) or tls=true, and no tls=false")
+	} else if c.URI != "" {
+		if env == Production && !mongoTLS(c.URI) {
+			r.fail("MONGODB_URI", "must use TLS when APP_ENV=production: mongodb+srv:// (TLS by default) or tls=true, and no tls=false")
+		}
+		var err error
+		if fromURI, err = URIDatabase(c.URI); err != nil {
+			r.fail("MONGODB_URI", "%v", err)
+		} else if fromURI != "" {
+			r.databaseName("MONGODB_URI", "names database %q in its path, which is not a MongoDB database name (no /\\. \"$, at most 63 characters)", fromURI)
+		}
 	}
-	if strings.ContainsAny(c.Database, `/\. "$`) || len(c.Database) > 63 {
-		r.fail("MONGODB_DATABASE", "must be a MongoDB database name (no /\\. \"$, at most 63 characters), got %q", c.Database)
+	fromVar := r.str("MONGODB_DATABASE", "")
+	if fromVar != "" {
+		r.databaseName("MONGODB_DATABASE", "must be a MongoDB database name (no /\\. \"$, at most 63 characters), got %q", fromVar)
+	}
+	switch {
+	case fromURI != "" && fromVar != "" && fromURI != fromVar:
+		// A backend using the same URI writes to the URI's database (the
+		// Node.js driver, and ours, read it there): the worker must not
+		// quietly read another one.
+		r.fail("MONGODB_DATABASE", "is %q but MONGODB_URI names database %q in its path: "+
+			"a backend sharing MONGODB_URI writes to %q. Unset MONGODB_DATABASE or make the two the same", fromVar, fromURI, fromURI)
+		c.Database, c.DatabaseSource = fromURI, FromURI
+	case fromURI != "":
+		c.Database, c.DatabaseSource = fromURI, FromURI
+	case fromVar != "":
+		c.Database, c.DatabaseSource = fromVar, FromVariable
+	default:
+		c.Database, c.DatabaseSource = DefaultDatabase, FromDefault
 	}
 	return c
+}
+
+// databaseName refuses a name MongoDB does not accept as a database.
+func (r *reader) databaseName(name, format, db string) {
+	if strings.ContainsAny(db, `/\. "$`) || len(db) > 63 {
+		r.fail(name, format, db)
+	}
+}
+
+// URIDatabase returns the database a MongoDB connection string names in
+// its path ("" when none), read as the drivers read it: after the hosts,
+// between "/" and "?", percent-decoded. No DNS lookup (mongodb+srv://) is
+// made. Errors never quote the URI, which holds a password.
+func URIDatabase(uri string) (string, error) {
+	rest, ok := strings.CutPrefix(uri, "mongodb+srv://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(uri, "mongodb://"); !ok {
+			return "", errors.New("must start with mongodb:// or mongodb+srv://")
+		}
+	}
+	// The user info ends at the first "@"; the drivers refuse a "/" in it,
+	// so an "@" after a "/" is not user info.
+	if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.ContainsRune(rest[:at], '/') {
+		rest = rest[at+1:]
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 || rest[i] == '?' {
+		return "", nil
+	}
+	path, _, _ := strings.Cut(rest[i+1:], "?")
+	db, err := url.QueryUnescape(path)
+	if err != nil {
+		return "", errors.New("has a database name in its path that is not validly percent-encoded")
+	}
+	return db, nil
 }
 
 func (r *reader) s3(env Env) S3 {
@@ -613,8 +792,10 @@ func (r *reader) health() Health {
 		EvalInterval:     iv("ALERT_EVAL_INTERVAL", 30*time.Second),
 		CPUWarnPct:       r.integer("ALERT_CPU_WARN_PCT", 70, 1, 100),
 		CPUCritPct:       r.integer("ALERT_CPU_CRIT_PCT", 85, 1, 100),
-		MemWarnMB:        r.integer("ALERT_MEMORY_WARN_MB", 450, 16, 1<<20),
-		MemCritMB:        r.integer("ALERT_MEMORY_CRIT_MB", 490, 16, 1<<20),
+		MemWarnMB:        r.integer("ALERT_MEMORY_WARN_MB", DefaultMemWarnMB, 16, 1<<20),
+		MemCritMB:        r.integer("ALERT_MEMORY_CRIT_MB", DefaultMemCritMB, 16, 1<<20),
+		memWarnSet:       r.str("ALERT_MEMORY_WARN_MB", "") != "",
+		memCritSet:       r.str("ALERT_MEMORY_CRIT_MB", "") != "",
 		QueueWarn:        r.integer("ALERT_QUEUE_WARN", 100, 1, 1<<30),
 		QueueCrit:        r.integer("ALERT_QUEUE_CRIT", 200, 1, 1<<30),
 		ErrorRateWarnPct: r.integer("ALERT_ERROR_RATE_WARN_PCT", 5, 1, 100),
@@ -622,6 +803,7 @@ func (r *reader) health() Health {
 		RedisMemWarnPct:  r.integer("ALERT_REDIS_MEMORY_WARN_PCT", 60, 1, 100),
 		RedisMemCritPct:  r.integer("ALERT_REDIS_MEMORY_CRIT_PCT", 80, 1, 100),
 		MetricsAddr:      r.metricsAddr(),
+		HerokuMetricsURL: r.httpURL("HEROKU_METRICS_URL"),
 	}
 	pairs := []struct {
 		warn, crit int
@@ -633,12 +815,84 @@ func (r *reader) health() Health {
 		{c.ErrorRateWarnPct, c.ErrorRateCritPct, "ALERT_ERROR_RATE_CRIT_PCT"},
 		{c.RedisMemWarnPct, c.RedisMemCritPct, "ALERT_REDIS_MEMORY_CRIT_PCT"},
 	}
+	c.MemorySource = memorySource(c.memWarnSet, c.memCritSet, "the defaults for a 512 MB dyno")
 	for _, p := range pairs {
 		if p.crit < p.warn {
 			r.fail(p.name, "must not be below its warning level (%d < %d)", p.crit, p.warn)
 		}
 	}
 	return c
+}
+
+// The memory alert levels without ALERT_MEMORY_*_MB and without a known
+// limit: a standard-1x dyno's 512 MB.
+const (
+	DefaultMemWarnMB = 450
+	DefaultMemCritMB = 490
+)
+
+// The memory levels as fractions of the process's memory limit when they
+// are not set: 450 and 490 MB of a 512 MB dyno. Warning leaves room for
+// the calls already running when backpressure starts; critical comes
+// before Heroku's R14 (swapping) at the limit.
+const (
+	MemWarnFraction = float64(DefaultMemWarnMB) / 512
+	MemCritFraction = float64(DefaultMemCritMB) / 512
+)
+
+// WithMemoryLimit returns h with each memory level that was not set derived
+// from limitBytes, the process's memory limit (its cgroup's, read by the
+// daemon: config reads only the environment), named by from. A limit of 0
+// or less (none found) keeps 450 and 490 MB. MemorySource says which
+// applied, for worker.config.
+func (h Health) WithMemoryLimit(limitBytes int64, from string) Health {
+	if h.memWarnSet && h.memCritSet {
+		return h
+	}
+	if limitBytes <= 0 {
+		h.MemorySource = memorySource(h.memWarnSet, h.memCritSet, "the defaults for a 512 MB dyno (no memory limit found)")
+		return h
+	}
+	limitMB := float64(limitBytes) / (1 << 20)
+	if !h.memWarnSet {
+		h.MemWarnMB = max(int(limitMB*MemWarnFraction), 16)
+		if h.memCritSet {
+			h.MemWarnMB = min(h.MemWarnMB, h.MemCritMB)
+		}
+	}
+	if !h.memCritSet {
+		h.MemCritMB = max(int(limitMB*MemCritFraction), h.MemWarnMB)
+	}
+	h.MemorySource = memorySource(h.memWarnSet, h.memCritSet,
+		fmt.Sprintf("%.0f%% and %.0f%% of the %.0f MB memory limit (%s)", MemWarnFraction*100, MemCritFraction*100, limitMB, from))
+	return h
+}
+
+// memorySource says where the memory levels came from.
+func memorySource(warnSet, critSet bool, derived string) string {
+	switch {
+	case warnSet && critSet:
+		return "ALERT_MEMORY_WARN_MB and ALERT_MEMORY_CRIT_MB"
+	case warnSet:
+		return "ALERT_MEMORY_WARN_MB; critical from " + derived
+	case critSet:
+		return "ALERT_MEMORY_CRIT_MB; warning from " + derived
+	default:
+		return derived
+	}
+}
+
+// httpURL reads an optional http(s) URL, never echoing it.
+func (r *reader) httpURL(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, "must be an http(s) URL")
+		return ""
+	}
+	return v
 }
 
 // metricsAddr reads METRICS_ADDR. The endpoint is unauthenticated, so a

@@ -2,10 +2,13 @@ package config_test
 
 import (
 	"errors"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
+	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -288,4 +291,162 @@ func TestRecordingSpoolMemory(t *testing.T) {
 	env["RECORDING_SPOOL_MEMORY_MB"] = "1024"
 	_, err = config.Load(config.MapLookup(env))
 	require.ErrorContains(t, err, "RECORDING_SPOOL_MEMORY_MB")
+}
+
+// The database is the one MONGODB_URI's path names, as every MongoDB
+// driver reads it, so a backend sharing the URI writes where the worker
+// reads; MONGODB_DATABASE only when the URI names none.
+func TestDatabaseFromURI(t *testing.T) {
+	for _, c := range []struct {
+		uri, variable, db, source string
+	}{
+		{"mongodb://u:p@127.0.0.1:27017/", "", "docshield", config.FromDefault},
+		{"mongodb://127.0.0.1:27017", "", "docshield", config.FromDefault},
+		{"mongodb://127.0.0.1:27017/?w=majority", "", "docshield", config.FromDefault},
+		{"mongodb://127.0.0.1:27017/", "calls", "calls", config.FromVariable},
+		{"mongodb://127.0.0.1:27017/campaigns", "", "campaigns", config.FromURI},
+		{"mongodb://127.0.0.1:27017/campaigns?w=majority", "campaigns", "campaigns", config.FromURI},
+		{"mongodb+srv://u:p@c0.example.net/prod_db?retryWrites=true&authSource=admin", "", "prod_db", config.FromURI},
+		{"mongodb://u:p@a.example.net:27017,b.example.net:27017/multi?replicaSet=rs0", "", "multi", config.FromURI},
+		// A password may hold "?" (the user info ends at "@"), and an
+		// encoded "/" or "@".
+		{"mongodb://u:pa?ss%2F%40@127.0.0.1/after_pw", "", "after_pw", config.FromURI},
+		{"mongodb://127.0.0.1/my%2Ddb", "", "my-db", config.FromURI},
+	} {
+		env := validEnv()
+		env["MONGODB_URI"] = c.uri
+		delete(env, "MONGODB_DATABASE")
+		if c.variable != "" {
+			env["MONGODB_DATABASE"] = c.variable
+		}
+		got, err := config.Load(config.MapLookup(env))
+		require.NoError(t, err, c.uri)
+		require.Equal(t, c.db, got.Mongo.Database, c.uri)
+		require.Equal(t, c.source, got.Mongo.DatabaseSource, c.uri)
+	}
+
+	// Both set and different: refused, naming both variables and both
+	// databases, never the password.
+	env := validEnv()
+	env["MONGODB_URI"] = "mongodb://u:hunter2@127.0.0.1:27017/backend_db"
+	env["MONGODB_DATABASE"] = "docshield"
+	_, err := config.LoadMongo(config.MapLookup(env))
+	var errs config.Errors
+	require.ErrorAs(t, err, &errs)
+	require.Equal(t, []string{"MONGODB_DATABASE"}, errs.Vars())
+	for _, s := range []string{"MONGODB_URI", `"backend_db"`, `"docshield"`} {
+		require.Contains(t, err.Error(), s)
+	}
+	require.NotContains(t, err.Error(), "hunter2")
+
+	// A name MongoDB refuses, in either place.
+	for _, e := range []map[string]string{
+		{"MONGODB_URI": "mongodb://127.0.0.1/a.b"},
+		{"MONGODB_URI": "mongodb://127.0.0.1/", "MONGODB_DATABASE": "a b"},
+		{"MONGODB_URI": "mongodb://127.0.0.1/%zz"},
+	} {
+		_, err := config.LoadMongo(config.MapLookup(e))
+		require.Error(t, err, e)
+	}
+}
+
+func TestRedisCACert(t *testing.T) {
+	ca := testenv.NewCA(t)
+	env := validEnv()
+	env["REDIS_URL"] = "rediss://:redispass@127.0.0.1:6380/0"
+	env["REDIS_CA_CERT"] = string(ca.CertPEM)
+	c, err := config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.NotNil(t, c.Redis.RootCAs())
+
+	// Pasted on one line with literal \n, as some consoles do.
+	env["REDIS_CA_CERT"] = strings.ReplaceAll(string(ca.CertPEM), "\n", `\n`)
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.NotNil(t, c.Redis.RootCAs())
+
+	c, err = config.Load(config.MapLookup(validEnv()))
+	require.NoError(t, err)
+	require.Nil(t, c.Redis.RootCAs(), "unset: the system's store")
+
+	for _, bad := range []map[string]string{
+		{"REDIS_CA_CERT": "not a certificate hunter2"},
+		{"REDIS_CA_CERT": "-----BEGIN EC PRIVATE KEY-----\nhunter2\n-----END EC PRIVATE KEY-----"},
+		{"REDIS_CA_CERT": string(ca.CertPEM), "REDIS_URL": "redis://127.0.0.1:6379/0"},
+		{"REDIS_CA_CERT": string(ca.CertPEM), "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"},
+	} {
+		env := validEnv()
+		env["REDIS_URL"] = "rediss://127.0.0.1:6380/0"
+		maps.Copy(env, bad)
+		_, err := config.LoadRedis(config.MapLookup(env))
+		require.Error(t, err, bad)
+		require.Regexp(t, `REDIS_CA_CERT|REDIS_TLS_INSECURE_SKIP_VERIFY`, err.Error())
+		require.NotContains(t, err.Error(), "hunter2")
+		require.NotContains(t, err.Error(), "BEGIN EC")
+	}
+}
+
+// Unset memory levels follow the process's real memory limit at the
+// ratios of 450/490 MB on 512 MB; set ones are kept.
+func TestMemoryLevelsFollowTheLimit(t *testing.T) {
+	c, err := config.Load(config.MapLookup(validEnv()))
+	require.NoError(t, err)
+	require.Equal(t, []int{450, 490}, []int{c.Health.MemWarnMB, c.Health.MemCritMB}, "before the limit is known")
+
+	h := c.Health.WithMemoryLimit(512<<20, "cgroup v2 memory.max")
+	require.Equal(t, []int{450, 490}, []int{h.MemWarnMB, h.MemCritMB}, "standard-1x")
+	require.Contains(t, h.MemorySource, "512 MB memory limit (cgroup v2 memory.max)")
+
+	h = c.Health.WithMemoryLimit(1024<<20, "cgroup v1 memory.limit_in_bytes")
+	require.Equal(t, []int{900, 980}, []int{h.MemWarnMB, h.MemCritMB}, "standard-2x")
+
+	h = c.Health.WithMemoryLimit(0, "")
+	require.Equal(t, []int{450, 490}, []int{h.MemWarnMB, h.MemCritMB}, "no limit found")
+	require.Contains(t, h.MemorySource, "no memory limit found")
+
+	env := validEnv()
+	env["ALERT_MEMORY_WARN_MB"], env["ALERT_MEMORY_CRIT_MB"] = "300", "400"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	h = c.Health.WithMemoryLimit(1024<<20, "cgroup")
+	require.Equal(t, []int{300, 400}, []int{h.MemWarnMB, h.MemCritMB}, "set levels win")
+	require.Equal(t, "ALERT_MEMORY_WARN_MB and ALERT_MEMORY_CRIT_MB", h.MemorySource)
+
+	// One set: the other is derived, and never crosses it.
+	delete(env, "ALERT_MEMORY_WARN_MB")
+	env["ALERT_MEMORY_CRIT_MB"] = "700"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	h = c.Health.WithMemoryLimit(2048<<20, "cgroup")
+	require.Equal(t, []int{700, 700}, []int{h.MemWarnMB, h.MemCritMB})
+	require.Contains(t, h.MemorySource, "ALERT_MEMORY_CRIT_MB; warning from")
+}
+
+func TestLogFormat(t *testing.T) {
+	for _, c := range []struct {
+		env, format, want string
+		ok                bool
+	}{
+		{"development", "", config.LogAuto, true},
+		{"development", "console", config.LogConsole, true},
+		{"development", "JSON", config.LogJSON, true},
+		{"staging", "", config.LogAuto, true},
+		{"staging", "console", "", false},
+		{"production", "console", "", false},
+		{"development", "pretty", "", false},
+	} {
+		env := validEnv()
+		env["APP_ENV"] = c.env
+		if c.env == "production" {
+			env = productionEnv()
+		}
+		env["LOG_FORMAT"] = c.format
+		got, err := config.Load(config.MapLookup(env))
+		if !c.ok {
+			require.ErrorContains(t, err, "LOG_FORMAT", c)
+			continue
+		}
+		require.NoError(t, err, c)
+		require.Equal(t, c.want, got.LogFormat, c)
+	}
 }

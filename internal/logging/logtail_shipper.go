@@ -242,7 +242,7 @@ func (s *shipper) failed(status int, err error, next time.Duration) {
 		return
 	}
 	s.failing = true
-	fs := []zap.Field{zap.Duration("retry_in", next)}
+	fs := []zap.Field{zap.Int64("retry_in_ms", next.Milliseconds())}
 	if err != nil {
 		fs = append(fs, zap.Error(err))
 	} else {
@@ -395,7 +395,7 @@ func (s *shipper) reportDrops() {
 		s.lastReport = now
 		return
 	}
-	fs := []zap.Field{zap.Uint64("dropped", total), zap.Duration("period", now.Sub(s.lastReport))}
+	fs := []zap.Field{zap.Uint64("dropped", total), zap.Int64("period_ms", now.Sub(s.lastReport).Milliseconds())}
 	for i, n := range since {
 		if n > 0 {
 			fs = append(fs, zap.Uint64("dropped_"+(zapcore.DebugLevel+zapcore.Level(i)).String(), n))

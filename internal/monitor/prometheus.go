@@ -1,81 +1,49 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/internal/queue"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
 
-// The metrics endpoint writes Prometheus's text exposition format by hand:
-// a dozen gauges do not justify prometheus/client_golang in go.mod. The
-// asynq_* series use the names and labels of asynq's x/metrics collector
-// (a separate module), so dashboards built for it work unchanged; its
-// memory-usage gauge is left out because queue.Stats does not carry it.
+// The metrics endpoint is prometheus/client_golang's: a registry of its own
+// per handler (not the global default, so nothing else linked in adds
+// series) with
+//   - the Go runtime and process collectors (go_*, process_*);
+//   - the tasks and calls this process ran (package metrics:
+//     docshield_tasks_*, docshield_task_duration_seconds,
+//     docshield_calls_ended_total);
+//   - the monitor's latest evaluation and check results (docshield_*);
+//   - asynq's queue metrics, read from Redis at scrape time, under the names
+//     and labels of asynq's x/metrics collector (a separate module), so
+//     dashboards built for it work unchanged; its memory-usage gauge is left
+//     out because queue.Stats does not carry it.
 
 // scrapeTimeout bounds the Redis reads behind one scrape.
 const scrapeTimeout = 5 * time.Second
 
-// MetricsHandler serves the monitor's latest evaluation and check results,
-// and asynq's queue metrics read from Redis at scrape time (nil queues
-// leaves those out).
+// MetricsHandler serves the Prometheus exposition above; nil queues leaves
+// asynq's series out.
 func MetricsHandler(m *Monitor, queues func(context.Context) ([]queue.QueueStats, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
-		defer cancel()
-		var buf bytes.Buffer
-		writeExposition(&buf, m.Latest(), m.CheckResults())
-		if queues != nil {
-			stats, err := queues(ctx)
-			writeQueueExposition(&buf, stats, err)
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = w.Write(buf.Bytes())
-	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		monitorCollector{m})
+	reg.MustRegister(metrics.Collectors()...)
+	if queues != nil {
+		reg.MustRegister(queueCollector{queues})
+	}
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
-
-// promWriter writes families; a family's HELP and TYPE come once, before
-// its first sample.
-type promWriter struct {
-	w    io.Writer
-	seen map[string]bool
-}
-
-type label struct{ name, value string }
-
-func (p *promWriter) sample(name, typ, help string, v float64, labels ...label) {
-	if p.seen == nil {
-		p.seen = map[string]bool{}
-	}
-	if !p.seen[name] {
-		p.seen[name] = true
-		fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	var ls []string
-	for _, l := range labels {
-		ls = append(ls, l.name+`="`+escapeLabel(l.value)+`"`)
-	}
-	if len(ls) > 0 {
-		fmt.Fprintf(p.w, "%s{%s} %s\n", name, strings.Join(ls, ","), strconv.FormatFloat(v, 'g', -1, 64))
-		return
-	}
-	fmt.Fprintf(p.w, "%s %s\n", name, strconv.FormatFloat(v, 'g', -1, 64))
-}
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
 func boolValue(b bool) float64 {
 	if b {
@@ -84,49 +52,92 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-func writeExposition(w io.Writer, snap Snapshot, checks []health.Result) {
-	p := &promWriter{w: w}
-	p.sample("go_goroutines", "gauge", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// The monitor's series.
+var (
+	cpuDesc          = desc("docshield_cpu_percent", "Process CPU use as a percent of the cgroup CPU limit.")
+	rssDesc          = desc("docshield_memory_rss_bytes", "Process resident set size.")
+	cgroupMemDesc    = desc("docshield_memory_cgroup_bytes", "Memory charged to the process's cgroup, page cache included.")
+	errorRateDesc    = desc("docshield_task_error_rate_percent", "Failed task attempts as a percent of processed ones over the rolling window.")
+	redisMemDesc     = desc("docshield_redis_memory_percent", "Redis used_memory as a percent of its maxmemory.")
+	unservedDesc     = desc("docshield_queue_unserved_tasks", "Tasks waiting on queues no running worker serves.")
+	alertLevelDesc   = desc("docshield_alert_level", "Alert level per metric: 0 ok, 1 warning, 2 critical.", "metric", "scope")
+	backpressureDesc = desc("docshield_backpressure", "1 while call tasks are deferred for memory pressure.")
+	evaluatedDesc    = desc("docshield_evaluation_timestamp_seconds", "When the thresholds were last evaluated.")
+	checkUpDesc      = desc("docshield_health_check_up", "1 if the dependency's last periodic check passed.", "component")
+	checkLatencyDesc = desc("docshield_health_check_latency_seconds", "Duration of the dependency's last periodic check.", "component")
+)
+
+// monitorCollector reads the monitor's latest evaluation at scrape time. It
+// is unchecked (Describe sends nothing): which series exist depends on
+// what the evaluation read.
+type monitorCollector struct{ m *Monitor }
+
+func (monitorCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c monitorCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	snap := c.m.Latest()
 	for _, r := range snap.Readings {
 		switch r.Name {
 		case MetricCPU:
-			p.sample("docshield_cpu_percent", "gauge", "Process CPU use as a percent of the cgroup CPU limit.", r.Value)
+			gauge(cpuDesc, r.Value)
 		case MetricRSS:
-			p.sample("docshield_memory_rss_bytes", "gauge", "Process resident set size.", r.Value*bytesPerMB)
+			gauge(rssDesc, r.Value*bytesPerMB)
 		case MetricCgroupMemory:
-			p.sample("docshield_memory_cgroup_bytes", "gauge", "Memory charged to the process's cgroup, page cache included.", r.Value*bytesPerMB)
+			gauge(cgroupMemDesc, r.Value*bytesPerMB)
 		case MetricErrorRate:
-			p.sample("docshield_task_error_rate_percent", "gauge", "Failed task attempts as a percent of processed ones over the rolling window.", r.Value)
+			gauge(errorRateDesc, r.Value)
 		case MetricRedisMemory:
 			if r.Unit == UnitPercent {
-				p.sample("docshield_redis_memory_percent", "gauge", "Redis used_memory as a percent of its maxmemory.", r.Value)
+				gauge(redisMemDesc, r.Value)
 			}
 		case MetricUnserved:
-			p.sample("docshield_queue_unserved_tasks", "gauge", "Tasks waiting on queues no running worker serves.", r.Value)
+			gauge(unservedDesc, r.Value)
 		}
-	}
-	for _, r := range snap.Readings {
-		if r.Level == SeverityNone {
-			continue
+		if r.Level != SeverityNone {
+			gauge(alertLevelDesc, float64(r.Level-SeverityOK), r.Name, r.Scope)
 		}
-		p.sample("docshield_alert_level", "gauge", "Alert level per metric: 0 ok, 1 warning, 2 critical.",
-			float64(r.Level-SeverityOK), label{"metric", r.Name}, label{"scope", r.Scope})
 	}
 	if !snap.At.IsZero() {
-		p.sample("docshield_backpressure", "gauge", "1 while call tasks are deferred for memory pressure.", boolValue(snap.UnderPressure))
-		p.sample("docshield_evaluation_timestamp_seconds", "gauge", "When the thresholds were last evaluated.", float64(snap.At.UnixMilli())/1000)
+		gauge(backpressureDesc, boolValue(snap.UnderPressure))
+		gauge(evaluatedDesc, float64(snap.At.UnixMilli())/1000)
 	}
-	for _, c := range checks {
-		p.sample("docshield_health_check_up", "gauge", "1 if the dependency's last periodic check passed.", boolValue(c.OK), label{"component", c.Name})
-	}
-	for _, c := range checks {
-		p.sample("docshield_health_check_latency_seconds", "gauge", "Duration of the dependency's last periodic check.", c.LatencyMS/1000, label{"component", c.Name})
+	for _, r := range c.m.CheckResults() {
+		gauge(checkUpDesc, boolValue(r.OK), r.Name)
+		gauge(checkLatencyDesc, r.LatencyMS/1000, r.Name)
 	}
 }
 
-func writeQueueExposition(w io.Writer, stats []queue.QueueStats, err error) {
-	p := &promWriter{w: w}
-	p.sample("docshield_queue_stats_up", "gauge", "1 if the queues could be read from Redis for this scrape.", boolValue(err == nil))
+// asynq's series (x/metrics names), and whether Redis could be read.
+var (
+	queueStatsUpDesc  = desc("docshield_queue_stats_up", "1 if the queues could be read from Redis for this scrape.")
+	tasksEnqueuedDesc = desc("asynq_tasks_enqueued_total", "Number of tasks enqueued; broken down by queue and state.", "queue", "state")
+	queueSizeDesc     = desc("asynq_queue_size", "Number of tasks in a queue.", "queue")
+	queueLatencyDesc  = desc("asynq_queue_latency_seconds", "Number of seconds the oldest pending task is waiting in pending state to be processed.", "queue")
+	processedDesc     = desc("asynq_tasks_processed_total", "Number of processed tasks; both succeeded and failed.", "queue")
+	failedDesc        = desc("asynq_tasks_failed_total", "Number of times a task failed.", "queue")
+	pausedDesc        = desc("asynq_queue_paused_total", "Number of queues paused.", "queue")
+)
+
+// queueCollector reads every queue from Redis at scrape time (unchecked,
+// as the queues present vary).
+type queueCollector struct {
+	queues func(context.Context) ([]queue.QueueStats, error)
+}
+
+func (queueCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	stats, err := c.queues(ctx)
+	ch <- prometheus.MustNewConstMetric(queueStatsUpDesc, prometheus.GaugeValue, boolValue(err == nil))
 	if err != nil {
 		return
 	}
@@ -135,26 +146,14 @@ func writeQueueExposition(w io.Writer, stats []queue.QueueStats, err error) {
 			state string
 			n     int
 		}{{"active", s.Active}, {"pending", s.Pending}, {"scheduled", s.Scheduled}, {"retry", s.Retry}, {"archived", s.Archived}, {"completed", s.Completed}} {
-			p.sample("asynq_tasks_enqueued_total", "gauge", "Number of tasks enqueued; broken down by queue and state.",
-				float64(st.n), label{"queue", s.Queue}, label{"state", st.state})
+			ch <- prometheus.MustNewConstMetric(tasksEnqueuedDesc, prometheus.GaugeValue, float64(st.n), s.Queue, st.state)
 		}
-	}
-	for _, s := range stats {
 		size := s.Active + s.Pending + s.Scheduled + s.Retry + s.Archived + s.Completed
-		p.sample("asynq_queue_size", "gauge", "Number of tasks in a queue.", float64(size), label{"queue", s.Queue})
-	}
-	for _, s := range stats {
-		p.sample("asynq_queue_latency_seconds", "gauge", "Number of seconds the oldest pending task is waiting in pending state to be processed.",
-			s.Latency.Seconds(), label{"queue", s.Queue})
-	}
-	for _, s := range stats {
-		p.sample("asynq_tasks_processed_total", "counter", "Number of processed tasks; both succeeded and failed.", float64(s.ProcessedTotal), label{"queue", s.Queue})
-	}
-	for _, s := range stats {
-		p.sample("asynq_tasks_failed_total", "counter", "Number of times a task failed.", float64(s.FailedTotal), label{"queue", s.Queue})
-	}
-	for _, s := range stats {
-		p.sample("asynq_queue_paused_total", "gauge", "Number of queues paused.", boolValue(s.Paused), label{"queue", s.Queue})
+		ch <- prometheus.MustNewConstMetric(queueSizeDesc, prometheus.GaugeValue, float64(size), s.Queue)
+		ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, s.Latency.Seconds(), s.Queue)
+		ch <- prometheus.MustNewConstMetric(processedDesc, prometheus.CounterValue, float64(s.ProcessedTotal), s.Queue)
+		ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.CounterValue, float64(s.FailedTotal), s.Queue)
+		ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, boolValue(s.Paused), s.Queue)
 	}
 }
 

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/internal/queue"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,28 +51,19 @@ func scrape(t *testing.T, h http.Handler) string {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, "text/plain; version=0.0.4; charset=utf-8", rec.Header().Get("Content-Type"))
+	require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8"),
+		rec.Header().Get("Content-Type"))
 	return rec.Body.String()
 }
 
-// sampleLine matches one exposition sample: name, optional labels, value.
-var sampleLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*\})? [-+0-9.eE]+(Inf|NaN)?$`)
-
-func requireWellFormed(t *testing.T, body string) {
+// requireWellFormed parses body with Prometheus's own text parser (what a
+// scraper runs) and returns the families.
+func requireWellFormed(t *testing.T, body string) map[string]*dto.MetricFamily {
 	t.Helper()
-	typed := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
-		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			name := strings.Fields(rest)[0]
-			require.False(t, typed[name], "TYPE for %s given twice", name)
-			typed[name] = true
-			continue
-		}
-		if strings.HasPrefix(line, "# HELP ") {
-			continue
-		}
-		require.Regexp(t, sampleLine, line)
-	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	require.NoError(t, err, body)
+	return fams
 }
 
 func TestMetricsHandlerExposesOursAndAsynqs(t *testing.T) {
@@ -111,12 +106,15 @@ func TestMetricsHandlerWithoutRedis(t *testing.T) {
 	require.Contains(t, body, "docshield_memory_rss_bytes", "our own metrics still come")
 }
 
+// A label value with quotes, a backslash and a newline (a check's name,
+// a queue a producer named) is escaped, and the exposition still parses.
 func TestLabelValuesAreEscaped(t *testing.T) {
-	var b strings.Builder
-	p := &promWriter{w: &b}
-	p.sample("x", "gauge", "h", 1, label{"component", "a\"b\\c\nd"})
-	require.Contains(t, b.String(), `x{component="a\"b\\c\nd"} 1`)
-	requireWellFormed(t, b.String())
+	body := scrape(t, MetricsHandler(evaluatedMonitor(t), func(context.Context) ([]queue.QueueStats, error) {
+		return []queue.QueueStats{{Queue: "a\"b\\c\nd", Pending: 1}}, nil
+	}))
+	require.Contains(t, body, `asynq_queue_size{queue="a\"b\\c\nd"} 1`)
+	fams := requireWellFormed(t, body)
+	require.Equal(t, "a\"b\\c\nd", fams["asynq_queue_size"].GetMetric()[0].GetLabel()[0].GetValue())
 }
 
 func TestMetricsServerServesAndShutsDown(t *testing.T) {
@@ -176,4 +174,49 @@ func TestScrapeWhileMonitorRuns(t *testing.T) {
 	}
 	<-done
 	requireWellFormed(t, scrape(t, h))
+}
+
+// The Go runtime and process collectors, and the tasks and calls this
+// process counted, are served beside the monitor's series.
+func TestMetricsHandlerServesRuntimeTaskAndCallSeries(t *testing.T) {
+	metrics.TaskDone("system:probe", true, "low", "ok", 1500*time.Millisecond)
+	metrics.TaskDone("call:outbound", true, "calls", "error", time.Second)
+	metrics.TaskDone("no:such-type", false, "default", "rejected", time.Millisecond)
+	metrics.CallEnded("completed", "answered")
+	metrics.CallEnded("failed", "")
+
+	fams := requireWellFormed(t, scrape(t, MetricsHandler(evaluatedMonitor(t), nil)))
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes",
+		"process_cpu_seconds_total", "docshield_backpressure"} {
+		require.Contains(t, fams, name)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		for _, m := range fams[name].GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		t.Fatalf("%s%v not found", name, labels)
+		return 0
+	}
+	// Other tests in this process count too: at least what this one did.
+	require.GreaterOrEqual(t, value("docshield_tasks_processed_total", map[string]string{"task_type": "system:probe", "queue": "low", "outcome": "ok"}), 1.0)
+	require.GreaterOrEqual(t, value("docshield_tasks_failed_total", map[string]string{"task_type": "call:outbound", "queue": "calls"}), 1.0)
+	require.GreaterOrEqual(t, value("docshield_tasks_failed_total", map[string]string{"task_type": "unknown", "queue": "default"}), 1.0)
+	require.GreaterOrEqual(t, value("docshield_task_duration_seconds", map[string]string{"task_type": "system:probe", "outcome": "ok"}), 1.0)
+	require.GreaterOrEqual(t, value("docshield_calls_ended_total", map[string]string{"status": "completed", "outcome": "answered"}), 1.0)
+	require.GreaterOrEqual(t, value("docshield_calls_ended_total", map[string]string{"status": "failed", "outcome": "none"}), 1.0)
+	for _, m := range fams["docshield_tasks_failed_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			require.NotEqual(t, "system:probe", l.GetValue(), "an ok task is not a failure")
+		}
+	}
 }

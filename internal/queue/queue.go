@@ -21,8 +21,9 @@ import (
 )
 
 // ConnOpt turns the Redis settings into asynq's connection options. TLS
-// (rediss://) verifies certificates unless InsecureSkipVerify was asked for
-// explicitly, which Heroku Redis's self-signed certificates need.
+// (rediss://) verifies certificates, against REDIS_CA_CERT's CA when given
+// (a provider's own CA) or the system's, unless InsecureSkipVerify was asked
+// for explicitly, which Heroku Redis's self-signed certificates need.
 func ConnOpt(c config.Redis) (asynq.RedisClientOpt, error) {
 	o, err := redis.ParseURL(c.URL)
 	if err != nil {
@@ -31,6 +32,9 @@ func ConnOpt(c config.Redis) (asynq.RedisClientOpt, error) {
 	}
 	if o.TLSConfig != nil && c.InsecureSkipVerify {
 		o.TLSConfig.InsecureSkipVerify = true //nolint:gosec // explicit opt-in for Heroku Redis
+	}
+	if o.TLSConfig != nil {
+		o.TLSConfig.RootCAs = c.RootCAs()
 	}
 	return asynq.RedisClientOpt{
 		Network:      o.Network,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
@@ -22,7 +23,7 @@ var ErrUnknownTaskType = errors.New("unknown task type")
 // attempt id and queue; the routing and payload checks; the handler, with
 // a panic turned into an error (stack in the log) so one bad task never
 // takes the process down; then the retry policy; and one line with the
-// outcome and duration.
+// outcome and duration, which the task metrics count too.
 func (s *Server) processTask(ctx context.Context, t *asynq.Task) error {
 	id, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -38,7 +39,10 @@ func (s *Server) processTask(ctx context.Context, t *asynq.Task) error {
 	err := s.dispatch(ctx, t, queue)
 	err = s.policy(ctx, t, err)
 
-	fields := []zap.Field{zap.Duration("duration_ms", time.Since(start)), zap.String("outcome", Outcome(err))}
+	took, outcome := time.Since(start), Outcome(err)
+	_, known := tasks.QueueOf(t.Type())
+	metrics.TaskDone(t.Type(), known, queue, outcome, took)
+	fields := []zap.Field{zap.Duration("duration_ms", took), zap.String("outcome", outcome)}
 	switch {
 	case Deferred(err):
 		// Per task and per retry, a backlog under backpressure would log
@@ -68,11 +72,16 @@ func (s *Server) dispatch(ctx context.Context, t *asynq.Task, queue string) erro
 	}
 	s.mu.Lock()
 	h, ok := s.handlers[t.Type()]
+	why, unavailable := s.unavailable[t.Type()]
 	s.mu.Unlock()
 	if !ok {
 		// Not reachable: a served queue has a handler for each of its
-		// types. Retried rather than archived, so nothing is lost.
-		return fmt.Errorf("no handler for %s on this worker", t.Type())
+		// types. Retried rather than archived, so nothing is lost; the
+		// error names what this worker lacks.
+		if !unavailable {
+			why = "no handler registered"
+		}
+		return fmt.Errorf("%s cannot run on this worker (%s); retried for a worker that can", t.Type(), why)
 	}
 	return runHandler(ctx, t, h)
 }
@@ -119,14 +128,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-type asynqLogger struct{ l *zap.SugaredLogger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(args...) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(args...) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(args...) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(args...) }
-
-// Fatal is logged at error level: asynq calls it for conditions we prefer to
-// surface through Run's error rather than exit the process from a library.
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(args...) }

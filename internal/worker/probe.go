@@ -18,7 +18,7 @@ func ProbeHandler(ctx context.Context, t *asynq.Task) error {
 	if err := tasks.Unmarshal(t.Payload(), &p); err != nil {
 		return Reject(err)
 	}
-	logging.FromContext(ctx).Info("probe.received", zap.Duration("hold", time.Duration(p.Hold)))
+	logging.FromContext(ctx).Info("probe.received", zap.Int64("hold_ms", time.Duration(p.Hold).Milliseconds()))
 	if p.Hold == 0 {
 		return nil
 	}

@@ -142,7 +142,7 @@ func (s *Server) Start() error {
 		ErrorHandler:      asynq.ErrorHandlerFunc(s.handleError),
 		ShutdownTimeout:   s.opts.ShutdownTimeout - ShutdownReserve(s.opts.ShutdownTimeout),
 		TaskCheckInterval: taskCheckInterval,
-		Logger:            asynqLogger{s.log.Named("asynq").Sugar()},
+		Logger:            newAsynqLogger(s.log),
 		LogLevel:          asynq.WarnLevel,
 		HealthCheckFunc: func(err error) {
 			if err != nil {
