@@ -83,7 +83,7 @@ func (r *reader) autoscale(env Env, w Worker, fleetMax int) Autoscale {
 		APIURL:        strings.TrimRight(r.str("HEROKU_API_URL", "https://api.heroku.com"), "/"),
 		App:           r.str("HEROKU_APP_NAME", ""),
 		ProcessType:   r.str("AUTOSCALE_PROCESS_TYPE", "worker"),
-		MinDynos:      r.integer("AUTOSCALE_MIN_DYNOS", 1, 0, 1000),
+		MinDynos:      r.integer("AUTOSCALE_MIN_DYNOS", 1, 1, 1000), // the scaler runs in a worker: none would scale up again
 		MaxDynos:      r.integer("AUTOSCALE_MAX_DYNOS", fleetMax, 1, 1000),
 		CallsPerDyno:  r.integer("AUTOSCALE_CALLS_PER_DYNO", w.Concurrency, 1, 200),
 		TargetLatency: r.duration("AUTOSCALE_TARGET_LATENCY", 30*time.Second, time.Second, time.Hour),
