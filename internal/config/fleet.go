@@ -132,3 +132,13 @@ func (r *reader) number(name string, def, min, max float64) float64 {
 	}
 	return n
 }
+
+// LoadFleet reads what `verify fleet` needs: the fleet section, the
+// worker's concurrency and the MongoDB settings (for its pool).
+func LoadFleet(lookup LookupFunc) (Config, error) {
+	r := &reader{lookup: lookup}
+	c := Config{Env: r.env(), Worker: r.worker()}
+	c.Mongo = r.mongo(c.Env)
+	c.Fleet = r.fleet(c.Env, c.Worker)
+	return c, r.err()
+}
