@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/fleet"
 	"github.com/docshield/voice-worker/internal/scaler"
+	"github.com/docshield/voice-worker/internal/scaler/herokusim"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
@@ -25,7 +26,7 @@ type rig struct {
 	rdb    redis.UniversalClient
 	client *asynq.Client
 	insp   *asynq.Inspector
-	api    *platformAPI
+	api    *herokusim.Server
 	logs   *observer.ObservedLogs
 	dynos  map[string]*fleet.Member
 }
@@ -33,7 +34,10 @@ type rig struct {
 func newRig(t *testing.T, quantity int) *rig {
 	r := testenv.StartRedis(t)
 	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	g := &rig{t: t, api: newPlatformAPI(t, "docshield-voice", "hk-test-token", quantity), dynos: map[string]*fleet.Member{}}
+	api, err := herokusim.Start(herokusim.Options{App: "docshield-voice", Token: "hk-test-token", ProcessType: "worker", Quantity: quantity})
+	require.NoError(t, err)
+	t.Cleanup(api.Close)
+	g := &rig{t: t, api: api, dynos: map[string]*fleet.Member{}}
 	g.rdb = redis.NewClient(&redis.Options{Addr: r.Addr()})
 	g.client = asynq.NewClient(opt)
 	g.insp = asynq.NewInspector(opt)
@@ -44,7 +48,7 @@ func newRig(t *testing.T, quantity int) *rig {
 func (g *rig) start(o scaler.Options) *scaler.Scaler {
 	core, logs := observer.New(zapcore.InfoLevel)
 	g.logs = logs
-	api, err := scaler.NewHeroku(g.api.srv.URL, "hk-test-token", "docshield-voice", "worker")
+	api, err := scaler.NewHeroku(g.api.URL(), "hk-test-token", "docshield-voice", "worker")
 	require.NoError(g.t, err)
 	o.Redis, o.Inspector, o.API, o.Logger = g.rdb, g.insp, api, zap.New(core)
 	o.Leader = func() bool { return true }
@@ -96,8 +100,8 @@ func (g *rig) call(m *fleet.Member, end <-chan struct{}) {
 // afterLooks waits until the scaler has looked n more times: what it had
 // to do by then, it has done.
 func (g *rig) afterLooks(n int) {
-	from := g.api.looks()
-	require.Eventually(g.t, func() bool { return g.api.looks() >= from+n }, wait, 5*time.Millisecond)
+	from := g.api.Looks()
+	require.Eventually(g.t, func() bool { return g.api.Looks() >= from+n }, wait, 5*time.Millisecond)
 }
 
 func messages(logs *observer.ObservedLogs) []string {
@@ -119,7 +123,7 @@ func TestGrowsAtOnceShrinksOnlyWhenTheDrainedDynosAreIdle(t *testing.T) {
 	g.waiting(5)
 	g.start(scaler.Options{MinDynos: 1, MaxDynos: 4, CallsPerDyno: 2})
 	require.Eventually(t, func() bool { return g.logs.FilterMessage("scaler.scaled").Len() == 1 }, wait, 5*time.Millisecond)
-	require.Equal(t, []int{3}, g.api.scaled(), "5 calls at 2 per dyno")
+	require.Equal(t, []int{3}, g.api.Scaled(), "5 calls at 2 per dyno")
 
 	w1, w3 := g.dyno("worker.1"), g.dyno("worker.3")
 	g.dyno("worker.2")
@@ -129,12 +133,12 @@ func TestGrowsAtOnceShrinksOnlyWhenTheDrainedDynosAreIdle(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return g.dynos["worker.2"].Draining() && w3.Draining() }, wait, 5*time.Millisecond)
 	g.afterLooks(10)
-	require.Equal(t, []int{3}, g.api.scaled(), "worker.3 still holds a call: the formation waits")
+	require.Equal(t, []int{3}, g.api.Scaled(), "worker.3 still holds a call: the formation waits")
 	require.False(t, w1.Draining(), "the dyno that stays takes calls")
 
 	close(end)
 	require.Eventually(t, func() bool { return g.logs.FilterMessage("scaler.scaled").Len() == 2 }, wait, 5*time.Millisecond)
-	require.Equal(t, []int{3, 1}, g.api.scaled())
+	require.Equal(t, []int{3, 1}, g.api.Scaled())
 	require.Equal(t, []string{"scaler.scaled", "scaler.draining", "scaler.scaled"}, messages(g.logs))
 	last := g.logs.FilterMessage("scaler.scaled").All()[1]
 	require.Equal(t, zapcore.InfoLevel, last.Level)
@@ -156,7 +160,7 @@ func TestRisingDemandCancelsADrain(t *testing.T) {
 	require.Eventually(t, func() bool { return g.logs.FilterMessage("scaler.drain_cancelled").Len() == 1 }, wait, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return !w3.Draining() }, wait, 5*time.Millisecond)
 	g.afterLooks(5)
-	require.Empty(t, g.api.scaled(), "nothing to change: 3 dynos for 5 calls")
+	require.Empty(t, g.api.Scaled(), "nothing to change: 3 dynos for 5 calls")
 }
 
 // A dyno that never finishes does not hold the formation for ever: past
@@ -170,7 +174,7 @@ func TestDrainBound(t *testing.T) {
 	g.call(w2, end)
 	g.start(scaler.Options{MinDynos: 1, MaxDynos: 2, CallsPerDyno: 2, DrainTimeout: 300 * time.Millisecond})
 	require.Eventually(t, func() bool { return g.logs.FilterMessage("scaler.scaled").Len() == 1 }, wait, 5*time.Millisecond)
-	require.Equal(t, []int{1}, g.api.scaled())
+	require.Equal(t, []int{1}, g.api.Scaled())
 	e := g.logs.FilterMessage("scaler.scaled").All()[0]
 	require.Equal(t, zapcore.WarnLevel, e.Level)
 	require.Equal(t, "drain timeout", e.ContextMap()["reason"])
@@ -184,15 +188,15 @@ func TestCooldownAndAPIErrors(t *testing.T) {
 	g := newRig(t, 1)
 	g.waiting(3)
 	g.start(scaler.Options{MinDynos: 1, MaxDynos: 4, CallsPerDyno: 2, UpCooldown: time.Hour})
-	require.Eventually(t, func() bool { return len(g.api.scaled()) == 1 }, wait, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(g.api.Scaled()) == 1 }, wait, 5*time.Millisecond)
 	g.waiting(4)
 	g.afterLooks(5)
-	require.Equal(t, []int{2}, g.api.scaled(), "more calls, but within the cooldown")
+	require.Equal(t, []int{2}, g.api.Scaled(), "more calls, but within the cooldown")
 	st, err := g.rdb.Get(t.Context(), scaler.StateKey).Result()
 	require.NoError(t, err)
 	require.Contains(t, st, "last_change")
 
-	bad, err := scaler.NewHeroku(g.api.srv.URL, "wrong", "docshield-voice", "worker")
+	bad, err := scaler.NewHeroku(g.api.URL(), "wrong", "docshield-voice", "worker")
 	require.NoError(t, err)
 	_, err = bad.Formation(t.Context())
 	var ae *scaler.APIError
