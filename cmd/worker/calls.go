@@ -28,6 +28,7 @@ type callDeps struct {
 	campaign *campaign.Service
 	analyze  *queue.Client
 	ends     call.EndOutbox
+	fleet    *fleetParts // the dial rate, and the audio meter calls report to
 	log      *zap.Logger
 }
 
@@ -89,7 +90,8 @@ func buildCalls(d callDeps) (callParts, error) {
 		Realtime: realtime.Config{BaseURL: cfg.OpenAI.BaseURL, APIKey: cfg.OpenAI.APIKey,
 			Model: cfg.OpenAI.RealtimeModel, Voice: cfg.OpenAI.Voice},
 		Prompts:    call.StorePrompts(d.store),
-		DialCheck:  dialCheck(d.campaign),
+		DialCheck:  d.fleet.dialCheck(dialCheck(d.campaign)),
+		Audio:      d.fleet.audio,
 		Analyze:    d.analyze,
 		Ends:       d.ends,
 		Recordings: p.recordings.Factory(),

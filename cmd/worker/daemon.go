@@ -118,6 +118,7 @@ type daemon struct {
 	reaper   *call.Reaper
 	calls    callParts
 	pressure *monitor.Pressure
+	fleet    fleetParts
 }
 
 // newDaemon builds every part and registers every handler. daemonCtx ends
@@ -140,10 +141,15 @@ func newDaemon(daemonCtx context.Context, d *deps) (_ *daemon, err error) {
 		ArchiveMaxAge: cfg.Queue.ArchiveMaxAge, ArchiveMaxBytes: cfg.Queue.ArchiveMaxBytes,
 		InlineArchiveMaxAge: cfg.Queue.InlineArchiveMaxAge,
 	})
+	// One dyno of many: presence and drain, the elected reporter,
+	// admission by CPU and audio, the dial rate, the scaler.
+	if dm.fleet, err = buildFleet(d, dm.pressure); err != nil {
+		return nil, err
+	}
 	// Call ends MongoDB did not take wait in Redis for the reaper.
 	ends := call.NewRedisEndOutbox(d.rdb)
 	if dm.calls, err = buildCalls(callDeps{cfg: cfg, owner: d.owner, store: d.store, storage: d.s3,
-		campaign: dm.camp, analyze: d.enq, ends: ends, log: log}); err != nil {
+		campaign: dm.camp, analyze: d.enq, ends: ends, fleet: &dm.fleet, log: log}); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -176,8 +182,8 @@ func (dm *daemon) registerHandlers(daemonCtx context.Context) error {
 	} else {
 		// Backpressure defers new calls while memory is above its warning
 		// level; SIGTERM reaches a live call at once.
-		dm.srv.Handle(tasks.TypeCallOutbound, dm.pressure.Middleware(tasks.TypeCallOutbound)(endOnShutdown(daemonCtx,
-			&call.Handler{Calls: d.store, Queue: d.enq, Owner: d.owner, Runner: r, Lease: cfg.Worker.CallLease})))
+		dm.srv.Handle(tasks.TypeCallOutbound, dm.pressure.Middleware(tasks.TypeCallOutbound)(dm.fleet.gateCalls(endOnShutdown(daemonCtx,
+			&call.Handler{Calls: d.store, Queue: d.enq, Owner: d.owner, Runner: r, Lease: cfg.Worker.CallLease}))))
 	}
 	if !cfg.OpenAI.Enabled() {
 		dm.srv.Unavailable(tasks.TypeCallAnalyze, notSet(cfg.MissingForAnalysis()))
@@ -213,7 +219,7 @@ func (dm *daemon) buildMonitor() (err error) {
 		HeartbeatInterval: cfg.Health.WorkerInterval, EvalInterval: cfg.Health.EvalInterval,
 		Thresholds: thresholds(cfg.Health), Queues: dm.queueStats, Serving: dm.srv.Serves,
 		Redis:    func(ctx context.Context) (queue.RedisInfo, error) { return queue.Inspect(ctx, d.redis) },
-		Pressure: dm.pressure, Publish: dm.snaps.Publish,
+		Pressure: dm.pressure, Publish: dm.snaps.Publish, Reporter: dm.fleet.reporter.Leader,
 	})
 	return err
 }
@@ -234,6 +240,7 @@ func (dm *daemon) start() error {
 	dm.reaper.Start()
 	dm.ticker.Start()
 	dm.janitor.Start()
+	dm.fleet.start()
 	if addr := dm.d.cfg.Health.MetricsAddr; addr != "" {
 		ms, err := monitor.StartMetricsServer(addr, monitor.MetricsHandler(dm.mon, dm.queueStats), dm.d.log)
 		if err != nil {
@@ -266,6 +273,7 @@ func (dm *daemon) shutdown(stopAt time.Time) {
 	dm.reaper.Shutdown()
 	dm.ticker.Shutdown()
 	dm.janitor.Shutdown()
+	dm.fleet.shutdown()
 	dm.mon.Shutdown()
 	if dm.metrics != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -26,10 +26,11 @@ var verifiers = []struct {
 	{"logtail", verifyLogTail},
 	{"openai", verifyOpenAI},
 	{"livekit", verifyLiveKit},
+	{"fleet", verifyFleet},
 }
 
 func cmdVerify(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|livekit|all")
+	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|livekit|fleet|all")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the whole verification")
 	if code, done := parse(e, fs, args); done {
@@ -51,7 +52,7 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 		}
 	}
 	if !known {
-		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai, livekit or all)\n", target)
+		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai, livekit, fleet or all)\n", target)
 		return 2
 	}
 	write := health.WriteFindings

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/store"
@@ -97,6 +98,9 @@ type Options struct {
 	Ends EndOutbox
 	// Recordings starts each answered call's recording; nil records nothing.
 	Recordings RecorderFactory
+	// Audio counts each call's audio deadlines for admission (the model
+	// input dropped while its socket fell behind); nil counts nothing.
+	Audio *monitor.AudioMeter
 
 	Timers   Timers
 	LocalVAD LocalVAD
@@ -230,6 +234,12 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 		return notDialed(ctx, "connect to the model", err)
 	}
 	defer sess.Close()
+	if o.Audio != nil {
+		defer o.Audio.Track(func() monitor.AudioCounts {
+			st := sess.Stats()
+			return monitor.AudioCounts{InputChunks: st.InputChunks, InputDropped: st.InputChunksDropped}
+		})()
+	}
 	m.setSession(sess)
 	defer func() { a.closeRecording(ctx, m) }() // after the hang-up below
 

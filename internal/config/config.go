@@ -46,6 +46,7 @@ type Config struct {
 	LogTail   LogTail
 	Health    Health
 	Queue     Queue
+	Fleet     Fleet
 }
 
 // Queue settings: how long and how much of the archive the janitor keeps.
@@ -375,6 +376,7 @@ func Load(lookup LookupFunc) (Config, error) {
 	c.LogTail = r.logtail(c.Env)
 	c.Health = r.health()
 	c.Queue = r.queue()
+	c.Fleet = r.fleet(c.Env, c.Worker)
 	return c, r.err()
 }
 

@@ -10,6 +10,19 @@ import (
 	"go.uber.org/zap"
 )
 
+// DefaultErrorRateMinTasks is the fewest task attempts in the window the
+// error rate is graded on: one failure in three tasks is no incident.
+const DefaultErrorRateMinTasks = 20
+
+// clusterWide says which metrics are the same whichever process reads
+// them: the queues and Redis. Every worker grades them, so that a process
+// that starts reporting has their history, but only the elected reporter
+// logs their alerts: a fleet of a hundred dynos says each once, not a
+// hundred times. CPU and memory are each process's own.
+var clusterWide = map[string]bool{
+	MetricQueueLength: true, MetricUnserved: true, MetricErrorRate: true, MetricRedisMemory: true,
+}
+
 // evaluator reads every metric on its schedule, grades it against the
 // thresholds and logs only changes of level (`alert`, `resolved`); it also
 // drives backpressure from the memory level and publishes each snapshot.
@@ -26,11 +39,18 @@ type evaluator struct {
 	serving      func() []string                                   // queues this process serves; nil: none
 	redis        func(context.Context) (queue.RedisInfo, error)    // nil: no Redis memory metric
 	publish      func(context.Context, Snapshot) error             // nil: not published
+	// reporter says whether this process logs the cluster-wide alerts
+	// (the elected reporter); nil: it does (a lone process).
+	reporter func() bool
+	// minTasks is the fewest attempts in the window the error rate is
+	// graded on; below it the rate reads ok, whatever it is.
+	minTasks int64
 
 	// confined to the evaluator goroutine
 	alerts  *Alerts
 	errRate *ErrorRate
 	trouble map[string]bool // sources that failed last time, so a failure is logged once
+	thin    bool            // this evaluation's error rate rests on fewer than minTasks attempts
 
 	// shared: pressure is safe for concurrent use (nil: no backpressure);
 	// latest is written here and read by Monitor.Latest.
@@ -47,10 +67,17 @@ func (e *evaluator) evaluate(ctx context.Context) {
 		return
 	}
 	var rss *MetricReading
+	reports := e.reporter == nil || e.reporter()
 	for i := range rs {
-		r, tr := e.alerts.Observe(rs[i])
+		graded := rs[i]
+		if graded.Name == MetricErrorRate && e.thin {
+			graded.Value = 0 // too few attempts to judge: no failures, so a standing alert resolves
+		}
+		r, tr := e.alerts.Observe(graded)
+		r.Value = rs[i].Value
 		rs[i] = r
-		if tr != nil {
+		if tr != nil && (reports || !clusterWide[r.Name]) {
+			tr.Reading.Value = r.Value
 			logTransition(e.log, *tr)
 		}
 		if r.Name == MetricRSS {
@@ -115,6 +142,9 @@ func (e *evaluator) read(ctx context.Context, at time.Time) []MetricReading {
 	pctFailed, processed, failed := e.errRate.Rate(at)
 	r := newReading(MetricErrorRate, "", pctFailed, UnitPercent, e.th.ErrorRatePercent)
 	r.Detail = fmt.Sprintf("%d of %d attempts failed in the last %s", failed, processed, e.errRate.window)
+	if e.thin = processed < e.minTasks; e.thin {
+		r.Detail += fmt.Sprintf(": fewer than %d, not graded", e.minTasks)
+	}
 	return append(rs, r)
 }
 

@@ -127,3 +127,9 @@ func (ts *manualTickers) tick(t *testing.T, duty string) {
 		t.Fatalf("duty %q did not take a tick within 10s", duty)
 	}
 }
+
+// observedLogs reads a record by message.
+type observedLogs struct{ logs *observer.ObservedLogs }
+
+func (o *observedLogs) messages() []string                 { return messages(o.logs) }
+func (o *observedLogs) events(msg string) []map[string]any { return events(o.logs, msg) }

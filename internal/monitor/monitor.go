@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -42,6 +43,9 @@ type MonitorOptions struct {
 	HeartbeatInterval time.Duration
 	EvalInterval      time.Duration
 	ErrorRateWindow   time.Duration
+	// ErrorRateMinTasks is the fewest task attempts in the window the
+	// error rate is graded on; 0: DefaultErrorRateMinTasks.
+	ErrorRateMinTasks int
 	Thresholds        Thresholds
 
 	// Proc reads CPU and memory; nil reads this process.
@@ -57,6 +61,11 @@ type MonitorOptions struct {
 	Redis func(context.Context) (queue.RedisInfo, error)
 	// Pressure, when set, follows the memory warning threshold.
 	Pressure *Pressure
+	// Reporter says whether this process is the fleet's elected reporter
+	// (elect.Elector.Leader): only it logs the alerts of cluster-wide
+	// metrics (queues, error rate, Redis memory). nil: this process
+	// reports them, as a lone worker does.
+	Reporter func() bool
 	// Publish, when set, receives every evaluation (RedisSnapshots.Publish
 	// makes it visible to `worker health`).
 	Publish func(context.Context, Snapshot) error
@@ -130,6 +139,7 @@ func NewMonitor(o MonitorOptions) (*Monitor, error) {
 		worker: o.Worker, th: o.Thresholds,
 		cpu: NewCPUMeter(proc, o.Now).Sample, rss: proc.RSSBytes, cgroupMemory: proc.CgroupMemoryBytes,
 		queues: o.Queues, serving: o.Serving, redis: o.Redis, pressure: o.Pressure, publish: o.Publish,
+		reporter: o.Reporter, minTasks: int64(cmp.Or(o.ErrorRateMinTasks, DefaultErrorRateMinTasks)),
 		alerts: NewAlerts(o.Thresholds.Hysteresis), errRate: NewErrorRate(o.ErrorRateWindow),
 		trouble: map[string]bool{},
 	}
