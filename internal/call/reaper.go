@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/store"
 	"go.uber.org/zap"
@@ -148,6 +149,7 @@ func (r *Reaper) writePending(ctx context.Context) error {
 			log.Info("call.ended", zap.String("attempt_id", id), zap.String("status", string(p.End.Status)),
 				zap.String("reason", p.End.Details.EndReason), zap.String("outcome", p.End.Fields.Outcome),
 				zap.Duration("pending_for", r.o.Now().Sub(p.Since)))
+			metrics.CallEnded(string(p.End.Status), p.End.Fields.Outcome)
 			enqueueAnalysis(ctx, r.o.Analyze, id, log)
 		case errors.Is(werr, store.ErrFenceMismatch) || errors.Is(werr, store.ErrInvalidTransition):
 			log.Warn("call.end_superseded", zap.String("attempt_id", id), zap.Error(werr))

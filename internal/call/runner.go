@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/agent"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/metrics"
 	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/realtime"
@@ -425,6 +426,7 @@ func (a *attempt) finish(ctx context.Context, end ending) {
 	switch {
 	case err == nil:
 		a.log.Info("call.ended", fields...)
+		metrics.CallEnded(string(end.status), f.Outcome)
 		enqueueAnalysis(ctx, a.r.o.Analyze, a.claim.AttemptID, a.log)
 	case errors.Is(err, store.ErrFenceMismatch) || errors.Is(err, store.ErrInvalidTransition):
 		a.log.Warn("call.claim_lost_at_end", append(fields, zap.Error(err))...)
