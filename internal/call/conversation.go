@@ -114,7 +114,7 @@ func (a *attempt) converse(ctx context.Context, p conversationParts) ending {
 		lines:             newRecent(8),
 		cut:               newRecent(16),
 	}
-	cv.out = newAgentVoice(cv.player, p.sess, p.media)
+	cv.out = newAgentVoice(cv.player, p.sess)
 	cv.turns = newTranscript(p.answered, p.silence, p.media.inputStart, a.keep.appendTurn)
 	end := cv.run(ctx)
 	cv.record()
@@ -304,7 +304,6 @@ func (cv *conversation) onModelError(err error) {
 func (cv *conversation) onPlayback(ev telephony.PlaybackEvent) {
 	switch ev.Kind {
 	case telephony.PlaybackStarted:
-		cv.out.started(ev)
 		cv.turns.playStarted(ev.Item, ev.At)
 	case telephony.PlaybackDrained:
 		cv.out.sync()

@@ -215,8 +215,9 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 		Name:        "DocShield agent",
 		Attributes:  map[string]string{telephony.AttemptAttribute: a.claim.AttemptID},
 		Peer:        telephony.DefaultCalleeIdentity,
-		OnPeerAudio: m.calleeAudio,
-		Player:      telephony.PlayerOptions{OnPlayback: m.onPlayback},
+		OnPeerAudio:  m.calleeAudio,
+		OnPeerPacket: m.calleePacket,
+		Player:       telephony.PlayerOptions{OnPlayback: m.onPlayback, OnSent: m.agentPacket},
 		Logger:      a.log,
 	})
 	if err != nil {
