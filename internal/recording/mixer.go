@@ -24,9 +24,10 @@ const (
 	// maxPacket is libopus's recommended output buffer (RFC 6716 caps a
 	// frame at 1275 bytes).
 	maxPacket = 4000
-	// wallTick is how often the mixer lets the wall clock advance the
-	// recording through silence, so a quiet stretch still seals segments.
-	wallTick = time.Second
+	// wallTicks is how many drains pass between the wall clock advancing
+	// the recording through silence (a second), so a quiet stretch still
+	// seals segments.
+	wallTicks = int(time.Second / drainEvery)
 	// maxJump rejects a packet stamped this far beyond everything seen so
 	// far: a broken timestamp must not make the mixer write hours of
 	// silence.
@@ -76,6 +77,7 @@ type mixer struct {
 	rejected, invalid       int64
 	pkt                     []byte   // one multistream packet
 	parsed                  [][]byte // frames of the packet being parsed
+	batch                   []chunk  // the input being placed
 	stopped                 string
 }
 
@@ -114,14 +116,17 @@ func newMixer(r *Recorder) (*mixer, error) {
 }
 
 func (m *mixer) run() {
-	tick := time.NewTicker(wallTick)
+	tick := time.NewTicker(drainEvery)
 	defer tick.Stop()
-	for {
+	for ticks := 1; ; ticks++ {
 		select {
-		case c := <-m.r.in:
-			m.add(c)
 		case <-tick.C:
-			m.advance(m.position(m.r.opts.Now()))
+			m.drain()
+			if ticks%wallTicks == 0 {
+				m.advance(m.position(m.r.opts.Now()))
+			}
+		case <-m.r.wake:
+			m.drain()
 		case <-m.r.stopMix:
 			m.finish()
 			return
@@ -129,17 +134,23 @@ func (m *mixer) run() {
 	}
 }
 
-// finish writes everything received and hands the tail to Close. Inputs
-// are refused once stopMix is closed, so draining in is bounded.
-func (m *mixer) finish() {
-	for drained := false; !drained; {
-		select {
-		case c := <-m.r.in:
-			m.add(c)
-		default:
-			drained = true
-		}
+// drain places what waits in the input queue.
+func (m *mixer) drain() {
+	in := &m.r.in
+	in.mu.Lock()
+	m.batch, in.chunks = in.chunks, m.batch[:0]
+	in.mu.Unlock()
+	for _, c := range m.batch {
+		m.add(c)
 	}
+	m.r.queued.Add(-int64(len(m.batch)))
+	clear(m.batch)
+}
+
+// finish writes everything received and hands the tail to Close. Inputs
+// are refused once stopMix is closed, so one drain takes the rest.
+func (m *mixer) finish() {
+	m.drain()
 	if m.stopped == "" {
 		for side, re := range m.reenc {
 			if re != nil {
@@ -182,7 +193,6 @@ func (m *mixer) position(t time.Time) int64 {
 }
 
 func (m *mixer) add(c chunk) {
-	m.r.queued.Add(-1)
 	p, err := parseOpus(c.pkt, m.parsed)
 	m.parsed = p.frames[:0]
 	if err != nil {
