@@ -122,11 +122,17 @@ type itemState struct {
 // about the item playing now or the one before.
 const maxItems = 16
 
+// AgentOpusComplexity is the libopus complexity of the agent's track.
+// Opus encoding is most of a call's CPU, and the agent's voice ends up on
+// the phone network as 8 kHz G.711 (or at best 16 kHz G.722), where the
+// extra effort of a higher complexity is inaudible. At 3 and wideband a
+// frame costs 0.7 of what it cost at 5 and full band; with silence
+// skipped, a voice quiet a third of the time costs half
+// (BenchmarkVoiceEncoder).
+const AgentOpusComplexity = 3
+
 // newTrackPlayer returns a Player publishing on a new Opus track. Opus
 // encodes the 24 kHz PCM natively, so no resampler sits in the path.
-// AgentOpusComplexity is the libopus complexity of the agent's track.
-const AgentOpusComplexity = 5
-
 func newTrackPlayer(opts PlayerOptions) (*Player, error) {
 	id := uuid.NewString()[:8]
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "voice-"+id, "voice-"+id)
@@ -134,11 +140,6 @@ func newTrackPlayer(opts PlayerOptions) (*Player, error) {
 		return nil, fmt.Errorf("telephony: audio track: %w", err)
 	}
 	rate := orDefault(opts.SampleRate, DefaultSampleRate)
-	// Complexity 5 instead of libopus's default 9: the agent's voice ends
-	// up on the phone network as 8 kHz G.711, so the extra encoder effort
-	// is inaudible there, and Opus encoding was most of a call's CPU (the
-	// capacity benchmark in internal/call measured 1.38% vs 0.72% of a
-	// core per stream).
 	enc, err := newVoiceEncoder(msdk.FromSampleWriter[opus.Sample](track, rate, FrameDuration), rate, AgentOpusComplexity, opts.OnSent)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,8 @@ var SilencePacket = []byte{0xf8, 0xff, 0xfe}
 // listener's decoder fades out on real frames.
 const silentHangover = 3
 
-// voiceEncoder is the player's Opus encoder. A voice on the phone is quiet
+// voiceEncoder is the player's Opus encoder: mono, VoIP, at most wideband.
+// A voice on the phone is quiet
 // about half the time, and the player sends digital silence then; libopus
 // spends as long on a frame of zeros as on speech, so after
 // silentHangover such frames it sends SilencePacket instead and encodes
@@ -42,6 +43,13 @@ func newVoiceEncoder(out msdk.WriteCloser[opus.Sample], rate, complexity int, on
 	}
 	if err := enc.SetComplexity(complexity); err != nil {
 		return nil, fmt.Errorf("telephony: opus complexity %d: %w", complexity, err)
+	}
+	// Wideband (8 kHz of audio) is more than any SIP trunk carries (G.722
+	// stops at 7 kHz, G.711 at 4); above it libopus adds CELT to SILK
+	// (hybrid mode), which costs a quarter more for nothing the callee
+	// hears.
+	if err := enc.SetMaxBandwidth(hopus.Wideband); err != nil {
+		return nil, fmt.Errorf("telephony: opus bandwidth: %w", err)
 	}
 	return &voiceEncoder{enc: enc, out: out, buf: make([]byte, 1500), onSent: onSent}, nil
 }
