@@ -101,10 +101,25 @@ type Redis struct {
 
 // Mongo settings.
 type Mongo struct {
-	URI         string
-	Database    string
+	URI      string
+	Database string
+	// MaxPoolSize is MONGODB_MAX_POOL_SIZE; unset, it is NeededPool.
 	MaxPoolSize uint64
+	// NeededPool is MongoPoolFor(WORKER_CONCURRENCY): the connections this
+	// worker's calls can use at once. `verify mongo` warns when
+	// MaxPoolSize is below it.
+	NeededPool uint64
 }
+
+// MongoPoolFor is the MongoDB connection pool a worker taking concurrency
+// calls at once needs: one connection per live call (a call's writes go
+// one at a time through its keeper; its recording's segment notes are a
+// few a minute) and mongoPoolSpare for the process's own duties (claims,
+// the reaper, recording sweeps, dispatch, health checks). Not more: every
+// dyno's pool counts against the cluster's connection limit.
+func MongoPoolFor(concurrency int) uint64 { return uint64(concurrency) + mongoPoolSpare }
+
+const mongoPoolSpare = 10
 
 // S3 settings. Endpoint is for MinIO/local stacks only.
 type S3 struct {
@@ -269,9 +284,9 @@ func Load(lookup LookupFunc) (Config, error) {
 		Env:      r.env(),
 		LogLevel: r.logLevel(),
 		Redis:    r.redis(),
-		Mongo:    r.mongo(),
 		Worker:   r.worker(),
 	}
+	c.Mongo = r.mongo(c.Worker.Concurrency)
 	c.S3 = r.s3(c.Env)
 	c.LiveKit = r.livekit(c.Env)
 	c.OpenAI = r.openai(c.Env)
@@ -320,7 +335,7 @@ func LoadRedis(lookup LookupFunc) (Redis, error) {
 // LoadMongo reads only what talking to MongoDB needs.
 func LoadMongo(lookup LookupFunc) (Mongo, error) {
 	r := &reader{lookup: lookup}
-	c := r.mongo()
+	c := r.mongo(r.concurrency())
 	return c, r.err()
 }
 
@@ -388,11 +403,13 @@ func (r *reader) redis() Redis {
 	return c
 }
 
-func (r *reader) mongo() Mongo {
+func (r *reader) mongo(concurrency int) Mongo {
+	need := MongoPoolFor(concurrency)
 	c := Mongo{
 		URI:         r.required("MONGODB_URI"),
 		Database:    r.str("MONGODB_DATABASE", "docshield"),
-		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", 20, 1, 500)),
+		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", int(need), 1, 500)),
+		NeededPool:  need,
 	}
 	if c.URI != "" && !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://") {
 		r.fail("MONGODB_URI", "must start with mongodb:// or mongodb+srv://")
@@ -554,9 +571,11 @@ func (r *reader) health() Health {
 	return c
 }
 
+func (r *reader) concurrency() int { return r.integer("WORKER_CONCURRENCY", 10, 1, 200) }
+
 func (r *reader) worker() Worker {
 	c := Worker{
-		Concurrency:      r.integer("WORKER_CONCURRENCY", 10, 1, 200),
+		Concurrency:      r.concurrency(),
 		ShutdownTimeout:  r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
 		Name:             r.str("WORKER_NAME", ""),
 		DispatchInterval: r.duration("CAMPAIGN_DISPATCH_INTERVAL", 30*time.Second, time.Second, time.Hour),
