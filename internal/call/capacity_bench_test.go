@@ -243,6 +243,7 @@ type levelResult struct {
 	continuity             []float64 // per call, see calleeResult
 	greeting, bargeIn      []time.Duration
 	callMinutes, levelSecs float64
+	recordingBytes         int64
 	loadavg                float64 // the machine's 1-minute load when the level ended
 }
 
@@ -329,6 +330,7 @@ func (r *levelResult) check(ctx context.Context, b *testing.B, e *capacityEnv, i
 		fail("no recording: %s", d.RecordingError)
 		return
 	}
+	r.recordingBytes += c.Recording.Bytes
 	for _, ms := range c.LatenciesMS {
 		r.workerReply = append(r.workerReply, time.Duration(ms-capacityDelayMS)*time.Millisecond)
 	}
@@ -452,6 +454,9 @@ func (r levelResult) report(b *testing.B) {
 	b.ReportMetric(r.simCores, "sim-cpu-cores")
 	b.ReportMetric(r.busy, "machine-busy-cores")
 	b.ReportMetric(r.loadavg, "loadavg-1m")
+	if r.callMinutes > 0 {
+		b.ReportMetric(float64(r.recordingBytes)/1024/r.callMinutes, "recording-KiB-per-call-minute")
+	}
 	if len(r.workerReply) > 0 {
 		b.ReportMetric(millis(percentile(r.workerReply, 95)), "worker-reply-p95-ms")
 	}
