@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,6 +523,58 @@ func machineBusy() (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond, nil // USER_HZ = 100
+}
+
+// stackProcs finds the local stack's processes: the devstack process this
+// benchmark runs under (FerretDB runs inside it) and the servers it
+// started (Redis, MinIO, LiveKit, its SIP service), so their CPU can be
+// told apart from the worker's, the simulators' and other work on the
+// machine. Empty outside devstack.
+func stackProcs(b testing.TB) []monitor.ProcFS {
+	stat := func(pid int) (comm string, ppid int) {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return "", 0
+		}
+		s := string(raw)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			return "", 0
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 2 {
+			return "", 0
+		}
+		ppid, _ = strconv.Atoi(f[1])
+		return s[open+1 : end], ppid
+	}
+	var chain []int // this process up to devstack
+	pid := os.Getpid()
+	for range 16 {
+		comm, ppid := stat(pid)
+		chain = append(chain, pid)
+		if comm == "devstack" || ppid <= 1 {
+			break
+		}
+		pid = ppid
+	}
+	root := chain[len(chain)-1]
+	if comm, _ := stat(root); comm != "devstack" {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	require.NoError(b, err)
+	procs := []monitor.ProcFS{procOf(b, root)}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || slices.Contains(chain, child) {
+			continue
+		}
+		if _, ppid := stat(child); ppid == root {
+			procs = append(procs, procOf(b, child))
+		}
+	}
+	return procs
 }
 
 // fitLine is the least-squares line through (xs, ys).
