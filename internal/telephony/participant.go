@@ -37,7 +37,9 @@ type ParticipantOptions struct {
 	Peer string // required
 	// OnPeerAudio receives the peer's voice as mono PCM at the player's
 	// sample rate, in the order it arrived. It runs on the SDK's media
-	// goroutine, so it must not block; the slice is the receiver's to keep.
+	// goroutine, so it must not block; pcm is the decoder's buffer, valid
+	// only during the call (copy what you keep: 50 frames a second each
+	// copied here would be garbage for the receivers that only look).
 	OnPeerAudio func(pcm []int16)
 	// OnPeerPacket receives each Opus packet of the peer's voice, in the
 	// order OnPeerAudio gets them, just before it is decoded (for the
@@ -330,7 +332,7 @@ func (w *peerWriter) WriteSample(s msdk.PCM16Sample) error {
 	}
 	w.once.Do(w.first)
 	if w.deliver != nil && len(s) > 0 {
-		w.deliver(append([]int16(nil), s...))
+		w.deliver(s)
 	}
 	return nil
 }
