@@ -204,6 +204,22 @@ func TestVerifyEachTargetNeedsOnlyItsSettings(t *testing.T) {
 	require.Contains(t, res.stdout, `"target": "mongo"`)
 }
 
+// verify mongo warns when the pool is smaller than the calls need, and
+// the pool follows WORKER_CONCURRENCY when unset.
+func TestVerifyMongoWarnsOfASmallPool(t *testing.T) {
+	env := stackEnv(t, testenv.StartRedis(t).URL())
+	env["WORKER_CONCURRENCY"] = "40"
+	env["MONGODB_MAX_POOL_SIZE"] = "20"
+	res := runBin(t, env, "verify", "mongo")
+	require.Equal(t, 0, res.code, "a warning, not a failure: "+res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^mongo\s+pool\s+WARN\s.*MONGODB_MAX_POOL_SIZE=20 is below the 50 connections`, res.stdout)
+
+	delete(env, "MONGODB_MAX_POOL_SIZE")
+	res = runBin(t, env, "verify", "mongo")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Regexp(t, `(?m)^mongo\s+pool\s+OK\s+50 connections`, res.stdout)
+}
+
 func TestEnqueueValidatesAndPrintsID(t *testing.T) {
 	t.Parallel()
 	r := testenv.StartRedis(t)

@@ -91,7 +91,20 @@ func verifyMongo(ctx context.Context, e env, _ bool) []health.Finding {
 		return configFinding("mongo", err)
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	return health.VerifyMongo(ctx, st)
+	return append(health.VerifyMongo(ctx, st), mongoPoolFinding(mc)...)
+}
+
+// mongoPoolFinding warns when the pool is smaller than the calls need:
+// they would wait for connections, and time out, at full load.
+func mongoPoolFinding(mc config.Mongo) []health.Finding {
+	f := &health.Findings{Target: "mongo"}
+	if mc.MaxPoolSize < mc.NeededPool {
+		f.Warn("pool", "MONGODB_MAX_POOL_SIZE=%d is below the %d connections WORKER_CONCURRENCY's calls need: at full load they wait for connections; unset it (it then follows WORKER_CONCURRENCY) or raise it",
+			mc.MaxPoolSize, mc.NeededPool)
+	} else {
+		f.OK("pool", "%d connections for WORKER_CONCURRENCY's calls (%d needed)", mc.MaxPoolSize, mc.NeededPool)
+	}
+	return f.List
 }
 
 func verifyS3(ctx context.Context, e env, _ bool) []health.Finding {

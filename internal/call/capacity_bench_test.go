@@ -19,6 +19,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/bucket"
 	"github.com/docshield/voice-worker/internal/call"
+	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/realtime"
@@ -35,51 +36,68 @@ import (
 
 // How many concurrent calls one worker process holds on a Heroku
 // standard-1x dyno (512 MB, warned at 450 MB RSS; one CPU, warned at 70%),
-// and what each call costs.
+// what each call costs, and how the calls fare as they are added.
 //
 // Each level places N calls at once (started 150 ms apart) through the
-// real Handler and Runner, with the daemon's recorder (two-channel Ogg Opus
-// streamed to the devstack's MinIO, segments noted in FerretDB), real
-// LiveKit rooms and Opus legs, and the realtime client talking to the
-// realtime simulator paced in real time. A call lasts about 33 s: the
-// agent's greeting, then four exchanges of a spoken callee line (espeak-ng)
-// and an agent reply, then the callee hangs up; audio flows both ways all
-// along (50 frames a second each way, silence between turns), and the
-// first 30-s recording segment is stored mid-call.
+// real Handler and Runner, with the daemon's recorder (Ogg Opus streamed
+// to the devstack's MinIO, segments noted in FerretDB), its MongoDB pool
+// (config.MongoPoolFor the largest level), real LiveKit rooms and Opus
+// legs, and the realtime client talking to the realtime simulator paced in
+// real time. A call lasts about 30 s: the agent's greeting, then four
+// exchanges of a spoken callee line (espeak-ng) and an agent reply, the
+// third line talking over the reply before it (a barge-in); then the callee
+// hangs up. Audio flows both ways all along (50 frames a second each way,
+// silence between turns), and the first 30-s recording segment is stored
+// mid-call.
 //
 // The simulators run in a child process (capacity_helpers_test.go), so this
 // process holds what a worker holds: agent seats, realtime clients,
-// recorders, store and storage clients. It measures itself with the
-// readers the worker's health monitor uses: the peak RSS of each level
-// (VmHWM, reset per level, so no spike is missed between samples), Go heap
-// in use and goroutines while all N calls are live, and CPU time
-// (utime+stime) over that steady window. The per-call figures are slopes
-// across the levels, so the process's fixed cost (runtime, binary, client
-// pools) is the intercept and not charged to calls:
+// recorders, store and storage clients. The child runs at a lower priority
+// (nice 10): on a machine short of CPU (2 cores: the worker, the
+// simulators and LiveKit each want most of one at 40 calls) the kernel
+// gives the worker what it asks for first, and the simulators wait. The
+// callee's figures (heard by the simulated callee) then include the
+// simulators' own waiting; the worker's figures do not.
 //
-//	calls-per-dyno-by-memory = floor((450 MiB - base-rss) / rss-per-call)
-//	calls-per-dyno-by-cpu    = floor((0.7 core - base-cpu) / cpu-per-call)
+// The process measures itself with the readers the worker's health
+// monitor uses: the peak RSS of each level (VmHWM, reset per level), Go
+// heap in use and goroutines while all N calls are live, and CPU time
+// (utime+stime) over that steady window. Per level:
+//
+//	cpu-ms-per-call-minute  the steady window's CPU over its call-minutes:
+//	                        all-in, what a dyno must have per call
+//	reply-p50/p95-ms        callee line's end to the agent's reply heard,
+//	                        less the simulator's think time and VAD window
+//	worker-reply-p95-ms     the worker's own reply latency (call document)
+//	barge-in-p95-ms         callee's first word over the agent to the
+//	                        agent's last audio heard (includes the model
+//	                        VAD's 60 ms and the media path)
+//	greeting-p95-ms         the answer to the greeting's first audio heard
+//	                        (includes the simulated model's 300 ms)
+//	loadavg-1m              the machine's load when the level ended
+//
+// and for the dyno (the "dyno" line):
+//
+//	calls-per-dyno-by-cpu    = floor(0.7 core / cpu-per-call at 20 calls)
+//	calls-per-dyno-by-memory = floor((450 MiB - base-rss) / rss-per-call),
+//	                           RSS fitted across the levels
 //	calls-per-dyno           = the smaller
 //
-// LiveKit, MinIO, FerretDB and the child share the machine's cores with
-// the worker: each level reports how busy the whole machine was, what the
-// simulators used, the reply latency the callee heard (which grows when
-// the machine, not necessarily the worker, runs out of CPU) and how much
-// of the agent's audio arrived. A level where the machine was 90% busy or
-// the agent's player skipped frames is left out of the CPU fit: there the
-// worker got less CPU than it asked for, and replies that came late left
-// less speech (which costs the codecs more than silence) in the window.
-// On a 2-core machine the simulators cost about what the worker does, so
-// that happens from about 20 calls on; run the larger levels on a bigger
-// machine. (Around 40 calls FerretDB's SQLite also starts refusing writes
-// with SQLITE_BUSY, a limit of the local stack, not of Atlas.)
+// The CPU figure is the all-in one at 20 calls, not a slope across levels:
+// the slope is unstable (the cost per call falls as calls are added, the
+// per-frame wake-ups of a nearly idle process costing more), and 20 calls
+// is where the dyno's budget is spent. A level where the machine was 90%
+// busy or the agent's player skipped frames is flagged: there the worker
+// got less CPU than it asked for.
 //
-//	make bench   (or: devstack exec -- go test -run '^$' -bench CallCapacity -benchtime 1x ./internal/call/)
-//	CALL_CAPACITY_LEVELS=1,10,20,30,40 for other levels (about 40 s each)
+//	make bench   (CALL_CAPACITY_LEVELS=1,10,20,30,40 by default, about 4 minutes)
+//	devstack exec -- go test -run '^$' -bench CallCapacity -benchtime 1x ./internal/call/
+//	CALL_CAPACITY_SIM_CPUPROFILE=file profiles the simulators
 
 const (
 	capacityLevelsEnv    = "CALL_CAPACITY_LEVELS"
-	capacityDefaultLevel = "1,5,10,15,20" // about 3 minutes together
+	capacityDefaultLevel = "1,10,20,30,40" // about 4 minutes together
+	capacityCPULevel     = 20              // whose CPU per call sizes the dyno
 	capacityStagger      = 150 * time.Millisecond
 	capacityLevelTimeout = 4 * time.Minute
 	capacitySample       = 100 * time.Millisecond
@@ -91,7 +109,7 @@ const (
 
 func BenchmarkCallCapacity(b *testing.B) {
 	levels := capacityLevels(b)
-	e := newCapacityEnv(b)
+	e := newCapacityEnv(b, slices.Max(levels))
 	var measured []levelResult
 	for _, n := range levels {
 		b.Run("calls="+strconv.Itoa(n), func(b *testing.B) {
@@ -131,13 +149,14 @@ type capacityEnv struct {
 	handler *call.Handler
 	log     *zap.Logger
 	self    monitor.ProcFS
+	stack   []monitor.ProcFS // the local stack's processes
 	prefix  string
 	seq     int
 	// live counts answered calls whose line is still up.
 	live atomic.Int64
 }
 
-func newCapacityEnv(b *testing.B) *capacityEnv {
+func newCapacityEnv(b *testing.B, maxCalls int) *capacityEnv {
 	b.Helper()
 	tcfg := telephony.Config{
 		URL:       testenv.Get(b, "LIVEKIT_URL"),
@@ -157,8 +176,8 @@ func newCapacityEnv(b *testing.B) *capacityEnv {
 	log, err := logging.New(logging.Options{Level: "info", Out: zapcore.AddSync(io.Discard)})
 	require.NoError(b, err)
 	e := &capacityEnv{
-		st: openStore(b), s3: s3, log: log, net: startPhoneNetwork(b),
-		self: monitor.DefaultProcFS(),
+		st: openStoreWithPool(b, config.MongoPoolFor(maxCalls)), s3: s3, log: log, net: startPhoneNetwork(b),
+		self: monitor.DefaultProcFS(), stack: stackProcs(b),
 	}
 	name := testenv.UniqueName(b)
 	e.prefix = name[len(name)-8:] // its random part
@@ -190,6 +209,7 @@ type procSample struct {
 	goroutines int
 	live       int64
 	sim        time.Duration // the child's CPU time
+	stack      time.Duration // the local stack's CPU time
 	machine    time.Duration // every process's CPU time
 }
 
@@ -200,6 +220,11 @@ func (e *capacityEnv) sample() procSample {
 	s.cpu, _ = e.self.CPUTime()
 	s.rss, _ = e.self.RSSBytes()
 	s.sim, _ = e.net.proc.CPUTime()
+	for _, p := range e.stack {
+		if t, err := p.CPUTime(); err == nil {
+			s.stack += t
+		}
+	}
 	s.machine, _ = machineBusy()
 	return s
 }
@@ -215,6 +240,7 @@ type levelResult struct {
 	heap                  uint64
 	goroutines            int
 	cores, simCores, busy float64
+	stackCores            float64       // LiveKit, FerretDB, MinIO, Redis
 	allInCPUPerCallMinute time.Duration // the level's CPU over its call-minutes
 	// workerReply: the worker's own reply latency (the call document's,
 	// less the simulator's delay). heard: at the callee, less the
@@ -222,7 +248,11 @@ type levelResult struct {
 	// the detectors' frame grid, so its growth across levels is the point.
 	workerReply, heard     []time.Duration
 	continuity             []float64 // per call, see calleeResult
+	greeting, bargeIn      []time.Duration
+	bargeInMissed          int
 	callMinutes, levelSecs float64
+	recordingBytes         int64
+	loadavg                float64 // the machine's 1-minute load when the level ended
 }
 
 // runLevel places n calls at once and measures the process while they run.
@@ -268,7 +298,7 @@ func (e *capacityEnv) runLevel(b *testing.B, n int) levelResult {
 	peak, err := peakRSS()
 	require.NoError(b, err)
 
-	r := levelResult{n: n, peakRSS: peak, levelSecs: ss[len(ss)-1].at.Sub(ss[0].at).Seconds()}
+	r := levelResult{n: n, peakRSS: peak, levelSecs: ss[len(ss)-1].at.Sub(ss[0].at).Seconds(), loadavg: loadAverage()}
 	for i, id := range ids {
 		r.check(ctx, b, e, id, errs[i])
 	}
@@ -308,6 +338,7 @@ func (r *levelResult) check(ctx context.Context, b *testing.B, e *capacityEnv, i
 		fail("no recording: %s", d.RecordingError)
 		return
 	}
+	r.recordingBytes += c.Recording.Bytes
 	for _, ms := range c.LatenciesMS {
 		r.workerReply = append(r.workerReply, time.Duration(ms-capacityDelayMS)*time.Millisecond)
 	}
@@ -322,9 +353,19 @@ func (r *levelResult) check(ctx context.Context, b *testing.B, e *capacityEnv, i
 	}
 	r.continuity = append(r.continuity, heard.Continuity)
 	for _, ms := range heard.ReplyMS {
-		r.heard = append(r.heard, time.Duration((ms-capacityDelayMS-capacitySilenceMS)*float64(time.Millisecond)))
+		r.heard = append(r.heard, msDuration(ms-capacityDelayMS-capacitySilenceMS))
+	}
+	r.greeting = append(r.greeting, msDuration(heard.GreetingMS))
+	if heard.BargeInMS == nil {
+		// The agent's reply came late, or its audio broke up where the
+		// callee spoke: no barge-in to measure (logged, not a failure).
+		r.bargeInMissed++
+	} else {
+		r.bargeIn = append(r.bargeIn, msDuration(*heard.BargeInMS))
 	}
 }
+
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
 // startSampler samples the process every capacitySample until stop, which
 // returns the samples (a first and a last one included).
@@ -379,6 +420,7 @@ func (r *levelResult) steadyFigures(ss []procSample) {
 	secs := r.steady.Seconds()
 	r.cores = (last.cpu - first.cpu).Seconds() / secs
 	r.simCores = (last.sim - first.sim).Seconds() / secs
+	r.stackCores = (last.stack - first.stack).Seconds() / secs
 	r.busy = (last.machine - first.machine).Seconds() / secs
 	for _, s := range ss[best : best+bestLen+1] {
 		r.steadyRSS = max(r.steadyRSS, s.rss)
@@ -421,23 +463,38 @@ func (r levelResult) report(b *testing.B) {
 	b.ReportMetric(r.cores/float64(r.n)*60000, "cpu-ms-per-call-minute")
 	b.ReportMetric(float64(r.allInCPUPerCallMinute.Milliseconds()), "allin-cpu-ms-per-call-minute")
 	b.ReportMetric(r.simCores, "sim-cpu-cores")
+	b.ReportMetric(r.stackCores, "stack-cpu-cores")
 	b.ReportMetric(r.busy, "machine-busy-cores")
+	b.ReportMetric(r.loadavg, "loadavg-1m")
+	if r.callMinutes > 0 {
+		b.ReportMetric(float64(r.recordingBytes)/1024/r.callMinutes, "recording-KiB-per-call-minute")
+	}
 	if len(r.workerReply) > 0 {
 		b.ReportMetric(millis(percentile(r.workerReply, 95)), "worker-reply-p95-ms")
 	}
 	if len(r.continuity) > 0 {
 		b.ReportMetric(slices.Min(r.continuity)*100, "agent-audio-min-%")
 	}
-	if len(r.heard) > 0 {
-		b.ReportMetric(millis(percentile(r.heard, 50)), "heard-reply-p50-ms")
-		b.ReportMetric(millis(percentile(r.heard, 95)), "heard-reply-p95-ms")
+	for _, f := range []struct {
+		name string
+		ds   []time.Duration
+		ps   []int
+	}{{"reply", r.heard, []int{50, 95}}, {"barge-in", r.bargeIn, []int{95}}, {"greeting", r.greeting, []int{95}}} {
+		for _, p := range f.ps {
+			if len(f.ds) > 0 {
+				b.ReportMetric(millis(percentile(f.ds, p)), fmt.Sprintf("%s-p%d-ms", f.name, p))
+			}
+		}
 	}
 	b.Logf("%d calls: steady %.1fs of %.1fs, %.2f call-minutes; peak RSS %.1f MiB, steady RSS %.1f MiB, heap %.1f MiB, %d goroutines; "+
-		"worker %.3f cores, simulators %.3f, whole machine %.2f of %d",
+		"worker %.3f cores, simulators %.3f, local stack %.3f, whole machine %.2f of %d (other work %.2f), load average %.2f",
 		r.n, r.steady.Seconds(), r.levelSecs, r.callMinutes, float64(r.peakRSS)/capacityMiB, float64(r.steadyRSS)/capacityMiB, float64(r.heap)/capacityMiB,
-		r.goroutines, r.cores, r.simCores, r.busy, runtime.NumCPU())
+		r.goroutines, r.cores, r.simCores, r.stackCores, r.busy, runtime.NumCPU(), max(0, r.busy-r.cores-r.simCores-r.stackCores), r.loadavg)
 	if why := r.starved(); why != "" {
 		b.Logf("CPU starved: %s; the CPU figures of this level understate the worker's need", why)
+	}
+	if r.bargeInMissed > 0 {
+		b.Logf("%d of %d calls had no barge-in to measure: the agent was not heard talking when the callee spoke over it", r.bargeInMissed, r.n)
 	}
 	for i, f := range r.failures {
 		if i == 10 {
@@ -450,54 +507,98 @@ func (r levelResult) report(b *testing.B) {
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// reportDyno fits the levels with no failed call: the slopes are the
-// per-call costs, the intercepts the process's fixed cost.
+// reportDyno sizes the dyno: CPU from the all-in cost per call at
+// capacityCPULevel calls, memory from RSS fitted across the levels with no
+// failed call (the slope is the per-call cost, the intercept the process's
+// fixed cost). It also prints the levels side by side.
 func reportDyno(b *testing.B, levels []levelResult) {
-	var ns, rss, heap, gor, cpuNs, cores []float64
+	b.ReportMetric(0, "ns/op")
+	logLevels(b, levels)
+	var ns, rss, heap, gor []float64
 	for _, r := range levels {
 		if len(r.failures) > 0 {
-			b.Logf("left out of the fit: %d calls (%d failed)", r.n, len(r.failures))
+			b.Logf("left out of the memory fit: %d calls (%d failed)", r.n, len(r.failures))
 			continue
 		}
 		ns = append(ns, float64(r.n))
 		rss = append(rss, float64(r.peakRSS)/capacityMiB)
 		heap = append(heap, float64(r.heap)/capacityMiB)
 		gor = append(gor, float64(r.goroutines))
-		if why := r.starved(); why != "" {
-			b.Logf("left out of the CPU fit: %d calls (%s)", r.n, why)
-			continue
-		}
-		cpuNs = append(cpuNs, float64(r.n))
-		cores = append(cores, r.cores)
 	}
-	if distinctCount(ns) < 2 || distinctCount(cpuNs) < 2 {
-		b.Skip("the dyno figures need at least two levels without failed calls (and with CPU to spare)")
+	cpu, ok := cpuLevel(levels)
+	if !ok || distinctCount(ns) < 2 {
+		b.Skipf("the dyno figures need a level of %d calls without failed calls, and two levels for memory", capacityCPULevel)
 	}
 	rssPerCall, baseRSS := fitLine(ns, rss)
 	heapPerCall, _ := fitLine(ns, heap)
 	gorPerCall, _ := fitLine(ns, gor)
-	// The cost per call falls as calls are added (the per-frame wake-ups
-	// of a nearly idle process cost more than those of a busy one), so the
-	// line through all levels has a positive intercept and is steepest
-	// where it matters; near the dyno's size it meets the measured figure.
-	corePerCall, baseCores := fitLine(cpuNs, cores)
+	corePerCall := cpu.cores / float64(cpu.n)
 	byMem := math.Floor((dynoWarnRSSMiB - baseRSS) / rssPerCall)
-	byCPU := math.Floor((dynoWarnCPUCore - max(baseCores, 0)) / corePerCall)
-	b.ReportMetric(0, "ns/op")
+	byCPU := math.Floor(dynoWarnCPUCore / corePerCall)
 	b.ReportMetric(rssPerCall, "rss-MiB-per-call")
 	b.ReportMetric(baseRSS, "base-rss-MiB")
 	b.ReportMetric(heapPerCall, "heap-MiB-per-call")
 	b.ReportMetric(gorPerCall, "goroutines-per-call")
 	b.ReportMetric(corePerCall*60000, "cpu-ms-per-call-minute")
-	b.ReportMetric(baseCores, "base-cpu-cores")
 	b.ReportMetric(byMem, "calls-per-dyno-by-memory")
 	b.ReportMetric(byCPU, "calls-per-dyno-by-cpu")
 	b.ReportMetric(min(byMem, byCPU), "calls-per-dyno")
-	b.Logf("per call: %.2f MiB RSS (%.2f MiB Go heap), %.1f goroutines, %.2f%% of a core; fixed: %.1f MiB RSS, %.3f cores",
-		rssPerCall, heapPerCall, gorPerCall, corePerCall*100, baseRSS, baseCores)
-	b.Logf("one standard-1x dyno: %.0f calls by memory (warn %d MiB), %.0f by CPU (warn %.0f%% of one core): %.0f",
-		byMem, dynoWarnRSSMiB, byCPU, dynoWarnCPUCore*100, min(byMem, byCPU))
-	if rssPerCall <= 0 || corePerCall <= 0 {
-		b.Errorf("a per-call cost came out non-positive (RSS %.3f MiB, CPU %.4f cores): the levels are too noisy to fit", rssPerCall, corePerCall)
+	b.Logf("per call: %.2f MiB RSS (%.2f MiB Go heap), %.1f goroutines, %.0f ms CPU per call-minute at %d calls (%.2f%% of a core); fixed: %.1f MiB RSS",
+		rssPerCall, heapPerCall, gorPerCall, corePerCall*60000, cpu.n, corePerCall*100, baseRSS)
+	if why := cpu.starved(); why != "" {
+		b.Logf("CPU starved at %d calls (%s): the CPU per call understates the worker's need", cpu.n, why)
 	}
+	b.Logf("one standard-1x dyno: %.0f calls by memory (warn %d MiB), %.0f by CPU (warn %.0f%% of one core): WORKER_CONCURRENCY=%.0f",
+		byMem, dynoWarnRSSMiB, byCPU, dynoWarnCPUCore*100, min(byMem, byCPU))
+	if rssPerCall <= 0 {
+		b.Errorf("RSS per call came out non-positive (%.3f MiB): the levels are too noisy to fit", rssPerCall)
+	}
+}
+
+// cpuLevel is the level whose CPU sizes the dyno.
+func cpuLevel(levels []levelResult) (levelResult, bool) {
+	for _, r := range slices.Backward(levels) {
+		if r.n == capacityCPULevel && len(r.failures) == 0 && r.cores > 0 {
+			return r, true
+		}
+	}
+	return levelResult{}, false
+}
+
+// logLevels prints the levels side by side, and how the largest compares
+// with one call.
+func logLevels(b *testing.B, levels []levelResult) {
+	p := func(ds []time.Duration, q int) string {
+		if len(ds) == 0 {
+			return "-"
+		}
+		return strconv.Itoa(int(percentile(ds, q).Milliseconds()))
+	}
+	b.Logf("%5s %6s %10s %10s %11s %12s %10s %12s %8s %6s", "calls", "failed", "reply p50", "reply p95", "barge-in p95",
+		"greeting p95", "CPU ms/min", "machine busy", "load 1m", "RSS")
+	for _, r := range levels {
+		b.Logf("%5d %6d %10s %10s %11s %12s %10.0f %12.2f %8.2f %6.0f", r.n, len(r.failures), p(r.heard, 50), p(r.heard, 95),
+			p(r.bargeIn, 95), p(r.greeting, 95), r.cores/float64(r.n)*60000, r.busy, r.loadavg, float64(r.peakRSS)/capacityMiB)
+	}
+	first, last := levels[0], levels[len(levels)-1]
+	if len(levels) > 1 && len(first.heard) > 0 && len(last.heard) > 0 {
+		growth := percentile(last.heard, 95) - percentile(first.heard, 95)
+		b.ReportMetric(millis(growth), "reply-p95-growth-ms")
+		b.Logf("reply p95 at %d calls is %v %s than at %d (target: within 20 ms); answer to greeting p95 at %d calls: %s ms (target: under 500, of which the simulated model takes %d)",
+			last.n, growth.Abs().Round(time.Millisecond), map[bool]string{true: "more", false: "less"}[growth >= 0], first.n, last.n, p(last.greeting, 95), capacityDelayMS)
+	}
+}
+
+// loadAverage is the machine's 1-minute load average; 0 if unreadable.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,9 +39,18 @@ import (
 // never outlives the benchmark.
 
 const (
-	capacityNetworkEnv   = "CALL_CAPACITY_PHONE_NETWORK"
-	capacityReadyPrefix  = "capacity-phone-network-ready "
-	capacityTurns        = 4 // callee turns per call; with the greeting, a call of about 33 s
+	capacityNetworkEnv = "CALL_CAPACITY_PHONE_NETWORK"
+	// capacitySimProfileEnv names a file for the simulators' CPU profile.
+	capacitySimProfileEnv = "CALL_CAPACITY_SIM_CPUPROFILE"
+	// capacitySimNice is the simulators' niceness: 10 gives them about a
+	// tenth of the worker's weight in the kernel's scheduler.
+	capacitySimNice     = 10
+	capacityReadyPrefix = "capacity-phone-network-ready "
+	capacityTurns       = 4 // callee turns per call; with the greeting, a call of about 30 s
+	// capacityBargeIn is the callee line that talks over the agent's reply
+	// before it, capacityBargeAfter into that reply.
+	capacityBargeIn      = 2
+	capacityBargeAfter   = time.Second
 	capacityDelayMS      = 300
 	capacityGreetingMS   = 3000
 	capacityReplyMS      = 3500
@@ -89,6 +99,12 @@ func TestCallCapacityPhoneNetwork(t *testing.T) {
 		Script: func(telephony.DialRequest) calleesim.Script {
 			steps := []calleesim.Step{calleesim.WaitForAgentTurn()}
 			for i := range capacityTurns {
+				if i == capacityBargeIn {
+					// The previous step waited for the whole reply; this line
+					// waits only for it to start.
+					steps[len(steps)-1] = calleesim.WaitForAgentSpeech()
+					steps = append(steps, calleesim.Pause(capacityBargeAfter))
+				}
 				steps = append(steps, calleesim.Say(lines[i%len(lines)]), calleesim.WaitForAgentTurn())
 			}
 			return calleesim.Script{Steps: append(steps, calleesim.HangUp())}
@@ -177,6 +193,12 @@ type calleeResult struct {
 	// frames (it jumps ahead rather than drift when it falls behind), so a
 	// level whose CPU ran short shows it.
 	Continuity float64 `json:"continuity"`
+	// GreetingMS: the answer (the callee in the room) to the first agent
+	// audio heard. BargeInMS: the start of the line that talked over the
+	// agent to the agent's last audio heard; absent when the agent was not
+	// talking then.
+	GreetingMS float64  `json:"greeting_ms"`
+	BargeInMS  *float64 `json:"barge_in_ms,omitempty"`
 }
 
 // networkServer is the child's side: dials answered by calleesim, and what
@@ -204,6 +226,7 @@ func (s *networkServer) dial(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	leg, err := s.dialer.Dial(s.ctx, req)
+	answered := time.Now()
 	outcome := telephony.OutcomeOf(err)
 	reply := dialReply{Leg: leg, Outcome: outcome}
 	if err != nil {
@@ -213,7 +236,7 @@ func (s *networkServer) dial(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer s.wg.Done()
 			<-c.Done()
-			res := summarizeCallee(c)
+			res := summarizeCallee(c, answered)
 			s.mu.Lock()
 			s.results[req.Room] = res
 			s.mu.Unlock()
@@ -231,7 +254,7 @@ func (s *networkServer) result(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(res)
 }
 
-func summarizeCallee(c *calleesim.Call) calleeResult {
+func summarizeCallee(c *calleesim.Call, answered time.Time) calleeResult {
 	res := calleeResult{Done: true}
 	if err := c.Err(); err != nil {
 		res.Err = err.Error()
@@ -243,10 +266,26 @@ func summarizeCallee(c *calleesim.Call) calleeResult {
 		res.Continuity = float64(last.Pos-fs[0].Pos) / float64(heard.SampleRate()) / span
 	}
 	spans := heard.Spans(200 * time.Millisecond)
-	for _, u := range c.Callee.Said() {
+	said := c.Callee.Said()
+	for _, u := range said {
 		end := u.End.Add(telephony.FrameDuration)
 		if s, ok := firstSpanAfter(spans, end); ok {
-			res.ReplyMS = append(res.ReplyMS, float64(s.Start.Sub(end).Microseconds())/1000)
+			res.ReplyMS = append(res.ReplyMS, millis(s.Start.Sub(end)))
+		}
+	}
+	if s, ok := firstSpanAfter(spans, answered); ok {
+		res.GreetingMS = millis(s.Start.Sub(answered))
+	}
+	if len(said) > capacityBargeIn {
+		// As BenchmarkCallLatency measures it: the agent's stretch that the
+		// line began inside, to its end.
+		u := said[capacityBargeIn]
+		for _, s := range heard.Spans(100 * time.Millisecond) {
+			if s.Start.Before(u.Start) && !s.End.Before(u.Start) {
+				ms := millis(s.End.Sub(u.Start))
+				res.BargeInMS = &ms
+				break
+			}
 		}
 	}
 	return res
@@ -269,7 +308,16 @@ func startPhoneNetwork(b testing.TB) *phoneNetwork {
 	b.Helper()
 	exe, err := os.Executable()
 	require.NoError(b, err)
-	cmd := exec.Command(exe, "-test.run=^TestCallCapacityPhoneNetwork$", "-test.count=1", "-test.timeout=1h")
+	args := []string{"-test.run=^TestCallCapacityPhoneNetwork$", "-test.count=1", "-test.timeout=1h"}
+	if p := os.Getenv(capacitySimProfileEnv); p != "" {
+		args = append(args, "-test.cpuprofile="+p)
+	}
+	cmd := exec.Command(exe, args...)
+	if nice, err := exec.LookPath("nice"); err == nil {
+		// A lower priority than the worker's: on a machine short of CPU the
+		// simulators wait, not the worker (see BenchmarkCallCapacity).
+		cmd = exec.Command(nice, append([]string{"-n", strconv.Itoa(capacitySimNice), exe}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), capacityNetworkEnv+"=1")
 	n := &phoneNetwork{cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{}),
 		client: &http.Client{Timeout: time.Minute}}
@@ -475,6 +523,58 @@ func machineBusy() (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond, nil // USER_HZ = 100
+}
+
+// stackProcs finds the local stack's processes: the devstack process this
+// benchmark runs under (FerretDB runs inside it) and the servers it
+// started (Redis, MinIO, LiveKit, its SIP service), so their CPU can be
+// told apart from the worker's, the simulators' and other work on the
+// machine. Empty outside devstack.
+func stackProcs(b testing.TB) []monitor.ProcFS {
+	stat := func(pid int) (comm string, ppid int) {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return "", 0
+		}
+		s := string(raw)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			return "", 0
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 2 {
+			return "", 0
+		}
+		ppid, _ = strconv.Atoi(f[1])
+		return s[open+1 : end], ppid
+	}
+	var chain []int // this process up to devstack
+	pid := os.Getpid()
+	for range 16 {
+		comm, ppid := stat(pid)
+		chain = append(chain, pid)
+		if comm == "devstack" || ppid <= 1 {
+			break
+		}
+		pid = ppid
+	}
+	root := chain[len(chain)-1]
+	if comm, _ := stat(root); comm != "devstack" {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	require.NoError(b, err)
+	procs := []monitor.ProcFS{procOf(b, root)}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || slices.Contains(chain, child) {
+			continue
+		}
+		if _, ppid := stat(child); ppid == root {
+			procs = append(procs, procOf(b, child))
+		}
+	}
+	return procs
 }
 
 // fitLine is the least-squares line through (xs, ys).

@@ -115,7 +115,7 @@ func (a *attempt) converse(ctx context.Context, p conversationParts) ending {
 		lines:             newRecent(8),
 		cut:               newRecent(16),
 	}
-	cv.out = newAgentVoice(cv.player, p.sess, p.media)
+	cv.out = newAgentVoice(cv.player, p.sess)
 	cv.turns = newTranscript(p.answered, p.silence, p.media.inputStart, a.keep.appendTurn)
 	end := cv.run(ctx)
 	end.at = time.Now() // over; place moves it to the hang-up if LiveKit takes it
@@ -306,7 +306,6 @@ func (cv *conversation) onModelError(err error) {
 func (cv *conversation) onPlayback(ev telephony.PlaybackEvent) {
 	switch ev.Kind {
 	case telephony.PlaybackStarted:
-		cv.out.started(ev)
 		cv.turns.playStarted(ev.Item, ev.At)
 	case telephony.PlaybackDrained:
 		cv.out.sync()

@@ -48,19 +48,20 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// Recorder receives both sides of an answered call as 24 kHz mono PCM,
-// stamped with wall-clock time, for the two-channel recording
-// (internal/recording).
+// Recorder receives both sides of an answered call as the Opus packets
+// they travel in, stamped with wall-clock time, for the two-channel
+// recording (internal/recording).
 //
-// CalleeAudio is called on the media goroutine as the callee's voice
-// arrives, and AgentPlayed on the call's loop as the agent's voice is
-// played out (at is when its first sample went out; the call learns this
-// at most one 20 ms frame later), so a barged-in reply ends where the
-// callee heard it stop. Neither may block: buffer and encode elsewhere.
-// Neither is called after Close begins. pcm belongs to the recorder.
+// CalleePacket is called on the media goroutine with each packet of the
+// callee's voice as it arrives (arrived: its audio ended then), and
+// AgentPacket on the player's pacing goroutine with each packet of the
+// agent's voice as it is sent, silence included (sent: its audio starts
+// then), so a barged-in reply ends where the callee heard it stop. Neither
+// may block: buffer elsewhere. Neither is called after Close begins. pkt
+// is valid only during the call: the recorder copies what it keeps.
 type Recorder interface {
-	CalleeAudio(at time.Time, pcm []int16)
-	AgentPlayed(at time.Time, pcm []int16)
+	CalleePacket(arrived time.Time, pkt []byte)
+	AgentPacket(sent time.Time, pkt []byte)
 	// Close finishes the recording and says where it is. An error is
 	// recorded on the call (recording_error); the call ends normally.
 	Close(ctx context.Context) (*store.Recording, error)

@@ -16,10 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func openStore(t testing.TB) *store.Store {
+func openStore(t testing.TB) *store.Store { return openStoreWithPool(t, 0) }
+
+// openStoreWithPool is openStore with a pool of at most pool connections
+// (0: the driver's default).
+func openStoreWithPool(t testing.TB, pool uint64) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{URI: testenv.MongoURI(t), Database: testenv.UniqueName(t)})
+	st, err := store.Open(ctx, store.Options{URI: testenv.MongoURI(t), Database: testenv.UniqueName(t), MaxPoolSize: pool})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_ = st.DB().Drop(context.Background())

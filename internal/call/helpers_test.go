@@ -3,6 +3,7 @@ package call_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"gopkg.in/hraban/opus.v2"
 )
 
 func TestMain(m *testing.M) {
@@ -147,7 +149,7 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 		Timers:    timers,
 		LocalVAD:  sc.localVAD,
 		Recordings: func(context.Context, store.Claim, *store.Call, time.Time) (call.Recorder, error) {
-			e.recorder = &tapeRecorder{}
+			e.recorder = newTapeRecorder(t)
 			return e.recorder, nil
 		},
 		Logger: e.log.logger,
@@ -333,45 +335,66 @@ func (q *enqueuer) attempts() []string {
 	return append([]string(nil), q.ids...)
 }
 
-// tapeRecorder stands in for internal/recording: it counts what it is given
-// and checks nothing arrives after Close.
+// tapeRecorder stands in for internal/recording: it counts the packets it
+// is given, decodes the agent's to measure how much voice they hold, and
+// checks nothing arrives after Close.
 type tapeRecorder struct {
-	mu                  sync.Mutex
-	calleeSamples       int
-	agentSamples        int
-	lastAgentAt         time.Time
-	agentOutOfOrder     bool
-	closed, afterClosed bool
+	mu                          sync.Mutex
+	calleePackets, agentPackets int
+	agentVoiced                 int // 24 kHz samples of agent packets louder than silence
+	dec                         *opus.Decoder
+	pcm                         []int16
+	lastAgentAt                 time.Time
+	agentOutOfOrder             bool
+	closed, afterClosed         bool
 }
 
-func (r *tapeRecorder) CalleeAudio(_ time.Time, pcm []int16) {
+func newTapeRecorder(t testing.TB) *tapeRecorder {
+	dec, err := opus.NewDecoder(rate, 1)
+	require.NoError(t, err)
+	return &tapeRecorder{dec: dec, pcm: make([]int16, 5760)}
+}
+
+func (r *tapeRecorder) CalleePacket(_ time.Time, pkt []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.afterClosed = r.afterClosed || r.closed
-	r.calleeSamples += len(pcm)
+	r.calleePackets++
 }
 
-func (r *tapeRecorder) AgentPlayed(at time.Time, pcm []int16) {
+func (r *tapeRecorder) AgentPacket(at time.Time, pkt []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.afterClosed = r.afterClosed || r.closed
 	r.agentOutOfOrder = r.agentOutOfOrder || at.Before(r.lastAgentAt)
 	r.lastAgentAt = at
-	r.agentSamples += len(pcm)
+	r.agentPackets++
+	if n, err := r.dec.Decode(pkt, r.pcm); err == nil && rmsOf(r.pcm[:n]) > 30 {
+		r.agentVoiced += n
+	}
+}
+
+func rmsOf(pcm []int16) float64 {
+	var e float64
+	for _, v := range pcm {
+		e += float64(v) * float64(v)
+	}
+	return math.Sqrt(e / float64(max(len(pcm), 1)))
 }
 
 func (r *tapeRecorder) Close(context.Context) (*store.Recording, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	return &store.Recording{Bucket: "tape", Key: "recordings/test.pcm", Format: "pcm_s16le",
-		DurationMS: int64(max(r.calleeSamples, r.agentSamples) * 1000 / rate)}, nil
+	return &store.Recording{Bucket: "tape", Key: "recordings/test.opus", Format: "opus",
+		DurationMS: int64(max(r.calleePackets, r.agentPackets) * 20)}, nil
 }
 
+// agentMS is the agent's voice in the packets sent, to the 20 ms frame.
 func (r *tapeRecorder) agentMS() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return int64(r.agentSamples * 1000 / rate)
+	return int64(r.agentVoiced * 1000 / rate)
 }
 
 // logBuffer keeps the call's logs and prints them if the test failed (or

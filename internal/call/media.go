@@ -12,8 +12,10 @@ import (
 
 // media is where LiveKit's goroutines meet the call. The callee's voice is
 // handed on right there, without a hop: to the model (SendAudio never
-// blocks), to the local barge-in detector and to the recorder. What the
-// call's loop must act on (playback progress, a local barge-in) goes to it
+// blocks) and to the local barge-in detector as PCM, and to the recorder
+// as the Opus packets it came in. The agent's packets go to the recorder
+// from the player's pacing goroutine as they are sent. What the call's
+// loop must act on (playback progress, a local barge-in) goes to it
 // through buffered channels that never block the media path.
 type media struct {
 	sess    atomic.Pointer[modelSession] // set once the session is up
@@ -88,9 +90,25 @@ func (m *media) calleeAudio(pcm []int16) {
 		m.firstIn.CompareAndSwap(0, now.Add(-samplesDuration(len(pcm))).UnixNano())
 		_ = (*s).SendAudio(pcm) // an ended session is noticed by the loop
 	}
+}
+
+// calleePacket is telephony's OnPeerPacket: the callee's voice as it
+// arrived, just before calleeAudio gets it decoded, on the media goroutine.
+func (m *media) calleePacket(pkt []byte) {
 	m.recMu.Lock()
 	if m.rec != nil {
-		m.rec.CalleeAudio(now.Add(-samplesDuration(len(pcm))), pcm)
+		m.rec.CalleePacket(time.Now(), pkt)
+	}
+	m.recMu.Unlock()
+}
+
+// agentPacket is the Player's OnSent: the agent's voice as it went to the
+// callee (silence too, and nothing of a reply cut by barge-in past the
+// cut), on the pacing goroutine.
+func (m *media) agentPacket(at time.Time, pkt []byte) {
+	m.recMu.Lock()
+	if m.rec != nil {
+		m.rec.AgentPacket(at, pkt)
 	}
 	m.recMu.Unlock()
 }
@@ -132,21 +150,6 @@ func (m *media) onPlayback(ev telephony.PlaybackEvent) {
 	case m.playback <- ev:
 	default: // the loop is stalled; the next event carries the news
 	}
-}
-
-// agentPlayed hands the recorder agent audio that was played.
-func (m *media) agentPlayed(at time.Time, pcm []int16) {
-	m.recMu.Lock()
-	if m.rec != nil {
-		m.rec.AgentPlayed(at, pcm)
-	}
-	m.recMu.Unlock()
-}
-
-func (m *media) recording() bool {
-	m.recMu.Lock()
-	defer m.recMu.Unlock()
-	return m.rec != nil
 }
 
 // closeRecorder stops feeding the recorder, then closes it.

@@ -214,13 +214,14 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 
 	m := newMedia(o.LocalVAD)
 	seat, err := telephony.Join(ctx, o.Telephony, room, telephony.ParticipantOptions{
-		Identity:    telephony.AgentIdentity,
-		Name:        "DocShield agent",
-		Attributes:  map[string]string{telephony.AttemptAttribute: a.claim.AttemptID},
-		Peer:        telephony.DefaultCalleeIdentity,
-		OnPeerAudio: m.calleeAudio,
-		Player:      telephony.PlayerOptions{OnPlayback: m.onPlayback},
-		Logger:      a.log,
+		Identity:     telephony.AgentIdentity,
+		Name:         "DocShield agent",
+		Attributes:   map[string]string{telephony.AttemptAttribute: a.claim.AttemptID},
+		Peer:         telephony.DefaultCalleeIdentity,
+		OnPeerAudio:  m.calleeAudio,
+		OnPeerPacket: m.calleePacket,
+		Player:       telephony.PlayerOptions{OnPlayback: m.onPlayback, OnSent: m.agentPacket},
+		Logger:       a.log,
 	})
 	if err != nil {
 		return notDialed(ctx, "take the agent's seat in the room", err)

@@ -1,8 +1,6 @@
 package call
 
 import (
-	"time"
-
 	"github.com/docshield/voice-worker/internal/telephony"
 )
 
@@ -10,13 +8,12 @@ import (
 // Player knows how much of each item it has sent; playout turns that into
 // what the rest of the call needs, every loop tick and at every cut: the
 // model's MarkPlayed (so a truncation lands where the callee stopped
-// hearing), the recorder's AgentPlayed (so the recording has the agent
-// where it was heard), and the agent audio usage. Confined to the loop.
+// hearing) and the agent audio usage. (The recording takes the packets the
+// Player sent straight from its pacing goroutine: media.agentPacket.)
+// Confined to the loop.
 type agentVoice struct {
 	player voicePlayer
 	sess   modelSession
-	media  *media
-	keep   bool // keep written audio until played, for the recorder
 
 	items  []*playItem // written and not yet reported in full, oldest first
 	played int         // samples reported played, all items
@@ -24,18 +21,15 @@ type agentVoice struct {
 
 type playItem struct {
 	id       string
-	written  int     // samples written to the Player
-	reported int     // samples reported played
-	pcm      []int16 // written audio from off on is not yet reported (keep only)
-	off      int
-	startAt  time.Time // when its first sample was sent (PlaybackStarted)
+	written  int // samples written to the Player
+	reported int // samples reported played
 }
 
 // maxPlayItems bounds the bookkeeping; the Player remembers 16 items.
 const maxPlayItems = 12
 
-func newAgentVoice(player voicePlayer, sess modelSession, m *media) *agentVoice {
-	return &agentVoice{player: player, sess: sess, media: m, keep: m.recording()}
+func newAgentVoice(player voicePlayer, sess modelSession) *agentVoice {
+	return &agentVoice{player: player, sess: sess}
 }
 
 // write queues agent audio for the callee.
@@ -53,17 +47,7 @@ func (p *agentVoice) write(item string, pcm []int16) error {
 		p.items = append(p.items, it)
 	}
 	it.written += len(pcm)
-	if p.keep {
-		it.pcm = append(it.pcm, pcm...)
-	}
 	return nil
-}
-
-// started notes when an item began to play.
-func (p *agentVoice) started(ev telephony.PlaybackEvent) {
-	if it := p.find(ev.Item); it != nil && it.startAt.IsZero() {
-		it.startAt = ev.At
-	}
 }
 
 // sync reports what the Player has sent since the last sync.
@@ -107,20 +91,6 @@ func (p *agentVoice) report(it *playItem, upto int) {
 		return
 	}
 	p.sess.MarkPlayed(it.id, n)
-	if p.keep && len(it.pcm)-it.off >= n {
-		at := it.startAt.Add(samplesDuration(it.reported))
-		if it.startAt.IsZero() {
-			at = time.Now().Add(-samplesDuration(n))
-		}
-		chunk := make([]int16, n)
-		copy(chunk, it.pcm[it.off:])
-		it.off += n
-		if it.off >= len(it.pcm)/2 { // amortized: each sample moves at most once more
-			it.pcm = append(it.pcm[:0], it.pcm[it.off:]...)
-			it.off = 0
-		}
-		p.media.agentPlayed(at, chunk)
-	}
 	it.reported = upto
 	p.played += n
 }

@@ -173,7 +173,12 @@ type Mongo struct {
 	// DefaultDatabase. DatabaseSource says which.
 	Database       string
 	DatabaseSource string
-	MaxPoolSize    uint64
+	// MaxPoolSize is MONGODB_MAX_POOL_SIZE; unset, it is NeededPool.
+	MaxPoolSize uint64
+	// NeededPool is MongoPoolFor(WORKER_CONCURRENCY): the connections this
+	// worker's calls can use at once. `verify mongo` warns when
+	// MaxPoolSize is below it.
+	NeededPool uint64
 }
 
 // DefaultDatabase is the database used when neither MONGODB_URI's path nor
@@ -187,6 +192,16 @@ const (
 	FromVariable = "MONGODB_DATABASE"
 	FromDefault  = "default"
 )
+
+// MongoPoolFor is the MongoDB connection pool a worker taking concurrency
+// calls at once needs: one connection per live call (a call's writes go
+// one at a time through its keeper; its recording's segment notes are a
+// few a minute) and mongoPoolSpare for the process's own duties (claims,
+// the reaper, recording sweeps, dispatch, health checks). Not more: every
+// dyno's pool counts against the cluster's connection limit.
+func MongoPoolFor(concurrency int) uint64 { return uint64(concurrency) + mongoPoolSpare }
+
+const mongoPoolSpare = 10
 
 // S3 settings. Endpoint is for MinIO/local stacks only.
 type S3 struct {
@@ -369,7 +384,7 @@ func Load(lookup LookupFunc) (Config, error) {
 	}
 	c.LogFormat = r.logFormat(c.Env)
 	c.Redis = r.redis(c.Env)
-	c.Mongo = r.mongo(c.Env)
+	c.Mongo = r.mongo(c.Env, c.Worker.Concurrency)
 	c.S3 = r.s3(c.Env)
 	c.LiveKit = r.livekit(c.Env)
 	c.OpenAI = r.openai(c.Env)
@@ -420,7 +435,7 @@ func LoadRedis(lookup LookupFunc) (Redis, error) {
 // LoadMongo reads only what talking to MongoDB needs (plus APP_ENV).
 func LoadMongo(lookup LookupFunc) (Mongo, error) {
 	r := &reader{lookup: lookup}
-	c := r.mongo(r.env())
+	c := r.mongo(r.env(), r.concurrency())
 	return c, r.err()
 }
 
@@ -573,10 +588,12 @@ func (r *reader) requireTLS(env Env, name string, u *url.URL, tlsSchemes ...stri
 		strings.Join(tlsSchemes, ":// or "), u.Scheme)
 }
 
-func (r *reader) mongo(env Env) Mongo {
+func (r *reader) mongo(env Env, concurrency int) Mongo {
+	need := MongoPoolFor(concurrency)
 	c := Mongo{
 		URI:         r.required("MONGODB_URI"),
-		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", 20, 1, 500)),
+		MaxPoolSize: uint64(r.integer("MONGODB_MAX_POOL_SIZE", int(need), 1, 500)),
+		NeededPool:  need,
 	}
 	var fromURI string
 	if c.URI != "" && !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://") {
@@ -925,9 +942,11 @@ func (r *reader) queue() Queue {
 	}
 }
 
+func (r *reader) concurrency() int { return r.integer("WORKER_CONCURRENCY", 10, 1, 200) }
+
 func (r *reader) worker() Worker {
 	c := Worker{
-		Concurrency:      r.integer("WORKER_CONCURRENCY", 10, 1, 200),
+		Concurrency:      r.concurrency(),
 		ShutdownTimeout:  r.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 29*time.Second),
 		Name:             r.str("WORKER_NAME", ""),
 		DispatchInterval: r.duration("CAMPAIGN_DISPATCH_INTERVAL", 30*time.Second, time.Second, time.Hour),

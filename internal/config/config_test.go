@@ -450,3 +450,27 @@ func TestLogFormat(t *testing.T) {
 		require.Equal(t, c.want, got.LogFormat, c)
 	}
 }
+
+// The MongoDB pool follows the calls a worker takes at once, unless set;
+// what the calls need is kept for `verify mongo` to compare.
+func TestMongoPoolFollowsConcurrency(t *testing.T) {
+	env := validEnv()
+	c, err := config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, config.MongoPoolFor(10), c.Mongo.MaxPoolSize)
+	require.Equal(t, uint64(20), c.Mongo.NeededPool, "10 calls and the spare")
+
+	env["WORKER_CONCURRENCY"] = "40"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, uint64(50), c.Mongo.MaxPoolSize)
+	m, err := config.LoadMongo(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, c.Mongo, m, "verify mongo sees the same sizes")
+
+	env["MONGODB_MAX_POOL_SIZE"] = "20"
+	c, err = config.Load(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, uint64(20), c.Mongo.MaxPoolSize)
+	require.Equal(t, uint64(50), c.Mongo.NeededPool)
+}

@@ -138,7 +138,7 @@ func (r *reader) number(name string, def, min, max float64) float64 {
 func LoadFleet(lookup LookupFunc) (Config, error) {
 	r := &reader{lookup: lookup}
 	c := Config{Env: r.env(), Worker: r.worker()}
-	c.Mongo = r.mongo(c.Env)
+	c.Mongo = r.mongo(c.Env, c.Worker.Concurrency)
 	c.Fleet = r.fleet(c.Env, c.Worker)
 	return c, r.err()
 }

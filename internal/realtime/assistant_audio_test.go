@@ -30,7 +30,7 @@ func TestPlayoutKeepsRecentItemsOnly(t *testing.T) {
 
 // A Session with no socket: enough to exercise the local bookkeeping.
 func bareSession(queue int) *Session {
-	return &Session{cfg: Config{AudioQueue: queue}, log: zap.NewNop(), audio: make(chan []byte, queue),
+	return &Session{cfg: Config{AudioQueue: queue}, log: zap.NewNop(), audio: make(chan *[]byte, queue),
 		control: make(chan []byte, 8), done: make(chan struct{})}
 }
 
@@ -65,8 +65,8 @@ func TestSendAudioDropsOldestWhenQueueIsFull(t *testing.T) {
 	require.Equal(t, int64(3), st.InputChunks)
 	require.Equal(t, int64(1), st.InputChunksDropped)
 	// The freshest audio survives: chunks 2 and 3, in order.
-	require.Equal(t, string(appendAudioEvent([]int16{2})), string(<-s.audio))
-	require.Equal(t, string(appendAudioEvent([]int16{3})), string(<-s.audio))
+	require.Equal(t, string(appendAudioEvent(nil, []int16{2})), string(*<-s.audio))
+	require.Equal(t, string(appendAudioEvent(nil, []int16{3})), string(*<-s.audio))
 
 	require.NoError(t, s.SendAudio(nil), "empty audio is a no-op")
 	close(s.done)

@@ -17,7 +17,7 @@ func BenchmarkSendAudio20ms(b *testing.B) {
 		if err := s.SendAudio(pcm); err != nil {
 			b.Fatal(err)
 		}
-		<-s.audio
+		audioBufs.Put(<-s.audio)
 	}
 }
 

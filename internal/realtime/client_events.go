@@ -143,12 +143,12 @@ type itemTruncateEvent struct {
 	AudioEndMS   int    `json:"audio_end_ms"`
 }
 
-// appendAudioEvent builds input_audio_buffer.append by hand: it is the one
-// event sent 50 times a second, and base64 needs no JSON escaping.
-func appendAudioEvent(pcm []int16) []byte {
+// appendAudioEvent appends input_audio_buffer.append to dst, built by
+// hand: it is the one event sent 50 times a second, and base64 needs no
+// JSON escaping.
+func appendAudioEvent(dst []byte, pcm []int16) []byte {
 	const head = `{"type":"input_audio_buffer.append","audio":"`
-	b := make([]byte, 0, len(head)+(len(pcm)*2+2)/3*4+2)
-	b = append(b, head...)
-	b = appendPCM16Base64(b, pcm)
-	return append(b, '"', '}')
+	dst = append(dst, head...)
+	dst = appendPCM16Base64(dst, pcm)
+	return append(dst, '"', '}')
 }

@@ -67,11 +67,18 @@ func TestPCMWireFormat(t *testing.T) {
 	// Little-endian 16-bit: 1 → 01 00, -2 → FE FF.
 	require.Equal(t, "AQD+/w==", string(appendPCM16Base64(nil, []int16{1, -2})))
 	pcm := []int16{0, 1, -1, 32767, -32768, 12345}
-	back, err := decodePCM16Base64(string(appendPCM16Base64(nil, pcm)))
+	back, err := decodePCM16Base64(appendPCM16Base64(nil, pcm), nil)
 	require.NoError(t, err)
 	require.Equal(t, pcm, back)
+	long := make([]int16, 3*SampleRate/25) // past the stack buffer
+	for i := range long {
+		long[i] = int16(i * 37)
+	}
+	back, err = decodePCM16Base64(appendPCM16Base64(nil, long), make([]byte, 8))
+	require.NoError(t, err)
+	require.Equal(t, long, back)
 
-	ev := appendAudioEvent([]int16{1, -2})
+	ev := appendAudioEvent(nil, []int16{1, -2})
 	var m struct{ Type, Audio string }
 	require.NoError(t, json.Unmarshal(ev, &m))
 	require.Equal(t, "input_audio_buffer.append", m.Type)

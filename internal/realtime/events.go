@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -226,6 +227,9 @@ func (ErrorEvent) EventType() string      { return "error" }
 // event type we do not handle, and a *MalformedError for anything that is not
 // a well-formed event of a known type.
 func decodeEvent(data []byte) (Event, string, error) {
+	if ev, ok := decodeAudioDelta(data); ok {
+		return ev, audioDeltaType, nil
+	}
 	var head struct {
 		Type string `json:"type"`
 	}
@@ -273,22 +277,12 @@ func decodeKnown(typ string, data []byte) (Event, error) {
 			return ResponseCreated{w.Response}, nil
 		}
 		return ResponseDone{w.Response}, nil
-	case "response.output_audio.delta":
-		var w struct {
-			ResponseID   string `json:"response_id"`
-			ItemID       string `json:"item_id"`
-			OutputIndex  int    `json:"output_index"`
-			ContentIndex int    `json:"content_index"`
-			Delta        string `json:"delta"`
-		}
+	case audioDeltaType:
+		var w audioDeltaWire
 		if err := json.Unmarshal(data, &w); err != nil {
 			return nil, err
 		}
-		pcm, err := decodePCM16Base64(w.Delta)
-		if err != nil {
-			return nil, err
-		}
-		return AudioDelta{ResponseID: w.ResponseID, ItemID: w.ItemID, OutputIndex: w.OutputIndex, ContentIndex: w.ContentIndex, PCM: pcm}, nil
+		return w.event(), nil
 	case "error":
 		var w struct {
 			Error *APIError `json:"error"`
@@ -305,6 +299,40 @@ func decodeKnown(typ string, data []byte) (Event, error) {
 		return mk(data)
 	}
 	return nil, nil
+}
+
+const audioDeltaType = "response.output_audio.delta"
+
+// audioDeltaWire is response.output_audio.delta on the wire.
+type audioDeltaWire struct {
+	Type         string   `json:"type"`
+	ResponseID   string   `json:"response_id"`
+	ItemID       string   `json:"item_id"`
+	OutputIndex  int      `json:"output_index"`
+	ContentIndex int      `json:"content_index"`
+	Delta        pcmDelta `json:"delta"`
+}
+
+func (w audioDeltaWire) event() AudioDelta {
+	return AudioDelta{ResponseID: w.ResponseID, ItemID: w.ItemID, OutputIndex: w.OutputIndex, ContentIndex: w.ContentIndex, PCM: w.Delta}
+}
+
+// decodeAudioDelta is the fast path for the event that comes many times a
+// second and is mostly audio: when the message starts as an audio delta
+// does (the type first, as the API sends it), it is decoded in one pass
+// instead of two (the type, then the event). ok is false for anything
+// else, including a message that only looked like a delta, which then
+// takes the general path and its errors.
+func decodeAudioDelta(data []byte) (AudioDelta, bool) {
+	const prefix = `{"type":"` + audioDeltaType + `"`
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return AudioDelta{}, false
+	}
+	var w audioDeltaWire
+	if err := json.Unmarshal(data, &w); err != nil || w.Type != audioDeltaType {
+		return AudioDelta{}, false
+	}
+	return w.event(), true
 }
 
 // plainEvents decode straight into their struct.

@@ -51,6 +51,30 @@ func TestDecodeKnownEvents(t *testing.T) {
 	}
 }
 
+// Audio deltas decode the same whichever path they take: the fast one
+// (type first, as the API sends them) or the general one, with escapes in
+// the base64 text or the fields in another order.
+func TestDecodeAudioDeltaEveryWay(t *testing.T) {
+	want := AudioDelta{ResponseID: "resp_1", ItemID: "item_2", PCM: []int16{1, -2}}
+	for _, raw := range []string{
+		`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`,
+		`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+\/w=="}`,
+		`{"item_id":"item_2","delta":"AQD+/w==","type":"response.output_audio.delta","response_id":"resp_1"}`,
+		` {"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`,
+	} {
+		got, typ, err := decodeEvent([]byte(raw))
+		require.NoError(t, err, raw)
+		require.Equal(t, "response.output_audio.delta", typ)
+		require.Equal(t, want, got, raw)
+	}
+	// Looks like a delta at first, but a later type says otherwise: the
+	// general path decides (the last key wins in encoding/json).
+	got, typ, err := decodeEvent([]byte(`{"type":"response.output_audio.delta","type":"response.output_audio.done","item_id":"item_2"}`))
+	require.NoError(t, err)
+	require.Equal(t, "response.output_audio.done", typ)
+	require.Equal(t, AudioDone{ItemID: "item_2"}, got)
+}
+
 func TestDecodeResponseDone(t *testing.T) {
 	raw := `{"type":"response.done","event_id":"e","response":{"id":"resp_1","object":"realtime.response","status":"cancelled",
 	"status_details":{"type":"cancelled","reason":"turn_detected"},
@@ -95,6 +119,9 @@ func TestDecodeMalformed(t *testing.T) {
 		`{"no_type":true}`,
 		`{"type":"response.output_audio.delta","delta":"not base64!"}`,
 		`{"type":"response.output_audio.delta","delta":"AQD+"}`, // 3 bytes: not whole samples
+		`{"type":"response.output_audio.delta","delta":null}`,
+		`{"type":"response.output_audio.delta","delta":12}`,
+		`{"type":"response.output_audio.delta","delta":"AQ\u00"}`,
 		`{"type":"error"}`,
 		`{"type":"input_audio_buffer.speech_started","audio_start_ms":"soon"}`,
 	} {

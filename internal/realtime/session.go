@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ type Session struct {
 
 	events  chan Event
 	control chan []byte
-	audio   chan []byte
+	audio   chan *[]byte // from audioBufs, back to it once written or dropped
 
 	done    chan struct{} // closed once, by end
 	endOnce sync.Once
@@ -91,7 +92,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		conn:    conn,
 		events:  make(chan Event, cfg.EventBuffer),
 		control: make(chan []byte, 64),
-		audio:   make(chan []byte, cfg.AudioQueue),
+		audio:   make(chan *[]byte, cfg.AudioQueue),
 		done:    make(chan struct{}),
 	}
 	if cfg.PingInterval > 0 {
@@ -212,7 +213,8 @@ func (s *Session) SendAudio(pcm []int16) error {
 		return s.endedErr()
 	default:
 	}
-	msg := appendAudioEvent(pcm)
+	msg := audioBufs.Get().(*[]byte)
+	*msg = appendAudioEvent((*msg)[:0], pcm)
 	s.inChunks.Add(1)
 	s.inSamples.Add(int64(len(pcm)))
 	select {
@@ -221,17 +223,23 @@ func (s *Session) SendAudio(pcm []int16) error {
 	default:
 	}
 	select {
-	case <-s.audio:
+	case old := <-s.audio:
+		audioBufs.Put(old)
 		s.noteDrop()
 	default:
 	}
 	select {
 	case s.audio <- msg:
 	default:
+		audioBufs.Put(msg)
 		s.noteDrop()
 	}
 	return nil
 }
+
+// audioBufs recycles input_audio_buffer.append messages: a call makes 50
+// a second.
+var audioBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (s *Session) noteDrop() {
 	if n := s.inDropped.Add(1); n == 1 || n%50 == 0 {
@@ -377,8 +385,10 @@ func (s *Session) readLoop(pending []Event) {
 			return
 		}
 	}
+	// One buffer for every message: decoding copies out what it keeps.
+	var buf bytes.Buffer
 	for {
-		mt, data, err := s.conn.ReadMessage()
+		mt, data, err := s.readMessage(&buf)
 		if err != nil {
 			s.end(s.closeError(err), false)
 			return
@@ -403,6 +413,29 @@ func (s *Session) readLoop(pending []Event) {
 			return
 		}
 	}
+}
+
+// keepReadBuffer is the most a session's read buffer keeps between
+// messages; a rare larger one (a session.updated echoing long
+// instructions) is let go.
+const keepReadBuffer = 256 << 10
+
+// readMessage is conn.ReadMessage into buf, which it reuses: audio deltas
+// come many times a second, and ReadMessage makes a new buffer for each.
+// data is valid until the next call.
+func (s *Session) readMessage(buf *bytes.Buffer) (int, []byte, error) {
+	if buf.Cap() > keepReadBuffer {
+		*buf = bytes.Buffer{}
+	}
+	buf.Reset()
+	mt, r, err := s.conn.NextReader()
+	if err != nil {
+		return mt, nil, err
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return mt, nil, err
+	}
+	return mt, buf.Bytes(), nil
 }
 
 func (s *Session) emit(ev Event) bool {
@@ -453,6 +486,7 @@ func (s *Session) writeLoop(ctx context.Context) {
 	}
 	for {
 		var msg []byte
+		var recycle *[]byte
 		select {
 		case <-s.done:
 			return
@@ -465,7 +499,8 @@ func (s *Session) writeLoop(ctx context.Context) {
 				s.end(fmt.Errorf("%w: %w", ErrClosed, context.Cause(ctx)), true)
 				return
 			case msg = <-s.control:
-			case msg = <-s.audio:
+			case recycle = <-s.audio:
+				msg = *recycle
 			case <-ping:
 				if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 					s.end(s.closeError(fmt.Errorf("ping: %w", err)), false)
@@ -474,7 +509,11 @@ func (s *Session) writeLoop(ctx context.Context) {
 				continue
 			}
 		}
-		if err := s.write(msg); err != nil {
+		err := s.write(msg)
+		if recycle != nil {
+			audioBufs.Put(recycle) // the socket copied it
+		}
+		if err != nil {
 			s.end(s.closeError(fmt.Errorf("write: %w", err)), false)
 			return
 		}

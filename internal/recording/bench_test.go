@@ -2,7 +2,6 @@ package recording
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"runtime"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/hraban/opus.v2"
 )
 
 // benchMinute is one minute of call audio in 20 ms frames: the callee
@@ -54,16 +54,37 @@ func newBenchMinute() benchMinute {
 	return m
 }
 
-func (bm benchMinute) feed(tb testing.TB, rec *Recorder, start time.Time, minute int) {
-	base := time.Duration(minute) * time.Minute
+// packets encodes the minute as the telephony stack does (20 ms mono
+// packets; the agent's silence too, as its player sends it), ahead of the
+// benchmark: in a call the packets exist already.
+func (bm benchMinute) packets(tb testing.TB) (callee, agent [][]byte) {
+	send := [2]*sender{newSender(tb, senderKind{}), newSender(tb, senderKind{})}
+	silent := make([]int16, testRate/50)
 	for i := range bm.callee {
+		callee = append(callee, send[0].packet(tb, bm.callee[i]))
+		a := bm.agent[i]
+		if a == nil {
+			a = silent
+		}
+		agent = append(agent, send[1].packet(tb, a))
+	}
+	return callee, agent
+}
+
+type benchPackets struct{ callee, agent [][]byte }
+
+func (bp benchPackets) feed(tb testing.TB, rec *Recorder, start time.Time, minute int) {
+	base := time.Duration(minute) * time.Minute
+	for i := range bp.callee {
 		if i%25 == 0 {
 			waitForMixer(tb, rec)
 		}
-		at := start.Add(base + time.Duration(i)*20*time.Millisecond)
-		rec.CalleeAudio(at, bm.callee[i])
-		if bm.agent[i] != nil {
-			rec.AgentPlayed(at, bm.agent[i])
+		at := start.Add(base + time.Duration(i)*frameDuration)
+		if bp.callee[i] != nil {
+			rec.CalleePacket(at.Add(frameDuration), bp.callee[i])
+		}
+		if bp.agent[i] != nil {
+			rec.AgentPacket(at, bp.agent[i])
 		}
 	}
 }
@@ -77,22 +98,31 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkRecordCallMinute: one op is one minute of a two-sided call
-// recorded end to end (mixing, Opus, Ogg, segments, joining) into memory
-// storage, at each Opus complexity. cpu-ms/call-min is the process CPU it
-// took, the figure that sizes how many calls a dyno can record.
+// recorded end to end (placing, Ogg, segments, joining) into memory
+// storage. cpu-ms/call-min is the process CPU it took, the figure that
+// sizes how many calls a dyno can record. "packets" is the usual case, the
+// senders' 20 ms packets written as they are; "reencoded" is the fallback
+// for senders of 60 ms packets, decoded and encoded again on both sides
+// (what every recording cost when the recorder mixed PCM: about 440 ms).
 func BenchmarkRecordCallMinute(b *testing.B) {
 	bm := newBenchMinute()
-	for _, complexity := range []int{1, 3, 5, 10} {
-		b.Run(fmt.Sprintf("complexity=%d", complexity), func(b *testing.B) {
+	var twenty benchPackets
+	twenty.callee, twenty.agent = bm.packets(b)
+	cases := []struct {
+		name string
+		pkts benchPackets
+	}{{"packets", twenty}, {"reencoded", bm.packets60(b)}}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
 			st := newMemStorage(b)
 			start := testStart()
 			rec, err := New(Config{AttemptID: "bench", Env: "bench", Start: start, Spool: newSpool(b, st),
-				Options: Options{Now: frozenClock(start), Complexity: complexity}})
+				Options: Options{Now: frozenClock(start)}})
 			require.NoError(b, err)
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			for m := range b.N {
-				bm.feed(b, rec, start, m)
+				c.pkts.feed(b, rec, start, m)
 			}
 			res, err := rec.Finish(context.Background())
 			b.StopTimer()
@@ -103,6 +133,41 @@ func BenchmarkRecordCallMinute(b *testing.B) {
 	}
 }
 
+// packets60 is the minute as 60 ms packets, each fed as three 20 ms
+// stamps' worth: a sender the recorder must re-encode.
+func (bm benchMinute) packets60(tb testing.TB) benchPackets {
+	var bp benchPackets
+	var enc [2]*opus.Encoder
+	for i := range enc {
+		var err error
+		enc[i], err = opus.NewEncoder(testRate, 1, opus.AppVoIP)
+		require.NoError(tb, err)
+	}
+	silent := make([]int16, testRate/50)
+	buf := make([]byte, maxPacket)
+	for i := 0; i+3 <= len(bm.callee); i += 3 {
+		for side, frames := range [2][][]int16{bm.callee[i : i+3], bm.agent[i : i+3]} {
+			var pcm []int16
+			for _, f := range frames {
+				if f == nil {
+					f = silent
+				}
+				pcm = append(pcm, f...)
+			}
+			n, err := enc[side].Encode(pcm, buf)
+			require.NoError(tb, err)
+			pkt := append([]byte(nil), buf[:n]...)
+			// One packet per three slots; nil slots send nothing.
+			if side == callee {
+				bp.callee = append(bp.callee, nil, nil, pkt)
+			} else {
+				bp.agent = append(bp.agent, pkt, nil, nil)
+			}
+		}
+	}
+	return bp
+}
+
 // BenchmarkPeakHeap records whole calls of 5 and 30 minutes, fed as fast
 // as the recorder takes them, into MinIO. live-KiB is the most heap still
 // in use after a GC, sampled every simulated minute: it must not grow with
@@ -111,7 +176,8 @@ func BenchmarkRecordCallMinute(b *testing.B) {
 // the final object through one upload part).
 func BenchmarkPeakHeap(b *testing.B) {
 	st := minio(b)
-	bm := newBenchMinute()
+	var bp benchPackets
+	bp.callee, bp.agent = newBenchMinute().packets(b)
 	for _, minutes := range []int{5, 30} {
 		b.Run(time.Duration(minutes*int(time.Minute)).String(), func(b *testing.B) {
 			for range b.N {
@@ -146,7 +212,7 @@ func BenchmarkPeakHeap(b *testing.B) {
 				require.NoError(b, err)
 				var live uint64
 				for m := range minutes {
-					bm.feed(b, rec, start, m)
+					bp.feed(b, rec, start, m)
 					runtime.GC()
 					runtime.ReadMemStats(&ms)
 					live = max(live, ms.HeapAlloc-min(ms.HeapAlloc, base))

@@ -4,29 +4,48 @@
 //
 // # Format
 //
-// Ogg Opus (RFC 7845), stereo, 32 kbit/s (variable; speech with pauses
-// averages about 170 KiB per minute, 10 MB per hour), libopus in VoIP
-// mode, channel mapping family 0. Opus is the codec built for speech at low
-// bitrates and is already linked for WebRTC; in an Ogg container it plays
-// in browsers, VLC, ffmpeg and the usual audio tools with nothing to
-// install. It is over 30 times smaller than the same audio as 24 kHz 16-bit
-// stereo WAV (5.6 MB per minute), which matters for recordings kept for
-// months. Coupled stereo still keeps the sides apart (the other side leaks
-// in at about -45 dB), so each channel can be listened to or transcribed
-// alone.
+// Ogg Opus (RFC 7845) with two mono streams, channel mapping family 1:
+// stream 0, the callee, plays on the left channel; stream 1, the agent, on
+// the right. Both sides already travel as 20 ms Opus packets: the agent's
+// are encoded once, for the room, by the telephony player; the callee's
+// arrive from the room. The recorder writes those packets as they are,
+// one pair per 20 ms Ogg packet (a multistream packet: the callee's in the
+// self-delimiting framing, then the agent's), so recording a call costs
+// almost no CPU: no decode, no mix, no encode (BenchmarkRecordCallMinute:
+// about 15 ms of CPU per call-minute, against 440 ms when it mixed both
+// sides' PCM and encoded a stereo stream itself). The price is size:
+// the senders' bitrates (about 28 kbit/s each while speaking) instead of
+// one 32 kbit/s stereo stream, about 230 KiB per call-minute of speech
+// against 170. Where a side sent nothing for a slot (silence, a lost
+// packet, before its first word) the slot holds a 20 ms packet of digital
+// silence. The streams are uncoupled, so each side is exactly what was
+// sent or heard, with nothing of the other in it.
+//
+// A sender whose packets do not fit the 20 ms grid (40 or 60 ms SILK
+// frames, 10 ms frames, stereo) is the exception: its packets are decoded
+// and encoded again as 20 ms mono packets (reencoder), for that side only.
+// Packets of several 20 ms frames are split.
+//
+// In an Ogg container Opus plays in browsers, VLC, ffmpeg and the usual
+// audio tools with nothing to install (the tests check libopusfile,
+// ffmpeg and Chromium's <audio> and Web Audio decoding). It is over 20
+// times smaller than the same audio as 24 kHz 16-bit stereo WAV (5.6 MB
+// per minute), which matters for recordings kept for months.
 //
 // # Timeline
 //
-// CalleeAudio and AgentPlayed take PCM stamped with the wall-clock time it
-// was heard. A side's chunks are stitched end to end, so arrival jitter
-// and bursts add no clicks or holes; the stamps steer: after a pause a
-// chunk goes exactly at its stamp (silence fills the gap), and lost frames
-// or a drifting sender clock are corrected within a fraction of a second. The agent's voice therefore appears where it was played:
-// a reply cut by barge-in stops where the callee heard it stop. One mixer
-// goroutine owns all audio state. It waits a jitter window for the other
-// side's audio of the same moment, then encodes 20 ms stereo frames.
-// Callers never block: input goes through a bounded queue, and what does
-// not fit is dropped and counted in the Result.
+// CalleePacket and AgentPacket take packets stamped with the wall-clock
+// time they arrived or were sent. A side's packets are stitched end to end
+// on the 20 ms grid, so arrival jitter and bursts add no holes; the stamps
+// steer: after a pause a packet goes into the slot of its stamp (silence
+// fills the gap), and lost packets or a drifting sender clock are
+// corrected within a fraction of a second. The agent's voice therefore
+// appears where it was sent, which is where the callee heard it: a reply
+// cut by barge-in stops where the callee heard it stop, since the player
+// sent silence from there on. One mixer goroutine owns all of it. It waits
+// a jitter window for the other side's packet of the same moment, then
+// writes the slot. Callers never block: input goes through a bounded
+// queue, and what does not fit is dropped and counted in the Result.
 //
 // # Storage, memory and crashes
 //
@@ -90,9 +109,9 @@
 // redo it, and a final object already made is adopted (its hash and
 // length read from it).
 //
-// Memory per live recording is the current segment (about 130 kB) plus the
-// encoder and the jitter window: about 0.4 MB, the same for a 5- and a
-// 30-minute call (BenchmarkPeakHeap). The final object streams through one
+// Memory per live recording is the current segment (about 240 kB) plus the
+// jitter window's packets, the same for a 5- and a 30-minute call
+// (BenchmarkPeakHeap). The final object streams through one
 // upload part. Every object is written with SSE-S3 (AES256), content type
 // audio/ogg and metadata naming the attempt, campaign and environment.
 package recording

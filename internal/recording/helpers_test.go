@@ -2,6 +2,7 @@ package recording
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -33,17 +34,33 @@ type burst struct {
 	Freq     float64
 }
 
-// callScript is a simulated call: bursts of tone on each side. The callee
-// sends 20 ms frames all call long (silence between bursts), stamped with
-// arrival jitter and an occasional stall released as a burst of frames;
-// the agent sends frames only while it speaks, stamped when played, as the
+// callScript is a simulated call: bursts of tone on each side, sent as
+// Opus packets as the telephony stack sends them (20 ms, mono, unless
+// Senders says otherwise). The callee sends packets all call long (silence
+// between bursts), stamped on arrival with jitter and an occasional stall
+// released as a burst of packets; the agent sends packets only while it
+// speaks (its silence is left to the recorder), stamped when sent, as the
 // player's pacer does.
 type callScript struct {
 	Length time.Duration
 	Bursts []burst
 	// Jitter adds arrival delays to the callee's stamps.
 	Jitter bool
+	// Senders are how each side's encoder packs its voice.
+	Senders [2]senderKind
 }
+
+// senderKind is how a side's encoder packs its voice.
+type senderKind struct {
+	// Frame is the audio per packet; 0 means 20 ms.
+	Frame time.Duration
+	// LowDelay makes CELT-only packets: a 40 ms packet holds two 20 ms
+	// frames (VoIP makes one 40 ms SILK frame).
+	LowDelay bool
+	Stereo   bool
+}
+
+func (k senderKind) frame() time.Duration { return cmp.Or(k.Frame, 20*time.Millisecond) }
 
 const testRate = 24000
 
@@ -54,48 +71,105 @@ func (s callScript) feed(t testing.TB, rec *Recorder, start time.Time) {
 }
 
 func (s callScript) feedUntil(t testing.TB, rec *Recorder, start time.Time, from, to time.Duration) {
-	const frame = 20 * time.Millisecond
-	n := int(samples(frame, testRate))
-	var stalled []int // callee frames held back by a stall
+	const step = 10 * time.Millisecond // divides every packet length used
+	send := sendersOf(t, rec, s.Senders)
+	var stalled [][]byte // callee packets held back by a stall
 	defer func() {
 		// A stall that outlasts this stretch ends with it.
-		for _, j := range stalled {
-			rec.CalleeAudio(start.Add(to), s.pcm(callee, time.Duration(j)*frame, n))
+		for _, p := range stalled {
+			rec.CalleePacket(start.Add(to), p)
 		}
 	}()
-	for i := int(from / frame); time.Duration(i)*frame < to; i++ {
-		if i%25 == 0 {
+	for t0 := from; t0 < to; t0 += step {
+		if t0%(500*time.Millisecond) == 0 {
 			waitForMixer(t, rec)
 		}
-		t := time.Duration(i) * frame
-		// Callee: arrival 0-15 ms late; every 3 s a 60 ms stall releases
-		// four frames at once.
-		stamp := t
-		if s.Jitter {
-			stamp += time.Duration((i*7919)%16) * time.Millisecond
-			if i%150 >= 147 {
-				stalled = append(stalled, i)
-			} else {
-				for _, j := range stalled {
-					rec.CalleeAudio(start.Add(stamp), s.pcm(callee, time.Duration(j)*frame, n))
+		if f := s.Senders[callee].frame(); t0%f == 0 {
+			// Callee: arrival 0-15 ms late; every 3 s a 60 ms stall
+			// releases four packets at once.
+			arrival := t0 + f
+			pkt := send[callee].packet(t, s.pcm(callee, t0, f))
+			if s.Jitter {
+				arrival += time.Duration((int(t0/f)*7919)%16) * time.Millisecond
+				if t0%(3*time.Second) >= 3*time.Second-60*time.Millisecond {
+					stalled = append(stalled, pkt)
+					pkt = nil
+				} else {
+					for _, p := range stalled {
+						rec.CalleePacket(start.Add(arrival), p)
+					}
+					stalled = stalled[:0]
 				}
-				stalled = stalled[:0]
+			}
+			if pkt != nil {
+				rec.CalleePacket(start.Add(arrival), pkt)
 			}
 		}
-		if len(stalled) == 0 {
-			rec.CalleeAudio(start.Add(stamp), s.pcm(callee, t, n))
-		}
-		if s.speaking(agent, t) {
-			rec.AgentPlayed(start.Add(t), s.pcm(agent, t, n))
+		if f := s.Senders[agent].frame(); t0%f == 0 {
+			// The agent's encoder runs all along, as the player's does.
+			pkt := send[agent].packet(t, s.pcm(agent, t0, f))
+			if s.overlaps(agent, t0, t0+f) {
+				rec.AgentPacket(start.Add(t0), pkt)
+			}
 		}
 	}
 }
 
+// sender is one side's Opus encoder, set up as the telephony stack's
+// (mono, 24 kHz, VoIP, 20 ms packets) unless its kind says otherwise.
+type sender struct {
+	kind senderKind
+	enc  *opus.Encoder
+	buf  []byte
+}
+
+func newSender(t testing.TB, kind senderKind) *sender {
+	app, channels := opus.AppVoIP, 1
+	if kind.LowDelay {
+		app = opus.AppRestrictedLowdelay
+	}
+	if kind.Stereo {
+		channels = 2
+	}
+	enc, err := opus.NewEncoder(testRate, channels, app)
+	require.NoError(t, err)
+	require.NoError(t, enc.SetComplexity(5))
+	return &sender{kind: kind, enc: enc, buf: make([]byte, maxPacket)}
+}
+
+// packet encodes mono pcm (both channels alike for a stereo sender).
+func (s *sender) packet(t testing.TB, pcm []int16) []byte {
+	if s.kind.Stereo {
+		st := make([]int16, 2*len(pcm))
+		for i, v := range pcm {
+			st[2*i], st[2*i+1] = v, v
+		}
+		pcm = st
+	}
+	n, err := s.enc.Encode(pcm, s.buf)
+	require.NoError(t, err)
+	return append([]byte(nil), s.buf[:n]...)
+}
+
+// senders keeps each recorder's two encoders, so a call fed in stretches
+// is one stream per side, as a live call's is.
+var senders sync.Map // *Recorder → *[2]*sender
+
+func sendersOf(t testing.TB, rec *Recorder, kinds [2]senderKind) *[2]*sender {
+	if s, ok := senders.Load(rec); ok {
+		return s.(*[2]*sender)
+	}
+	s := &[2]*sender{newSender(t, kinds[callee]), newSender(t, kinds[agent])}
+	senders.Store(rec, s)
+	return s
+}
+
 // waitForMixer lets the mixer catch up: audio fed faster than real time
 // would otherwise overflow the input queue, which is sized for live calls.
+// A backlog of drainAt wakes the mixer, so this rarely waits.
 func waitForMixer(t testing.TB, rec *Recorder) {
 	deadline := time.Now().Add(30 * time.Second)
-	for rec.queued.Load() > rec.maxQueued/8 || len(rec.in) > cap(rec.in)/8 {
+	for rec.queued.Load() > queueChunks/2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the mixer did not drain its input queue within 30 s")
 		}
@@ -112,10 +186,10 @@ func (s callScript) speaking(side int, t time.Duration) bool {
 	return false
 }
 
-// pcm is side's audio for the n samples from t: its tone where a burst is,
-// silence elsewhere.
-func (s callScript) pcm(side int, t time.Duration, n int) []int16 {
-	out := make([]int16, n)
+// pcm is side's audio for d from t: its tone where a burst is, silence
+// elsewhere.
+func (s callScript) pcm(side int, t, d time.Duration) []int16 {
+	out := make([]int16, int64(testRate)*int64(d)/int64(time.Second))
 	for k := range out {
 		ts := t + time.Duration(k)*time.Second/testRate
 		for _, b := range s.Bursts {
@@ -316,7 +390,9 @@ func parseOgg(t testing.TB, data []byte) []oggPage {
 
 // requireWellFormed checks the stream's structure: OpusHead and OpusTags
 // alone on the first two pages, consecutive sequence numbers, one serial,
-// granules that grow by 960 per packet, BOS first and (if ended) EOS last.
+// granules that grow by 960 per packet, BOS first and (if ended) EOS last,
+// and every audio packet two 20 ms Opus packets, the first self-delimited
+// (RFC 7845 §5.1.1).
 func requireWellFormed(t testing.TB, data []byte, ended bool) []oggPage {
 	t.Helper()
 	pages := parseOgg(t, data)
@@ -328,8 +404,8 @@ func requireWellFormed(t testing.TB, data []byte, ended bool) []oggPage {
 	require.Equal(t, "OpusHead", string(h[:8]))
 	require.Equal(t, byte(2), h[9], "channel count")
 	require.Equal(t, uint16(preSkip), binary.LittleEndian.Uint16(h[10:]))
-	require.Equal(t, uint32(testRate), binary.LittleEndian.Uint32(h[12:]))
-	require.Equal(t, byte(0), h[18], "mapping family")
+	require.Equal(t, uint32(48000), binary.LittleEndian.Uint32(h[12:]))
+	require.Equal(t, []byte{1, 2, 0, 0, 1}, h[18:], "mapping family 1: two uncoupled streams, callee left, agent right")
 	require.Len(t, pages[1].packets, 1)
 	require.Equal(t, "OpusTags", string(pages[1].packets[0][:8]))
 	var granule uint64
@@ -339,11 +415,33 @@ func requireWellFormed(t testing.TB, data []byte, ended bool) []oggPage {
 		if i >= 2 {
 			granule += uint64(960 * len(p.packets))
 			require.Equal(t, granule, p.granule, "page %d granule", i)
+			for _, pkt := range p.packets {
+				requireTwoStreams(t, pkt)
+			}
 		}
 		last := i == len(pages)-1
 		require.Equal(t, ended && last, p.flags&pageEOS != 0, "EOS flag on page %d of %d", i, len(pages))
 	}
 	return pages
+}
+
+// requireTwoStreams splits a multistream packet by the self-delimiting
+// length of the first stream's last frame and checks both halves are 20 ms
+// Opus packets.
+func requireTwoStreams(t testing.TB, pkt []byte) {
+	t.Helper()
+	require.NotEmpty(t, pkt)
+	require.Zero(t, pkt[0]&3, "the recorder writes the callee's stream as one-frame packets")
+	n, used, err := frameLength(pkt[1:])
+	require.NoError(t, err)
+	first := 1 + used + n
+	require.LessOrEqual(t, first, len(pkt))
+	c, err := parseOpus(append([]byte{pkt[0]}, pkt[1+used:first]...), nil)
+	require.NoError(t, err)
+	require.Equal(t, 960, c.duration(), "callee stream")
+	a, err := parseOpus(pkt[first:], nil)
+	require.NoError(t, err)
+	require.Equal(t, 960, a.duration(), "agent stream")
 }
 
 // ---- in-memory storage ----

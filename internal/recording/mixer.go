@@ -8,100 +8,95 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"gopkg.in/hraban/opus.v2"
 )
 
 const (
 	frameDuration = 20 * time.Millisecond
 	frameMS       = int64(frameDuration / time.Millisecond)
-	// granulePerFrame: Ogg Opus granule positions count 48 kHz samples
-	// whatever the input rate.
-	granulePerFrame = int(48000 * frameMS / 1000)
+	// frame48 is a slot of the recording's grid in 48 kHz samples, the
+	// unit of Opus durations and of Ogg Opus granule positions.
+	frame48 = 960
 	// preSkip is libopus's encoder lookahead (2.5 ms + 4 ms of delay
 	// compensation, in 48 kHz samples) for every application but
-	// restricted-lowdelay; decoders drop it so the audio lines up with the
-	// input. The bindings do not expose OPUS_GET_LOOKAHEAD; the alignment
-	// test checks the value.
+	// restricted-lowdelay, which both senders use; decoders drop it so the
+	// audio lines up with its stamps. The alignment test checks the value.
 	preSkip = 312
 	// maxPacket is libopus's recommended output buffer (RFC 6716 caps a
 	// frame at 1275 bytes).
 	maxPacket = 4000
-	// wallTick is how often the mixer lets the wall clock advance the
-	// recording through silence, so a quiet stretch still seals segments.
-	wallTick = time.Second
-	// maxJump rejects a chunk stamped this far beyond everything seen so
-	// far: a broken timestamp must not make the mixer encode hours of
+	// wallTicks is how many drains pass between the wall clock advancing
+	// the recording through silence (a second), so a quiet stretch still
+	// seals segments.
+	wallTicks = int(time.Second / drainEvery)
+	// maxJump rejects a packet stamped this far beyond everything seen so
+	// far: a broken timestamp must not make the mixer write hours of
 	// silence.
 	maxJump = 2 * time.Minute
+	// segmentBitrate sizes a segment's buffer: two voices of about 28
+	// kbit/s each, as the telephony stack encodes them.
+	segmentBitrate = 64000
 )
+
+// sideNames name the sides in logs.
+var sideNames = [2]string{callee: "callee", agent: "agent"}
 
 // mixResult is what the mixer hands Close when it stops.
 type mixResult struct {
 	tail       []byte // the stream after the last sealed segment, ending with an EOS page
 	tailFrames int64
-	frames     int64 // encoded, all segments together
+	frames     int64 // written, all segments together
 	late       [2]int64
 	rejected   int64
+	invalid    int64
 	stopped    string // why recording stopped early, if it did
-	// unencoded is the audio (in samples) the call had after recording
-	// stopped early: lost.
-	unencoded int64
+	// unwritten is the audio (in 48 kHz samples) the call had after
+	// recording stopped early: lost.
+	unwritten int64
 }
 
 // mixer is the recorder's one goroutine that touches audio: it places both
-// sides' chunks on the call's timeline, encodes 20 ms stereo frames once
-// the jitter window has passed, writes them into the Ogg stream and seals
-// a segment every SegmentDuration. Everything below r is confined to it.
+// sides' packets on the call's 20 ms grid, and once the jitter window has
+// passed writes each slot as one Ogg packet holding both (a multistream
+// packet: the callee's self-delimited, then the agent's), silence where a
+// side sent nothing. It seals a segment every SegmentDuration. Nothing is
+// decoded or encoded, unless a sender's packets do not fit the grid
+// (reencoder). Everything below r is confined to it.
 type mixer struct {
 	r                       *Recorder
-	frame                   int   // samples per channel per frame
-	window, jump            int64 // in samples
+	window, jump            int64 // in 48 kHz samples
 	place                   placement
 	segLen                  int64 // frames per segment
-	enc                     *opus.Encoder
 	ogg                     *oggStream
 	cur                     *bytes.Buffer // the segment being written
 	segCap                  int           // expected segment size, to allocate once
 	tracks                  [2]*track
-	emitted, latest, placed int64 // positions in samples per channel
+	reenc                   [2]*reencoder // nil until a side needs one
+	emitted, latest, placed int64         // positions in 48 kHz samples
 	segFrames, frames       int64
 	segN                    int
-	rejected                int64
-	pcm                     []int16 // one interleaved stereo frame
-	pkt                     []byte
+	rejected, invalid       int64
+	pkt                     []byte   // one multistream packet
+	parsed                  [][]byte // frames of the packet being parsed
+	batch                   []chunk  // the input being placed
 	stopped                 string
 }
 
 func newMixer(r *Recorder) (*mixer, error) {
 	o := r.opts
-	enc, err := opus.NewEncoder(o.SampleRate, 2, opus.AppVoIP)
-	if err != nil {
-		return nil, fmt.Errorf("recording: opus encoder at %d Hz: %w", o.SampleRate, err)
-	}
-	if err := enc.SetBitrate(o.Bitrate); err != nil {
-		return nil, fmt.Errorf("recording: opus bitrate %d: %w", o.Bitrate, err)
-	}
-	if err := enc.SetComplexity(o.Complexity); err != nil {
-		return nil, fmt.Errorf("recording: opus complexity %d: %w", o.Complexity, err)
-	}
 	var serial [4]byte
 	if _, err := rand.Read(serial[:]); err != nil {
 		return nil, fmt.Errorf("recording: ogg serial: %w", err)
 	}
-	frame := int(samples(frameDuration, o.SampleRate))
 	segLen := int64(o.SegmentDuration / frameDuration)
 	m := &mixer{
 		r:      r,
-		frame:  frame,
-		window: samples(o.JitterWindow, o.SampleRate),
-		place:  newPlacement(o.SampleRate),
-		jump:   samples(maxJump, o.SampleRate),
+		window: samples48(o.JitterWindow),
+		place:  newPlacement(),
+		jump:   samples48(maxJump),
 		segLen: segLen,
-		enc:    enc,
 		// Bitrate covers the packets; Ogg adds about 2%.
-		segCap: int(int64(o.Bitrate)/8*segLen*frameMS/1000) * 11 / 10,
-		pcm:    make([]int16, 2*frame),
-		pkt:    make([]byte, maxPacket),
+		segCap: int(segmentBitrate/8*segLen*frameMS/1000) * 11 / 10,
+		pkt:    make([]byte, 0, 2*maxPacket),
 	}
 	m.tracks = [2]*track{newTrack(m.place), newTrack(m.place)}
 	m.cur = bytes.NewBuffer(make([]byte, 0, m.segCap))
@@ -111,24 +106,27 @@ func newMixer(r *Recorder) (*mixer, error) {
 		"CHANNELS=left:callee right:agent",
 		"DATE=" + r.cfg.Start.UTC().Format(time.RFC3339),
 	}
-	if err := m.ogg.header(opusHead(2, preSkip, o.SampleRate)); err != nil {
+	if err := m.ogg.header(opusHead(preSkip)); err != nil {
 		return nil, err
 	}
-	if err := m.ogg.header(opusTags(opus.Version(), comments)); err != nil {
+	if err := m.ogg.header(opusTags(vendor, comments)); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
 func (m *mixer) run() {
-	tick := time.NewTicker(wallTick)
+	tick := time.NewTicker(drainEvery)
 	defer tick.Stop()
-	for {
+	for ticks := 1; ; ticks++ {
 		select {
-		case c := <-m.r.in:
-			m.add(c)
 		case <-tick.C:
-			m.advance(m.position(m.r.opts.Now()))
+			m.drain()
+			if ticks%wallTicks == 0 {
+				m.advance(m.position(m.r.opts.Now()))
+			}
+		case <-m.r.wake:
+			m.drain()
 		case <-m.r.stopMix:
 			m.finish()
 			return
@@ -136,31 +134,43 @@ func (m *mixer) run() {
 	}
 }
 
-// finish encodes everything received and hands the tail to Close. Inputs
-// are refused once stopMix is closed, so draining in is bounded.
-func (m *mixer) finish() {
-	for drained := false; !drained; {
-		select {
-		case c := <-m.r.in:
-			m.add(c)
-		default:
-			drained = true
-		}
+// drain places what waits in the input queue.
+func (m *mixer) drain() {
+	in := &m.r.in
+	in.mu.Lock()
+	m.batch, in.chunks = in.chunks, m.batch[:0]
+	in.mu.Unlock()
+	for _, c := range m.batch {
+		m.add(c)
 	}
+	m.r.queued.Add(-int64(len(m.batch)))
+	clear(m.batch)
+}
+
+// finish writes everything received and hands the tail to Close. Inputs
+// are refused once stopMix is closed, so one drain takes the rest.
+func (m *mixer) finish() {
+	m.drain()
 	if m.stopped == "" {
-		// Through the end of the last audio placed, a partial frame
-		// padded with silence.
-		f := int64(m.frame)
-		m.emitThrough((max(m.placed, m.emitted) + f - 1) / f * f)
+		for side, re := range m.reenc {
+			if re != nil {
+				if err := re.flush(func(at int64, pkt []byte) { m.put(side, at, pkt) }); err != nil {
+					m.r.log.Warn("recording.reencode_failed", zap.String("side", sideNames[side]), zap.Error(err))
+				}
+			}
+		}
+		// Through the end of the last audio placed.
+		m.emitThrough(max(m.placed, m.emitted))
 	}
 	res := mixResult{
 		frames:   m.frames,
 		late:     [2]int64{m.tracks[callee].late, m.tracks[agent].late},
 		rejected: m.rejected,
+		invalid:  m.invalid,
 		stopped:  m.stopped,
 	}
 	if m.stopped != "" {
-		res.unencoded = max(m.latest, m.placed) - m.emitted
+		res.unwritten = max(m.latest, m.placed) - m.emitted
 	}
 	if m.stopped == "" && m.frames > 0 {
 		// The last page carries the end-of-stream flag, so it needs a
@@ -175,16 +185,28 @@ func (m *mixer) finish() {
 	m.r.mixDone <- res
 }
 
-// position converts a wall-clock time to samples from the call start.
-// Sub saturates, and samples cannot overflow, so any time.Time is safe.
+// position converts a wall-clock time to 48 kHz samples from the call
+// start. Sub saturates, and samples48 cannot overflow, so any time.Time is
+// safe.
 func (m *mixer) position(t time.Time) int64 {
-	return samples(t.Sub(m.r.cfg.Start), m.r.rate)
+	return samples48(t.Sub(m.r.cfg.Start))
 }
 
 func (m *mixer) add(c chunk) {
-	n := int64(len(c.pcm))
-	m.r.queued.Add(-n)
+	p, err := parseOpus(c.pkt, m.parsed)
+	m.parsed = p.frames[:0]
+	if err != nil {
+		// Counted and left out: its slot gets silence, as for a lost packet.
+		if m.invalid++; m.invalid == 1 {
+			m.r.log.Warn("recording.invalid_packet", zap.String("side", sideNames[c.side]), zap.Error(err))
+		}
+		return
+	}
+	n := int64(p.duration())
 	at := m.position(c.at)
+	if c.arrived {
+		at -= n // its audio ended when it arrived
+	}
 	if m.stopped != "" {
 		// Only the timeline moves on: what is lost after the stop.
 		if at >= m.latest-m.jump && at <= m.latest+m.jump {
@@ -196,13 +218,49 @@ func (m *mixer) add(c chunk) {
 		m.rejected++
 		return
 	}
-	end := m.tracks[c.side].place(at, c.pcm, m.emitted)
-	m.placed = max(m.placed, end)
+	switch {
+	case m.reenc[c.side] == nil && (p.stereo() || p.frameSize() != frame48):
+		if err := m.startReencoding(c.side, p); err != nil {
+			m.stop(fmt.Sprintf("recording stopped at %v: %v", m.duration(), err))
+			return
+		}
+		fallthrough
+	case m.reenc[c.side] != nil:
+		err := m.reenc[c.side].feed(at, c.pkt, m.place.join, func(at int64, pkt []byte) { m.put(c.side, at, pkt) })
+		if err != nil {
+			m.invalid++
+		}
+	case len(p.frames) == 1:
+		m.put(c.side, at, c.pkt)
+	default:
+		// 20 ms frames in one packet: a packet for each slot.
+		for i := range p.frames {
+			m.put(c.side, at+int64(i)*frame48, p.appendFrame(nil, i, false))
+		}
+	}
 	m.advance(at + n)
 }
 
-// advance moves the timeline to pos and encodes what the jitter window
-// has released.
+// startReencoding sets a side on the reencoder for the rest of the call.
+func (m *mixer) startReencoding(side int, p opusPacket) error {
+	re, err := newReencoder(m.r.opts)
+	if err != nil {
+		return err
+	}
+	m.reenc[side] = re
+	m.r.log.Info("recording.reencoding", zap.String("side", sideNames[side]),
+		zap.Bool("stereo", p.stereo()), zap.Duration("frame", time.Duration(p.frameSize())*time.Second/48000))
+	return nil
+}
+
+// put places one 20 ms packet of side.
+func (m *mixer) put(side int, at int64, pkt []byte) {
+	end := m.tracks[side].place(at, pkt, m.emitted/frame48)
+	m.placed = max(m.placed, end)
+}
+
+// advance moves the timeline to pos and writes what the jitter window has
+// released.
 func (m *mixer) advance(pos int64) {
 	if pos > m.latest {
 		m.latest = pos
@@ -212,30 +270,51 @@ func (m *mixer) advance(pos int64) {
 	}
 }
 
-// emitThrough encodes the whole frames before pos.
+// emitThrough writes the whole slots before pos.
 func (m *mixer) emitThrough(pos int64) {
-	for m.emitted+int64(m.frame) <= pos && m.stopped == "" {
+	for m.emitted+frame48 <= pos && m.stopped == "" {
 		m.emitFrame()
 	}
 }
 
 func (m *mixer) emitFrame() {
-	m.tracks[callee].take(m.pcm, m.frame, 2)
-	m.tracks[agent].take(m.pcm[1:], m.frame, 2)
-	n, err := m.enc.Encode(m.pcm, m.pkt)
+	pkt, err := m.multistream(m.tracks[callee].take(), m.tracks[agent].take())
 	if err == nil {
-		err = m.ogg.packet(m.pkt[:n], granulePerFrame)
+		err = m.ogg.packet(pkt, frame48)
 	}
 	if err != nil {
-		m.stop(fmt.Sprintf("recording stopped at %v: encoding failed: %v", m.duration(), err))
+		m.stop(fmt.Sprintf("recording stopped at %v: writing failed: %v", m.duration(), err))
 		return
 	}
-	m.emitted += int64(m.frame)
+	m.emitted += frame48
 	m.frames++
 	m.segFrames++
 	if m.segFrames == m.segLen {
 		m.seal()
 	}
+}
+
+// multistream is one slot of the recording (RFC 7845 §5.1.1, channel
+// mapping family 1): stream 0, the callee, self-delimited, then stream 1,
+// the agent, as sent. A side with no packet for the slot is silent.
+func (m *mixer) multistream(c, a []byte) ([]byte, error) {
+	if c == nil {
+		c = silence
+	}
+	if a == nil {
+		a = silence
+	}
+	p, err := parseOpus(c, m.parsed)
+	m.parsed = p.frames[:0]
+	if err != nil {
+		return nil, err
+	}
+	if len(p.frames) != 1 {
+		return nil, fmt.Errorf("the callee's packet for a slot has %d frames", len(p.frames))
+	}
+	m.pkt = p.appendFrame(m.pkt[:0], 0, true)
+	m.pkt = append(m.pkt, a...)
+	return m.pkt, nil
 }
 
 // seal ends the current segment on a page boundary and hands it to the
@@ -260,10 +339,10 @@ func (m *mixer) seal() {
 	m.ogg.out = m.cur
 }
 
-// stop ends encoding for good; what was sealed before is kept.
+// stop ends writing for good; what was sealed before is kept.
 func (m *mixer) stop(reason string) {
 	m.stopped = reason
-	m.tracks[callee].buf, m.tracks[agent].buf = nil, nil
+	m.tracks[callee].slots, m.tracks[agent].slots = nil, nil
 	m.cur = nil
 	m.ogg.out = nil
 	m.r.log.Warn("recording.stopped", zap.String("reason", reason))

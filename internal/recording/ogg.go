@@ -147,14 +147,25 @@ func (s *oggStream) flush(eos bool) {
 	s.lacing, s.body, s.packets = s.lacing[:0], s.body[:0], 0
 }
 
-// opusHead is the identification header (RFC 7845 §5.1): channel mapping
-// family 0, which every Opus player supports for mono and stereo.
-func opusHead(channels int, preSkip uint16, inputRate int) []byte {
-	h := append([]byte("OpusHead"), 1, byte(channels))
+// vendor names the writer in OpusTags. The packets themselves come from
+// the senders' encoders.
+const vendor = "DocShield voice worker recorder (Opus packets as sent and received)"
+
+// opusHead is the identification header (RFC 7845 §5.1) of the two-voice
+// stream: channel mapping family 1, two uncoupled mono streams, stream 0
+// (the callee) on channel 0, the left, and stream 1 (the agent) on
+// channel 1, the right. The input sample rate is informational; 48 kHz is
+// what decoders play Opus at.
+func opusHead(preSkip uint16) []byte {
+	h := append([]byte("OpusHead"), 1, 2)
 	h = binary.LittleEndian.AppendUint16(h, preSkip)
-	h = binary.LittleEndian.AppendUint32(h, uint32(inputRate))
+	h = binary.LittleEndian.AppendUint32(h, 48000)
 	h = binary.LittleEndian.AppendUint16(h, 0) // output gain
-	return append(h, 0)                        // mapping family
+	return append(h,
+		1,    // mapping family: Vorbis channel order, here left and right
+		2, 0, // two streams, none coupled
+		0, 1, // left plays stream 0, right plays stream 1
+	)
 }
 
 // opusTags is the comment header (RFC 7845 §5.2).

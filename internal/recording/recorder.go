@@ -15,17 +15,15 @@ import (
 
 // Defaults and limits of Options.
 const (
-	DefaultSampleRate      = 24000
 	DefaultSegmentDuration = 30 * time.Second
 	// MaxSegmentDuration leaves 10 s of the 60 s crash budget for the jitter
 	// window and the segment's upload.
 	MaxSegmentDuration  = 50 * time.Second
 	MinSegmentDuration  = time.Second
 	DefaultJitterWindow = 250 * time.Millisecond
-	DefaultBitrate      = 32000
-	// DefaultComplexity 3 costs about 0.4 s of CPU per call-minute here
-	// against 0.5 s at 5 and 0.9 s at 10 (BenchmarkRecordCallMinute), for
-	// no audible difference on telephone speech.
+	// DefaultBitrate and DefaultComplexity are for a side whose packets
+	// must be re-encoded (reencoder), the exception.
+	DefaultBitrate    = 24000
 	DefaultComplexity = 3
 	// DefaultCloseTimeout is how long Close waits for the final object
 	// before it leaves the recording to the spool as pending upload.
@@ -74,10 +72,6 @@ type Config struct {
 
 // Options tune a Recorder; zero values pick the defaults.
 type Options struct {
-	// SampleRate of the PCM both inputs deliver; an Opus input rate (8, 12,
-	// 16, 24 or 48 kHz), so no resampling is needed. Default 24 kHz, the
-	// rate of the realtime model's audio.
-	SampleRate int
 	// SegmentDuration is how much audio each crash-safe segment holds, and
 	// so about the most a crash loses. Between MinSegmentDuration and
 	// MaxSegmentDuration; default 30 s.
@@ -85,9 +79,10 @@ type Options struct {
 	// JitterWindow is how long audio waits for the other side's audio of
 	// the same moment before it is encoded. Default 250 ms.
 	JitterWindow time.Duration
-	// Bitrate of the stereo Opus stream in bit/s; default 32 kbit/s.
-	Bitrate int
-	// Complexity is libopus's CPU/quality trade-off, 1-10; default 3.
+	// Bitrate in bit/s and Complexity (libopus's CPU/quality trade-off,
+	// 1-10) of the encoder for a side whose sender's packets are not 20 ms
+	// mono packets, which must be re-encoded; default 24 kbit/s and 3.
+	Bitrate    int
 	Complexity int
 	// CloseTimeout bounds how long Close waits for the last segment, the
 	// join into the final object and the deletes. What is not done by then
@@ -165,7 +160,7 @@ type Result struct {
 
 // Stats count what did not go as planned, for logs and metrics.
 type Stats struct {
-	// DurationMS is the audio encoded.
+	// DurationMS is the audio written.
 	DurationMS int64
 	// Segments were stored during the call.
 	Segments int
@@ -173,8 +168,10 @@ type Stats struct {
 	// input that arrived after its moment was encoded.
 	CalleeDroppedMS, AgentDroppedMS int64
 	CalleeLateMS, AgentLateMS       int64
-	// RejectedChunks had timestamps far from the call's timeline.
+	// RejectedChunks had timestamps far from the call's timeline;
+	// InvalidPackets were not Opus packets (their slots hold silence).
 	RejectedChunks int64
+	InvalidPackets int64
 	// LeftoverSegments could not be deleted after the final object was
 	// written; the bucket's lifecycle rule removes them.
 	LeftoverSegments int
@@ -185,47 +182,60 @@ const (
 	agent  = 1 // right channel
 )
 
-// Input queue bounds: the mixer keeps up easily, so these only matter when
-// the process is starved; the sample bound keeps a few huge chunks from
-// holding much memory.
+// The input queue. Producers append packets under a mutex and do not wake
+// the mixer: it takes what waits every drainEvery, so a call's 100 packets
+// a second cost it 10 wake-ups, not 100 (drainEvery is well inside the
+// jitter window, so nothing is late for it). A backlog of drainAt packets
+// (audio fed faster than real time) wakes it at once. queueChunks bounds
+// the queue, about 5 s of both sides' packets; the mixer keeps up easily,
+// so it only matters when the process is starved.
 const (
-	queueChunks  = 512
-	queueSamples = 5 * time.Second
+	drainEvery  = 100 * time.Millisecond
+	drainAt     = queueChunks / 4
+	queueChunks = 512
 )
 
-type chunk struct {
-	side int
-	at   time.Time
-	pcm  []int16
+// inbox is the input queue.
+type inbox struct {
+	mu     sync.Mutex
+	chunks []chunk
 }
 
-// Recorder records one call. CalleeAudio and AgentPlayed may be called from
-// any goroutine and never block; Close (or Finish) must be called once the
-// call ends: it stops the recorder's goroutines.
+// chunk is one packet on its way to the mixer.
+type chunk struct {
+	side    int
+	at      time.Time
+	arrived bool // at is when the packet arrived (its audio ended), not when it began
+	pkt     []byte
+}
+
+// Recorder records one call. CalleePacket and AgentPacket may be called
+// from any goroutine and never block; Close (or Finish) must be called once
+// the call ends: it stops the recorder's goroutines.
 type Recorder struct {
 	// Immutable after New.
-	cfg       Config
-	opts      Options
-	keys      Keys
-	log       *zap.Logger
-	rate      int
-	maxQueued int64
-	in        chan chunk
-	stopMix   chan struct{}
-	mixDone   chan mixResult
-	job       *job
+	cfg     Config
+	opts    Options
+	keys    Keys
+	log     *zap.Logger
+	in      inbox
+	wake    chan struct{} // capacity 1: a backlog waits in in
+	stopMix chan struct{}
+	mixDone chan mixResult
+	job     *job
 
 	// Shared, atomic.
-	queued  atomic.Int64 // samples waiting in in
+	queued  atomic.Int64 // chunks waiting in in, or being placed
 	closed  atomic.Bool
-	dropped [2]atomic.Int64 // samples
+	dropped [2]atomic.Int64 // 48 kHz samples
 
 	closeOnce sync.Once
 	result    Result // written once by Close
 }
 
 // New validates cfg and starts recording: the mixer goroutine (alignment,
-// encoding) and the upload goroutine (segments to storage).
+// the Ogg stream) and the recording's job in the spool (segments to
+// storage).
 func New(cfg Config) (*Recorder, error) {
 	opts, err := cfg.Options.withDefaults()
 	if err != nil {
@@ -247,15 +257,13 @@ func New(cfg Config) (*Recorder, error) {
 	}
 	log = log.With(zap.String("attempt_id", cfg.AttemptID))
 	r := &Recorder{
-		cfg:       cfg,
-		opts:      opts,
-		keys:      keys,
-		log:       log,
-		rate:      opts.SampleRate,
-		maxQueued: samples(queueSamples, opts.SampleRate),
-		in:        make(chan chunk, queueChunks),
-		stopMix:   make(chan struct{}),
-		mixDone:   make(chan mixResult, 1),
+		cfg:     cfg,
+		opts:    opts,
+		keys:    keys,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		stopMix: make(chan struct{}),
+		mixDone: make(chan mixResult, 1),
 	}
 	m, err := newMixer(r)
 	if err != nil {
@@ -275,9 +283,6 @@ func (o Options) withDefaults() (Options, error) {
 			*v = d
 		}
 	}
-	if o.SampleRate == 0 {
-		o.SampleRate = DefaultSampleRate
-	}
 	def(&o.SegmentDuration, DefaultSegmentDuration)
 	def(&o.JitterWindow, DefaultJitterWindow)
 	def(&o.CloseTimeout, DefaultCloseTimeout)
@@ -291,8 +296,6 @@ func (o Options) withDefaults() (Options, error) {
 		o.Now = time.Now
 	}
 	switch {
-	case o.SampleRate != 8000 && o.SampleRate != 12000 && o.SampleRate != 16000 && o.SampleRate != 24000 && o.SampleRate != 48000:
-		return o, fmt.Errorf("recording: Options.SampleRate %d is not an Opus input rate (8000, 12000, 16000, 24000, 48000)", o.SampleRate)
 	case o.SegmentDuration < MinSegmentDuration || o.SegmentDuration > MaxSegmentDuration:
 		return o, fmt.Errorf("recording: Options.SegmentDuration %v must be between %v and %v", o.SegmentDuration, MinSegmentDuration, MaxSegmentDuration)
 	case o.JitterWindow < 0 || o.JitterWindow > 5*time.Second:
@@ -310,31 +313,42 @@ func (o Options) withDefaults() (Options, error) {
 // Keys returns where the recording's objects go.
 func (r *Recorder) Keys() Keys { return r.keys }
 
-// CalleeAudio records mono PCM heard from the callee; at is when its first
-// sample was heard. pcm is copied.
-func (r *Recorder) CalleeAudio(at time.Time, pcm []int16) { r.enqueue(callee, at, pcm) }
+// CalleePacket records one Opus packet of the callee's voice as it was
+// received, before decoding; arrived is when it arrived, so its audio
+// ended then. pkt is copied.
+func (r *Recorder) CalleePacket(arrived time.Time, pkt []byte) {
+	r.enqueue(chunk{side: callee, at: arrived, arrived: true, pkt: pkt})
+}
 
-// AgentPlayed records mono PCM of the agent's voice as it was sent to the
-// callee; at is when its first sample went out. Only audio actually played
-// belongs here, so a reply cut by barge-in ends where the callee heard it
-// stop.
-func (r *Recorder) AgentPlayed(at time.Time, pcm []int16) { r.enqueue(agent, at, pcm) }
+// AgentPacket records one Opus packet of the agent's voice as it was sent
+// to the callee, silence included; sent is when it went out. Only packets
+// actually sent belong here, so a reply cut by barge-in ends where the
+// callee heard it stop. pkt is copied.
+func (r *Recorder) AgentPacket(sent time.Time, pkt []byte) {
+	r.enqueue(chunk{side: agent, at: sent, pkt: pkt})
+}
 
-func (r *Recorder) enqueue(side int, at time.Time, pcm []int16) {
-	n := int64(len(pcm))
-	if n == 0 || r.closed.Load() {
+func (r *Recorder) enqueue(c chunk) {
+	if len(c.pkt) == 0 || r.closed.Load() {
 		return
 	}
-	if r.queued.Add(n) > r.maxQueued {
-		r.queued.Add(-n)
-		r.dropped[side].Add(n)
+	if r.queued.Add(1) > queueChunks {
+		r.queued.Add(-1)
+		if p, err := parseOpus(c.pkt, nil); err == nil {
+			r.dropped[c.side].Add(int64(p.duration()))
+		}
 		return
 	}
-	select {
-	case r.in <- chunk{side: side, at: at, pcm: append([]int16(nil), pcm...)}:
-	default:
-		r.queued.Add(-n)
-		r.dropped[side].Add(n)
+	c.pkt = append([]byte(nil), c.pkt...)
+	r.in.mu.Lock()
+	r.in.chunks = append(r.in.chunks, c)
+	n := len(r.in.chunks)
+	r.in.mu.Unlock()
+	if n == drainAt {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -373,7 +387,7 @@ func (r *Recorder) close(ctx context.Context) Result {
 	r.closed.Store(true)
 	close(r.stopMix)
 	mix := <-r.mixDone
-	durationMS := mix.frames*frameMS + r.ms(mix.unencoded)
+	durationMS := mix.frames*frameMS + ms48(mix.unwritten)
 	stopped := mix.stopped
 	var tail *held
 	if len(mix.tail) > 0 {
@@ -391,11 +405,12 @@ func (r *Recorder) close(ctx context.Context) Result {
 	}
 	res := r.job.wait(limit)
 	res.Stats.DurationMS = mix.frames * frameMS
-	res.Stats.CalleeDroppedMS = r.ms(r.dropped[callee].Load())
-	res.Stats.AgentDroppedMS = r.ms(r.dropped[agent].Load())
-	res.Stats.CalleeLateMS = r.ms(mix.late[callee])
-	res.Stats.AgentLateMS = r.ms(mix.late[agent])
+	res.Stats.CalleeDroppedMS = ms48(r.dropped[callee].Load())
+	res.Stats.AgentDroppedMS = ms48(r.dropped[agent].Load())
+	res.Stats.CalleeLateMS = ms48(mix.late[callee])
+	res.Stats.AgentLateMS = ms48(mix.late[agent])
 	res.Stats.RejectedChunks = mix.rejected
+	res.Stats.InvalidPackets = mix.invalid
 	return res
 }
 
@@ -413,12 +428,13 @@ func metadata(cfg Config, part string) map[string]string {
 	}
 }
 
-func (r *Recorder) ms(samples int64) int64 { return samples * 1000 / int64(r.rate) }
+// ms48 converts 48 kHz samples to milliseconds.
+func ms48(samples int64) int64 { return samples / 48 }
 
-// samples converts a duration to samples without overflowing, for any d
-// (negative too: both terms truncate toward zero).
-func samples(d time.Duration, rate int) int64 {
-	return int64(d/time.Second)*int64(rate) + int64(d%time.Second)*int64(rate)/int64(time.Second)
+// samples48 converts a duration to 48 kHz samples without overflowing, for
+// any d (negative too: both terms truncate toward zero).
+func samples48(d time.Duration) int64 {
+	return int64(d/time.Second)*48000 + int64(d%time.Second)*48000/int64(time.Second)
 }
 
 func errString(err error) string {

@@ -126,39 +126,57 @@ func TestPreSkipLinesAudioUpWithItsStamp(t *testing.T) {
 	require.InDelta(t, 48000, onset, 48*2, "first loud sample at %d (48 kHz), want 48000 ± 2 ms", onset)
 }
 
+// Input never blocks: past the queue's bound a packet is dropped and
+// counted. Packets are copied, so the caller may reuse its buffer.
 func TestInputsAreCopiedAndNeverBlock(t *testing.T) {
 	st := newMemStorage(t)
 	rec := newTestRecorder(t, st, Options{}, nil)
-	// A chunk larger than the whole input queue is refused at once.
-	rec.AgentPlayed(testStart(), make([]int16, 6*testRate))
-	pcm := callScript{Bursts: []burst{{Side: callee, To: time.Second, Freq: 440}}}.pcm(callee, 0, testRate)
-	rec.CalleeAudio(testStart(), pcm)
-	clear(pcm) // the recorder must have its own copy
+	// A full queue (as a starved mixer leaves it) refuses at once.
+	rec.queued.Add(queueChunks)
+	for range 3 {
+		rec.AgentPacket(testStart(), silence)
+	}
+	rec.queued.Add(-queueChunks)
+	s := callScript{Length: time.Second, Bursts: []burst{{Side: callee, To: time.Second, Freq: 440}}}
+	send := newSender(t, senderKind{})
+	buf := make([]byte, 0, maxPacket)
+	for i := range 50 {
+		at := time.Duration(i) * frameDuration
+		buf = append(buf[:0], send.packet(t, s.pcm(callee, at, frameDuration))...)
+		rec.CalleePacket(testStart().Add(at+frameDuration), buf)
+		clear(buf) // the recorder must have its own copy
+	}
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, int64(6000), res.Stats.AgentDroppedMS)
+	require.Equal(t, int64(60), res.Stats.AgentDroppedMS)
 	require.Zero(t, res.Stats.CalleeDroppedMS)
+	require.Zero(t, res.Stats.InvalidPackets)
 	// After Close, input is ignored rather than queued or counted.
-	rec.CalleeAudio(testStart(), pcm)
+	rec.CalleePacket(testStart(), buf)
 	data, _ := st.get(res.Stored.Key)
 	d := decodeOgg(t, data)
 	require.Len(t, activity(d.left), 1)
 	require.InDelta(t, 1.0, activity(d.left)[0][1].Seconds(), 0.02)
+	require.Empty(t, activity(d.right))
 }
 
-func TestBrokenTimestampsAreRejectedOrLate(t *testing.T) {
+func TestBrokenTimestampsAndPacketsAreRejectedOrLate(t *testing.T) {
 	st := newMemStorage(t)
 	rec := newTestRecorder(t, st, Options{}, nil)
-	frame := make([]int16, 480)
-	rec.CalleeAudio(testStart(), frame)
-	rec.CalleeAudio(testStart().Add(1000*time.Hour), frame) // far future
-	rec.CalleeAudio(time.Time{}, frame)                     // zero time
-	rec.AgentPlayed(testStart().Add(-time.Second), frame)   // before the answer: late
-	rec.AgentPlayed(testStart().Add(-10*time.Millisecond), frame)
+	rec.CalleePacket(testStart().Add(frameDuration), silence)
+	rec.CalleePacket(testStart().Add(1000*time.Hour), silence) // far future
+	rec.CalleePacket(time.Time{}, silence)                     // zero time
+	rec.AgentPacket(testStart().Add(-time.Second), silence)    // before the answer: late
+	rec.AgentPacket(testStart().Add(-10*time.Millisecond), silence)
+	rec.CalleePacket(testStart(), []byte{0xfb})                                // code 3 without its frame count
+	rec.AgentPacket(testStart(), []byte{0xf9, 1, 2, 3})                        // two equal frames in 3 bytes
+	rec.AgentPacket(testStart(), []byte{0xfa, 200, 1, 2})                      // a first frame longer than the packet
+	rec.CalleePacket(testStart(), append([]byte{0xf8}, make([]byte, 1300)...)) // a frame over 1275 bytes
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, int64(2), res.Stats.RejectedChunks)
-	require.Equal(t, int64(30), res.Stats.AgentLateMS)
+	require.Equal(t, int64(4), res.Stats.InvalidPackets)
+	require.Equal(t, int64(20), res.Stats.AgentLateMS, "10 ms early rounds onto the first slot")
 	require.Equal(t, int64(20), res.Stored.DurationMS)
 }
 
@@ -358,7 +376,7 @@ func TestFinalFailureKeepsSegmentsAndHidesURLs(t *testing.T) {
 // files are gone.
 func TestSpillToDiskIsEncryptedAndStillStored(t *testing.T) {
 	dir := t.TempDir()
-	// 2 s segments of about 8 kB: the first fits in memory, the rest
+	// 2 s segments of about 6.5 kB: the first fits in memory, the rest
 	// spill.
 	o := recordDuringOutage(t, "spill", "injected: storage away", bargeInScript,
 		Options{SegmentDuration: 2 * time.Second, CloseTimeout: 500 * time.Millisecond},
@@ -438,7 +456,7 @@ func TestSpilledAudioOpensOnlyWhereItWasWritten(t *testing.T) {
 // back the final object holds the audio up to the stop, and the outcome
 // counts the rest as lost.
 func TestSpoolFullStopsRecordingInsteadOfGrowing(t *testing.T) {
-	// 1 s segments of about 4 kB (3.0, 4.2, 4.2, 3.8 kB for this script):
+	// 1 s segments of about 3.5 kB (2.9, 3.8, 3.7, 3.4 kB for this script):
 	// three fit in 13 kB, the fourth does not, and nothing may spill.
 	script := callScript{Length: 8 * time.Second, Bursts: []burst{{Side: callee, From: 500 * time.Millisecond, To: 7 * time.Second, Freq: 440}}}
 	o := recordDuringOutage(t, "full", "injected: storage away", script, Options{SegmentDuration: time.Second},
@@ -478,7 +496,7 @@ func TestWallClockSealsSegmentsThroughSilence(t *testing.T) {
 	rec, err := New(Config{AttemptID: "quiet", Env: "test", Start: start, Spool: newSpool(t, st), OnPartial: reports.record,
 		Options: Options{SegmentDuration: time.Second, JitterWindow: 100 * time.Millisecond}})
 	require.NoError(t, err)
-	rec.CalleeAudio(start, make([]int16, 480))
+	rec.CalleePacket(start.Add(frameDuration), silence)
 	require.Eventually(t, func() bool { return len(reports.all()) >= 1 }, 20*time.Second, 10*time.Millisecond)
 	res, err := rec.Finish(context.Background())
 	require.NoError(t, err)
@@ -498,7 +516,6 @@ func TestOptionsAndConfigValidation(t *testing.T) {
 		"campaign":        func(c *Config) { c.CampaignID = "a/b" },
 		"env":             func(c *Config) { c.Env = "" },
 		"start time":      func(c *Config) { c.Start = time.Time{} },
-		"SampleRate":      func(c *Config) { c.Options.SampleRate = 44100 },
 		"SegmentDuration": func(c *Config) { c.Options.SegmentDuration = time.Minute },
 		"JitterWindow":    func(c *Config) { c.Options.JitterWindow = -time.Second },
 		"Bitrate":         func(c *Config) { c.Options.Bitrate = 1000 },

@@ -7,16 +7,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// placeFrames places 20 ms frames given as {true position, stamp} and
-// returns where each landed. One sample per ms keeps the arithmetic
-// readable.
+// placeFrames places 20 ms packets given as {true position, stamp} in ms
+// and returns where each landed, in ms.
 func placeFrames(t *testing.T, frames [][2]int64) []int64 {
 	t.Helper()
-	tr := newTrack(newPlacement(1000))
+	tr := newTrack(newPlacement())
 	var got []int64
 	for _, f := range frames {
-		end := tr.place(f[1], make([]int16, 20), 0)
-		got = append(got, end-20)
+		end := tr.place(f[1]*48, silence, 0)
+		require.Zero(t, end%frame48, "a packet starts on the grid")
+		got = append(got, (end-frame48)/48)
 	}
 	return got
 }
@@ -52,8 +52,8 @@ func TestPlacementStartsNewStretchAtItsStamp(t *testing.T) {
 		frames(700, 10, func(_ int, p int64) int64 { return p + 3 })...)
 	got := placeFrames(t, fs)
 	require.Equal(t, int64(180), got[9])
-	require.Equal(t, int64(703), got[10], "after a pause the stamp places the chunk")
-	require.Equal(t, int64(723), got[11])
+	require.Equal(t, int64(700), got[10], "after a pause the stamp places the packet, on the nearest slot")
+	require.Equal(t, int64(720), got[11])
 }
 
 // Lost frames leave the side early by their length until the end of the
@@ -89,21 +89,26 @@ func TestPlacementFollowsClockDrift(t *testing.T) {
 	}
 }
 
-func TestPlacementDropsWhatIsAlreadyEncoded(t *testing.T) {
-	tr := newTrack(newPlacement(1000))
-	end := tr.place(-30, make([]int16, 50), 0)
-	require.Equal(t, int64(20), end)
-	require.Equal(t, int64(30), tr.late)
-	require.Len(t, tr.buf, 20)
-	tr.place(100, make([]int16, 20), 200) // entirely before base
-	require.Equal(t, int64(50), tr.late)
+func TestPlacementDropsWhatIsAlreadyWritten(t *testing.T) {
+	tr := newTrack(newPlacement())
+	a, b := []byte{1}, []byte{2}
+	end := tr.place(-11*48, a, 0) // rounds to -20 ms: before the start
+	require.Equal(t, int64(0), end)
+	require.Equal(t, int64(frame48), tr.late)
+	require.Empty(t, tr.slots)
+	tr.place(9*48, a, 0)   // rounds to slot 0
+	tr.place(140*48, b, 0) // 120 ms after the last one ended: at its stamp
+	require.Equal(t, [][]byte{a, nil, nil, nil, nil, nil, nil, b}, tr.slots)
+	tr.place(400*48, b, 30) // slot 20 is before base 30
+	require.Equal(t, int64(2*frame48), tr.late)
 }
 
-func TestTakeInterleavesAndPadsWithSilence(t *testing.T) {
-	tr := newTrack(newPlacement(1000))
-	tr.place(0, []int16{1, 2, 3}, 0)
-	dst := []int16{9, 9, 9, 9, 9, 9, 9, 9}
-	tr.take(dst[1:], 4, 2)
-	require.Equal(t, []int16{9, 1, 9, 2, 9, 3, 9, 0}, dst)
-	require.Empty(t, tr.buf)
+func TestTakeGivesSlotsInOrderAndNilForSilence(t *testing.T) {
+	tr := newTrack(newPlacement())
+	a := []byte{1}
+	tr.place(20*48, a, 0)
+	require.Nil(t, tr.take())
+	require.Equal(t, a, tr.take())
+	require.Nil(t, tr.take(), "past the last packet: silence")
+	require.Empty(t, tr.slots)
 }

@@ -3,6 +3,7 @@ package telephony
 import (
 	"math"
 	"testing"
+	"time"
 
 	msdk "github.com/livekit/media-sdk"
 	"github.com/livekit/media-sdk/opus"
@@ -16,13 +17,15 @@ import (
 // core its audio costs us. The SDK's RTP/SRTP/ICE work comes on top.
 
 // BenchmarkSendFrame: queue → frame → Opus at 24 kHz (no resampling) → the
-// track (unbound here, so the RTP write itself is not measured).
+// track (unbound here, so the RTP write itself is not measured). The agent
+// speaks all the time here: a call's silences cost far less
+// (BenchmarkVoiceEncoder).
 func BenchmarkSendFrame(b *testing.B) {
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "bench", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc, err := opus.Encode(msdk.FromSampleWriter[opus.Sample](track, DefaultSampleRate, FrameDuration), 1, sdkLogger(zap.NewNop()))
+	enc, err := newVoiceEncoder(msdk.FromSampleWriter[opus.Sample](track, DefaultSampleRate, FrameDuration), DefaultSampleRate, AgentOpusComplexity, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,7 +42,7 @@ func BenchmarkSendFrame(b *testing.B) {
 			}
 		}
 		p.fill(f)
-		if err := enc.WriteSample(f); err != nil {
+		if err := enc.write(time.Time{}, f); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,7 +1,9 @@
 // Package telephony is the worker's phone line, built on LiveKit: a room per
 // call, the outbound SIP dial and its outcome, the agent's seat in the room
-// (the callee's voice in as PCM, the agent's voice out as PCM through a
-// queue that barge-in can clear), hang-up, transfer and a credentials check.
+// (the callee's voice in as PCM, and as the Opus packets it came in; the
+// agent's voice out as PCM through a queue that barge-in can clear, with
+// every Opus packet sent handed on too), hang-up, transfer and a
+// credentials check.
 //
 // A call runs in this order:
 //

@@ -37,8 +37,15 @@ type ParticipantOptions struct {
 	Peer string // required
 	// OnPeerAudio receives the peer's voice as mono PCM at the player's
 	// sample rate, in the order it arrived. It runs on the SDK's media
-	// goroutine, so it must not block; the slice is the receiver's to keep.
+	// goroutine, so it must not block; pcm is the decoder's buffer, valid
+	// only during the call (copy what you keep: 50 frames a second each
+	// copied here would be garbage for the receivers that only look).
 	OnPeerAudio func(pcm []int16)
+	// OnPeerPacket receives each Opus packet of the peer's voice, in the
+	// order OnPeerAudio gets them, just before it is decoded (for the
+	// recording, which keeps the packets as they are). Same goroutine and
+	// rules as OnPeerAudio, but pkt is valid only during the call.
+	OnPeerPacket func(pkt []byte)
 
 	Player PlayerOptions // the participant's own voice
 	Logger *zap.Logger
@@ -199,6 +206,9 @@ func (p *Participant) receive(track *webrtc.TrackRemote, w *peerWriter) {
 		p.log.Warn("telephony.peer_audio_failed", zap.Error(err))
 		return
 	}
+	if p.opts.OnPeerPacket != nil {
+		dec = packetTap{Writer: dec, tap: p.opts.OnPeerPacket}
+	}
 	h := rtp.HandleJitter(rtp.NewNopCloser(rtp.NewMediaStreamIn[opus.Sample](dec)), jitter.WithLogger(log))
 	if err := rtp.HandleLoop(track, h); err != nil && !errors.Is(err, io.EOF) && !w.closed.Load() {
 		p.log.Debug("telephony.peer_audio_ended", zap.Error(err))
@@ -322,7 +332,7 @@ func (w *peerWriter) WriteSample(s msdk.PCM16Sample) error {
 	}
 	w.once.Do(w.first)
 	if w.deliver != nil && len(s) > 0 {
-		w.deliver(append([]int16(nil), s...))
+		w.deliver(s)
 	}
 	return nil
 }
@@ -333,6 +343,19 @@ func (w *peerWriter) Close() error {
 }
 
 var errWriterClosed = errors.New("telephony: peer audio writer closed")
+
+// packetTap hands each packet to tap before the decoder gets it.
+type packetTap struct {
+	opus.Writer
+	tap func([]byte)
+}
+
+func (t packetTap) WriteSample(s opus.Sample) error {
+	if len(s) > 0 {
+		t.tap(s)
+	}
+	return t.Writer.WriteSample(s)
+}
 
 // signal is a channel closed once.
 type signal struct {

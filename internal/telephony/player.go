@@ -63,7 +63,16 @@ type PlayerOptions struct {
 	// OnPlayback is called on the pacing goroutine, so it must return
 	// quickly: time spent there delays the next frame.
 	OnPlayback func(PlaybackEvent)
-	Logger     *zap.Logger
+	// OnSent receives every Opus packet sent, silence included (for the
+	// recording: exactly what the listener got), with when it was due on
+	// the pacer's schedule. A frame a busy process sends late is still due
+	// on the schedule (the pacer catches up, and the listener's jitter
+	// buffer plays it in turn); after a stall past maxLag the schedule
+	// restarts, and the listener does hear a gap. It runs on the pacing
+	// goroutine, so it must return quickly; pkt is valid only during the
+	// call.
+	OnSent func(due time.Time, pkt []byte)
+	Logger *zap.Logger
 }
 
 // Player is a participant's voice. PCM written in any chunk size waits in
@@ -80,7 +89,7 @@ type Player struct {
 	// Immutable after construction.
 	rate, frame int // samples per second, per frame
 	maxQueued   int
-	sink        func([]int16) error // confined to the pacing goroutine
+	sink        func(due time.Time, pcm []int16) error // confined to the pacing goroutine
 	onEvent     func(PlaybackEvent)
 	log         *zap.Logger
 	track       *webrtc.TrackLocalStaticSample // nil in unit tests
@@ -113,11 +122,17 @@ type itemState struct {
 // about the item playing now or the one before.
 const maxItems = 16
 
+// AgentOpusComplexity is the libopus complexity of the agent's track.
+// Opus encoding is most of a call's CPU, and the agent's voice ends up on
+// the phone network as 8 kHz G.711 (or at best 16 kHz G.722), where the
+// extra effort of a higher complexity is inaudible. At 3 and wideband a
+// frame costs 0.7 of what it cost at 5 and full band; with silence
+// skipped, a voice quiet a third of the time costs half
+// (BenchmarkVoiceEncoder).
+const AgentOpusComplexity = 3
+
 // newTrackPlayer returns a Player publishing on a new Opus track. Opus
 // encodes the 24 kHz PCM natively, so no resampler sits in the path.
-// AgentOpusComplexity is the libopus complexity of the agent's track.
-const AgentOpusComplexity = 5
-
 func newTrackPlayer(opts PlayerOptions) (*Player, error) {
 	id := uuid.NewString()[:8]
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "voice-"+id, "voice-"+id)
@@ -125,35 +140,25 @@ func newTrackPlayer(opts PlayerOptions) (*Player, error) {
 		return nil, fmt.Errorf("telephony: audio track: %w", err)
 	}
 	rate := orDefault(opts.SampleRate, DefaultSampleRate)
-	log := opts.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	// Complexity 5 instead of libopus's default 9: the agent's voice ends
-	// up on the phone network as 8 kHz G.711, so the extra encoder effort
-	// is inaudible there, and Opus encoding was most of a call's CPU (the
-	// capacity benchmark in internal/call measured 1.38% vs 0.72% of a
-	// core per stream).
-	enc, err := opus.EncodeWith(msdk.FromSampleWriter[opus.Sample](track, rate, FrameDuration), 1,
-		opus.EncodeOptions{Complexity: AgentOpusComplexity}, sdkLogger(log))
+	enc, err := newVoiceEncoder(msdk.FromSampleWriter[opus.Sample](track, rate, FrameDuration), rate, AgentOpusComplexity, opts.OnSent)
 	if err != nil {
-		return nil, fmt.Errorf("telephony: opus encoder at %d Hz: %w", rate, err)
+		return nil, err
 	}
-	p := makePlayer(opts, func(pcm []int16) error { return enc.WriteSample(pcm) })
+	p := makePlayer(opts, enc.write)
 	p.track = track
 	go p.run()
 	return p, nil
 }
 
 // newPlayer starts a Player writing frames to sink.
-func newPlayer(opts PlayerOptions, sink func([]int16) error) *Player {
+func newPlayer(opts PlayerOptions, sink func(time.Time, []int16) error) *Player {
 	p := makePlayer(opts, sink)
 	go p.run()
 	return p
 }
 
 // makePlayer builds a Player without starting its pacer.
-func makePlayer(opts PlayerOptions, sink func([]int16) error) *Player {
+func makePlayer(opts PlayerOptions, sink func(time.Time, []int16) error) *Player {
 	rate := orDefault(opts.SampleRate, DefaultSampleRate)
 	log := opts.Logger
 	if log == nil {
@@ -305,7 +310,7 @@ func (p *Player) run() {
 		case <-timer.C:
 		}
 		events, emptied := p.fill(frame)
-		if err := p.sink(frame); err != nil && !sinkFailed {
+		if err := p.sink(next, frame); err != nil && !sinkFailed {
 			// Logged once: a broken track fails every frame.
 			sinkFailed = true
 			p.log.Warn("telephony.player.send_failed", zap.Error(err))

@@ -14,15 +14,17 @@ import (
 type frameSink struct {
 	mu      sync.Mutex
 	frames  [][]int16
+	due     []time.Time
 	changed chan struct{}
 }
 
 func newFrameSink() *frameSink { return &frameSink{changed: make(chan struct{})} }
 
-func (s *frameSink) write(pcm []int16) error {
+func (s *frameSink) write(due time.Time, pcm []int16) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frames = append(s.frames, append([]int16(nil), pcm...))
+	s.due = append(s.due, due)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return nil
@@ -67,15 +69,6 @@ func (s *frameSink) sound() []int16 {
 		}
 	}
 	return out
-}
-
-func silent(f []int16) bool {
-	for _, v := range f {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ramp is audio with no zero sample, so every frame of it is non-silent
@@ -256,4 +249,20 @@ func TestPlayerHoldAndRelease(t *testing.T) {
 	defer cancel()
 	require.NoError(t, p.WaitDrained(ctx))
 	require.Equal(t, audio, sink.sound(), "all of it, once released")
+}
+
+// Each frame is stamped with when it was due: 20 ms after the one before,
+// even when a busy process sent it late, unless the pacer fell so far
+// behind (maxLag) that it restarted its schedule.
+func TestPlayerStampsFramesWithTheirSchedule(t *testing.T) {
+	sink := newFrameSink()
+	p := newPlayer(PlayerOptions{}, sink.write)
+	defer p.Close()
+	sink.waitFor(t, "50 frames", func(f [][]int16) bool { return len(f) >= 50 })
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for i := 1; i < len(sink.due); i++ {
+		d := sink.due[i].Sub(sink.due[i-1])
+		require.True(t, d == FrameDuration || d > FrameDuration+maxLag, "frame %d due %v after the one before", i, d)
+	}
 }

@@ -35,6 +35,22 @@ func (m *mongoService) env() []envVar {
 	}
 }
 
+// sqliteParams let SQLite take the writes of many concurrent calls.
+// SQLite has one writer at a time; the others wait in its busy handler.
+// FerretDB sets WAL and a 10 s busy timeout, and begins its write
+// transactions deferred. A deferred transaction that has read is refused
+// at once (SQLITE_BUSY) when another writer committed meanwhile, and waits
+// past 10 s happen once a burst of writes meets a busy CPU (40 calls
+// answering at once): the writes of 40 calls were refused. So:
+//   - _txlock=immediate: a transaction takes the write lock first and
+//     waits its turn;
+//   - busy_timeout 60 s: a burst is queued, never refused (the worker
+//     writes off the audio path, so a slow write delays nobody);
+//   - synchronous=normal, WAL's usual pairing: a commit survives a crash
+//     of the process (what the tests kill), not of the machine, and needs
+//     no fsync, so each writer's turn is short.
+const sqliteParams = "_pragma=busy_timeout(60000)&_txlock=immediate&_pragma=synchronous(normal)"
+
 func (m *mongoService) start(ctx context.Context, dir string) error {
 	data := filepath.Join(dir, "ferretdb")
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -48,7 +64,7 @@ func (m *mongoService) start(ctx context.Context, dir string) error {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + data + "/",
+		SQLiteURL: "file:" + data + "/?" + sqliteParams,
 		Logger:    slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {

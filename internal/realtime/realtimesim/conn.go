@@ -1,6 +1,7 @@
 package realtimesim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -312,7 +313,22 @@ func (c *conn) record(typ string, data []byte) {
 	c.srv.rec.update(func(l *Log) { l.Events = append(l.Events, ClientEvent{Conn: c.id, Type: typ, Raw: raw}) })
 }
 
+// appendEvent is input_audio_buffer.append, decoded in one pass: a call
+// sends 50 a second.
+type appendEvent struct {
+	Type    string `json:"type"`
+	EventID string `json:"event_id"`
+	Audio   string `json:"audio"`
+}
+
 func (c *conn) handle(data []byte) {
+	if bytes.HasPrefix(data, []byte(`{"type":"input_audio_buffer.append"`)) {
+		var a appendEvent
+		if err := json.Unmarshal(data, &a); err == nil && a.Type == "input_audio_buffer.append" {
+			c.appendAudio(data, a.EventID, a.Audio)
+			return
+		}
+	}
 	var head struct {
 		Type    string `json:"type"`
 		EventID string `json:"event_id"`
@@ -323,7 +339,9 @@ func (c *conn) handle(data []byte) {
 		return
 	}
 	if head.Type == "input_audio_buffer.append" {
-		c.appendAudio(data, head.EventID)
+		var a appendEvent
+		_ = json.Unmarshal(data, &a)
+		c.appendAudio(data, head.EventID, a.Audio)
 		return
 	}
 	c.record(head.Type, data)
@@ -489,12 +507,8 @@ func (c *conn) applySession() {
 
 func samplesToMS(n int) int { return n * 1000 / SampleRate }
 
-func (c *conn) appendAudio(data []byte, eventID string) {
-	var w struct {
-		Audio string `json:"audio"`
-	}
-	_ = json.Unmarshal(data, &w)
-	pcm, err := decodePCM(w.Audio)
+func (c *conn) appendAudio(data []byte, eventID, audio string) {
+	pcm, err := decodePCM(audio)
 	if err != nil {
 		c.record("input_audio_buffer.append", data)
 		c.sendError("invalid_request_error", "invalid_value", "Invalid 'audio'. Expected base64-encoded pcm16 audio at 24000 Hz: "+err.Error(), "audio", eventID)
