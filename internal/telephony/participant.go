@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,10 @@ type ParticipantOptions struct {
 	Name       string
 	Attributes map[string]string
 
-	// Peer is the identity whose audio is delivered to OnPeerAudio.
-	Peer string // required
+	// Peer is the identity whose audio is delivered to OnPeerAudio. ""
+	// names it later with SetPeer: the agent joins before dialing, and
+	// the callee's identity is the one the dial's reply names.
+	Peer string
 	// OnPeerAudio receives the peer's voice as mono PCM at the player's
 	// sample rate, in the order it arrived. It runs on the SDK's media
 	// goroutine, so it must not block; the slice is the receiver's to keep.
@@ -63,10 +66,15 @@ type Participant struct {
 	// callbacks, read by the call's loop.
 	reconnecting atomic.Int64
 
-	mu      sync.Mutex // guards writers and closed
+	mu      sync.Mutex // guards the fields below
+	peer    string     // opts.Peer, or the identity SetPeer named; "" until then
 	writers []*peerWriter
 	closed  bool
-	wg      sync.WaitGroup // receive goroutines, one per peer audio track
+	// Until the peer is known: the audio tracks others published (one of
+	// them is the peer's, subscribed before its name was), and who left.
+	early []earlyTrack
+	gone  []string
+	wg    sync.WaitGroup // receive goroutines, one per peer audio track
 
 	closeOnce sync.Once
 }
@@ -77,8 +85,8 @@ func Join(ctx context.Context, cfg Config, room string, opts ParticipantOptions)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Identity == "" || opts.Peer == "" || room == "" {
-		return nil, errors.New("telephony: Join needs a room, ParticipantOptions.Identity and ParticipantOptions.Peer")
+	if opts.Identity == "" || room == "" {
+		return nil, errors.New("telephony: Join needs a room and ParticipantOptions.Identity")
 	}
 	opts.Player.SampleRate = orDefault(opts.Player.SampleRate, cfg.sampleRate())
 	if opts.Logger == nil {
@@ -99,6 +107,7 @@ func Join(ctx context.Context, cfg Config, room string, opts ParticipantOptions)
 	}
 	p := &Participant{
 		opts:         opts,
+		peer:         opts.Peer,
 		player:       player,
 		log:          opts.Logger.With(zap.String("room", room), zap.String("identity", opts.Identity)),
 		listening:    newSignal(),
@@ -150,11 +159,7 @@ func (p *Participant) callbacks() *lksdk.RoomCallback {
 		ParticipantCallback: lksdk.ParticipantCallback{
 			OnTrackSubscribed: p.onTrackSubscribed,
 		},
-		OnParticipantDisconnected: func(rp *lksdk.RemoteParticipant) {
-			if rp.Identity() == p.opts.Peer {
-				p.peerLeft.fire()
-			}
-		},
+		OnParticipantDisconnected: p.onParticipantLeft,
 		OnLocalTrackSubscribed: func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) {
 			p.listening.fire()
 			p.player.Open()
@@ -168,22 +173,92 @@ func (p *Participant) callbacks() *lksdk.RoomCallback {
 }
 
 func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
-	if rp.Identity() != p.opts.Peer || track.Kind() != webrtc.RTPCodecTypeAudio {
+	if track.Kind() != webrtc.RTPCodecTypeAudio {
 		return
 	}
 	if track.Codec().MimeType != webrtc.MimeTypeOpus {
 		p.log.Warn("telephony.peer_audio_not_opus", zap.String("codec", track.Codec().MimeType))
 		return
 	}
-	w := &peerWriter{rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return
+	switch {
+	case p.closed:
+	case p.peer == "":
+		if len(p.early) < maxEarly {
+			p.early = append(p.early, earlyTrack{identity: rp.Identity(), track: track})
+		}
+	case rp.Identity() == p.peer:
+		p.receiveLocked(track)
 	}
+}
+
+// maxEarly bounds what is kept of others while the peer is unknown: a
+// call's room holds the agent, the callee and at most a transfer target.
+const maxEarly = 8
+
+// earlyTrack is an audio track subscribed before the peer was named.
+type earlyTrack struct {
+	identity string
+	track    *webrtc.TrackRemote
+}
+
+// receiveLocked starts delivering the peer's audio from track. Called
+// with mu held.
+func (p *Participant) receiveLocked(track *webrtc.TrackRemote) {
+	w := &peerWriter{rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
 	p.writers = append(p.writers, w)
 	p.wg.Add(1)
 	go p.receive(track, w)
+}
+
+func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.peer == "" && len(p.gone) < maxEarly:
+		p.gone = append(p.gone, rp.Identity())
+	case p.peer != "" && rp.Identity() == p.peer:
+		p.peerLeft.fire()
+	}
+}
+
+// SetPeer names the peer of a participant that joined without one (the
+// agent learns the callee's identity from the dial's reply). An audio
+// track the peer published before is delivered from now on, and a peer
+// that already left closes PeerLeft. Naming the same peer again is a
+// no-op; naming another is an error.
+func (p *Participant) SetPeer(identity string) error {
+	if identity == "" {
+		return errors.New("telephony: SetPeer needs an identity")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.peer != "" {
+		if p.peer == identity {
+			return nil
+		}
+		return fmt.Errorf("telephony: the peer is %s already, not %s", p.peer, identity)
+	}
+	p.peer = identity
+	for _, e := range p.early {
+		if e.identity == identity && !p.closed {
+			p.receiveLocked(e.track)
+		}
+	}
+	p.early = nil
+	if slices.Contains(p.gone, identity) {
+		p.peerLeft.fire()
+	}
+	p.gone = nil
+	return nil
+}
+
+// Peer is the identity of the peer, "" until it is known.
+func (p *Participant) Peer() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peer
 }
 
 // receive decodes the peer's Opus straight to our sample rate until the
