@@ -142,3 +142,29 @@ func byeAt(t *testing.T, r sipphone.Record) time.Time {
 	t.Fatalf("the phone received no BYE: %v", r.Events)
 	return time.Time{}
 }
+
+// An operator's view of the trunk: LiveKit's record of it, never the
+// password; an id LiveKit does not know is ErrTrunkNotFound.
+func TestInspectTrunk(t *testing.T) {
+	line := siptest.Start(t, sipphone.Config{})
+	cfg := line.Telephony(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr, err := telephony.InspectTrunk(ctx, cfg)
+	require.NoError(t, err)
+	require.Equal(t, line.Trunk.ID, tr.ID)
+	require.Equal(t, line.Phone.Addr().String(), tr.Address)
+	require.Equal(t, "UDP", tr.Transport)
+	require.Equal(t, []string{line.Trunk.Number}, tr.Numbers)
+	require.Equal(t, line.Trunk.Username, tr.AuthUsername)
+	require.True(t, tr.HasPassword)
+
+	cfg.SIPTrunkID = "ST_doesnotexist"
+	_, err = telephony.InspectTrunk(ctx, cfg)
+	require.ErrorIs(t, err, telephony.ErrTrunkNotFound)
+	require.ErrorContains(t, err, "LIVEKIT_SIP_TRUNK_ID")
+
+	cfg.APISecret = "not-the-secret-not-the-secret-not-the"
+	_, err = telephony.InspectTrunk(ctx, cfg)
+	require.ErrorIs(t, err, telephony.ErrBadCredentials)
+}
