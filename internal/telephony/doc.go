@@ -39,7 +39,11 @@
 // into Config. Call SetSDKLogger once at startup so the SDK's logs go to
 // the worker's logger rather than stderr.
 //
-// The phone network itself cannot run on a development machine; package
-// calleesim provides a Dialer whose callee is a real participant in the
-// same LiveKit room, so everything after the SIP leg runs for real.
+// The phone network itself cannot run on a development machine: package
+// sipphone is the carrier and the handset, a SIP user agent that LiveKit's
+// SIP service dials over a trunk exactly as it dials a carrier, so the
+// whole leg runs for real in tests and make dev (siptest gives each test
+// its own phone and trunk). Package calleesim, a Dialer whose callee joins
+// the room as a participant with no SIP leg, remains for the tests that do
+// not need the leg.
 package telephony
