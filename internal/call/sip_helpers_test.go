@@ -110,13 +110,9 @@ func phoneTone(d time.Duration) []int16 { return calleesim.Tone(600, d, sipphone
 // firstEvent is when the phone first received (or sent) a request.
 func firstEvent(t testing.TB, r sipphone.Record, sent bool, m sip.RequestMethod) time.Time {
 	t.Helper()
-	for _, e := range r.Events {
-		if e.Sent == sent && e.Status == 0 && e.Method == string(m) {
-			return e.At
-		}
-	}
-	t.Fatalf("no %s %s in %v", map[bool]string{true: "sent", false: "received"}[sent], m, r.Events)
-	return time.Time{}
+	at, ok := r.FirstRequest(sent, m)
+	require.True(t, ok, "no %s (sent: %t) in %v", m, sent, r.Events)
+	return at
 }
 
 // hangUpReached bounds a hang-up reaching the other side. The target is a

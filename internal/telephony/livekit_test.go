@@ -110,11 +110,7 @@ func TestSIPDialerWithAnUnknownTrunk(t *testing.T) {
 	cfg := liveKit(t)
 	cfg.SIPTrunkID = "ST_missing"
 	ctx := testCtx(t)
-	rooms, err := NewRooms(cfg, nil)
-	require.NoError(t, err)
-	room, err := rooms.Create(ctx, testenv.UniqueName(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	room := testRoom(t, cfg)
 
 	d, err := NewSIPDialer(cfg)
 	require.NoError(t, err)

@@ -11,6 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// testRoom is a room for the test, deleted when it ends.
+func testRoom(t *testing.T, cfg Config) string {
+	t.Helper()
+	rooms, err := NewRooms(cfg, nil)
+	require.NoError(t, err)
+	room, err := rooms.Create(testCtx(t), testenv.UniqueName(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	return room
+}
+
 // heardLevel collects the peer audio a participant delivered.
 type heardLevel struct {
 	mu      sync.Mutex
@@ -55,11 +66,7 @@ func speak(t *testing.T, cfg Config, room, identity string) *Participant {
 func TestSetPeerHandsOverATrackSubscribedBefore(t *testing.T) {
 	cfg := liveKit(t)
 	ctx := testCtx(t)
-	rooms, err := NewRooms(cfg, nil)
-	require.NoError(t, err)
-	room, err := rooms.Create(ctx, testenv.UniqueName(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	room := testRoom(t, cfg)
 
 	heard := &heardLevel{}
 	agent, err := Join(ctx, cfg, room, ParticipantOptions{Identity: AgentIdentity, OnPeerAudio: heard.add})
@@ -99,11 +106,7 @@ func TestSetPeerHandsOverATrackSubscribedBefore(t *testing.T) {
 func TestSetPeerOfAPeerThatLeft(t *testing.T) {
 	cfg := liveKit(t)
 	ctx := testCtx(t)
-	rooms, err := NewRooms(cfg, nil)
-	require.NoError(t, err)
-	room, err := rooms.Create(ctx, testenv.UniqueName(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	room := testRoom(t, cfg)
 	agent, err := Join(ctx, cfg, room, ParticipantOptions{Identity: AgentIdentity})
 	require.NoError(t, err)
 	t.Cleanup(agent.Close)

@@ -51,9 +51,7 @@ func TestSIPDialerOutcomesFromTheSIPService(t *testing.T) {
 			require.NoError(t, line.Phone.Handle(number, tc.script))
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			room, err := rooms.Create(ctx, testenv.UniqueName(t))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+			room := newRoom(t, rooms)
 
 			start := time.Now()
 			_, err = d.Dial(ctx, telephony.DialRequest{Room: room, To: number})
@@ -95,9 +93,7 @@ func TestSIPDialerAnswered(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	room, err := rooms.Create(ctx, testenv.UniqueName(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	room := newRoom(t, rooms)
 
 	leg, err := d.Dial(ctx, telephony.DialRequest{Room: room, To: "+15550100301", Identity: "callee-301"})
 	require.NoError(t, err)
@@ -118,7 +114,9 @@ func TestSIPDialerAnswered(t *testing.T) {
 	rec := waitEnded(t, call)
 	require.Equal(t, sipphone.PartyCaller, rec.HungUpBy)
 	require.Equal(t, "bye", rec.EndReason)
-	t.Logf("hang-up to BYE at the phone: %s", byeAt(t, rec).Sub(hungUp).Round(time.Millisecond))
+	bye, ok := rec.FirstRequest(false, sip.BYE)
+	require.True(t, ok, "the phone got BYE: %v", rec.Events)
+	t.Logf("measured: hang-up to BYE at the phone: %s", bye.Sub(hungUp).Round(time.Millisecond))
 }
 
 func waitEnded(t *testing.T, c *sipphone.Call) sipphone.Record {
@@ -131,17 +129,7 @@ func waitEnded(t *testing.T, c *sipphone.Call) sipphone.Record {
 	return c.Record()
 }
 
-// byeAt is when the phone received BYE.
-func byeAt(t *testing.T, r sipphone.Record) time.Time {
-	t.Helper()
-	for _, e := range r.Events {
-		if !e.Sent && e.Method == string(sip.BYE) {
-			return e.At
-		}
-	}
-	t.Fatalf("the phone received no BYE: %v", r.Events)
-	return time.Time{}
-}
+
 
 // An operator's view of the trunk: LiveKit's record of it, never the
 // password; an id LiveKit does not know is ErrTrunkNotFound.
@@ -167,4 +155,13 @@ func TestInspectTrunk(t *testing.T) {
 	cfg.APISecret = "not-the-secret-not-the-secret-not-the"
 	_, err = telephony.InspectTrunk(ctx, cfg)
 	require.ErrorIs(t, err, telephony.ErrBadCredentials)
+}
+
+// newRoom is a call's room for the test, deleted when it ends.
+func newRoom(t *testing.T, rooms *telephony.Rooms) string {
+	t.Helper()
+	room, err := rooms.Create(context.Background(), testenv.UniqueName(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
+	return room
 }

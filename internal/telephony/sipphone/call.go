@@ -114,6 +114,17 @@ func (r Record) Responses() []int {
 	return out
 }
 
+// FirstRequest is when the phone first received (sent false) or sent (sent
+// true) a request of method m: when the BYE came, say.
+func (r Record) FirstRequest(sent bool, m sip.RequestMethod) (time.Time, bool) {
+	for _, e := range r.Events {
+		if e.Sent == sent && e.Status == 0 && e.Method == string(m) {
+			return e.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // Keys are the DTMF digits received, in order.
 func (r Record) Keys() string {
 	var b strings.Builder

@@ -91,13 +91,11 @@ func TestTalkCarriesAudioBothWays(t *testing.T) {
 // byeAt finds when the phone received BYE.
 func byeAt(t *testing.T, r Record) time.Time {
 	t.Helper()
-	for _, e := range r.Events {
-		if !e.Sent && e.Method == string(sip.BYE) {
-			return e.At
-		}
+	at, ok := r.FirstRequest(false, sip.BYE)
+	if !ok {
+		t.Fatalf("no BYE received in %v", r.Events)
 	}
-	t.Fatalf("no BYE received in %v", r.Events)
-	return time.Time{}
+	return at
 }
 
 // The phone challenges INVITEs as a carrier does, with 401 or 407, and
