@@ -66,15 +66,15 @@ type Participant struct {
 	// callbacks, read by the call's loop.
 	reconnecting atomic.Int64
 
-	mu      sync.Mutex // guards the fields below
-	peer    string     // opts.Peer, or the identity SetPeer named; "" until then
+	mu   sync.Mutex // guards the fields below
+	peer string     // opts.Peer, or the identity SetPeer named; "" until then
+	// writers are the audio tracks being received: the peer's, and until
+	// the peer is known everyone's (one of them is the peer's, subscribed
+	// before its name was), read and dropped so none builds a backlog.
 	writers []*peerWriter
 	closed  bool
-	// Until the peer is known: the audio tracks others published (one of
-	// them is the peer's, subscribed before its name was), and who left.
-	early []earlyTrack
-	gone  []string
-	wg    sync.WaitGroup // receive goroutines, one per peer audio track
+	gone    []string       // who left while the peer was unknown
+	wg      sync.WaitGroup // receive goroutines, one per audio track
 
 	closeOnce sync.Once
 }
@@ -184,29 +184,23 @@ func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, _ *lksdk.Remo
 	defer p.mu.Unlock()
 	switch {
 	case p.closed:
-	case p.peer == "":
-		if len(p.early) < maxEarly {
-			p.early = append(p.early, earlyTrack{identity: rp.Identity(), track: track})
-		}
-	case rp.Identity() == p.peer:
-		p.receiveLocked(track)
+	case p.peer == "" && len(p.writers) < maxEarly:
+		p.receiveLocked(track, rp.Identity(), false)
+	case p.peer != "" && rp.Identity() == p.peer:
+		p.receiveLocked(track, rp.Identity(), true)
 	}
 }
 
-// maxEarly bounds what is kept of others while the peer is unknown: a
-// call's room holds the agent, the callee and at most a transfer target.
+// maxEarly bounds the tracks received while the peer is unknown: a call's
+// room holds the agent, the callee and at most a transfer target.
 const maxEarly = 8
 
-// earlyTrack is an audio track subscribed before the peer was named.
-type earlyTrack struct {
-	identity string
-	track    *webrtc.TrackRemote
-}
-
-// receiveLocked starts delivering the peer's audio from track. Called
-// with mu held.
-func (p *Participant) receiveLocked(track *webrtc.TrackRemote) {
-	w := &peerWriter{rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
+// receiveLocked starts receiving identity's track: delivered to
+// OnPeerAudio if live, dropped until SetPeer makes it live otherwise.
+// Called with mu held.
+func (p *Participant) receiveLocked(track *webrtc.TrackRemote, identity string, live bool) {
+	w := &peerWriter{identity: identity, rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
+	w.live.Store(live)
 	p.writers = append(p.writers, w)
 	p.wg.Add(1)
 	go p.receive(track, w)
@@ -225,9 +219,10 @@ func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) {
 
 // SetPeer names the peer of a participant that joined without one (the
 // agent learns the callee's identity from the dial's reply). An audio
-// track the peer published before is delivered from now on, and a peer
-// that already left closes PeerLeft. Naming the same peer again is a
-// no-op; naming another is an error.
+// track the peer published before is delivered from now on (what it
+// carried before was dropped), others' stop, and a peer that already left
+// closes PeerLeft. Naming the same peer again is a no-op; naming another
+// is an error.
 func (p *Participant) SetPeer(identity string) error {
 	if identity == "" {
 		return errors.New("telephony: SetPeer needs an identity")
@@ -241,12 +236,16 @@ func (p *Participant) SetPeer(identity string) error {
 		return fmt.Errorf("telephony: the peer is %s already, not %s", p.peer, identity)
 	}
 	p.peer = identity
-	for _, e := range p.early {
-		if e.identity == identity && !p.closed {
-			p.receiveLocked(e.track)
+	kept := p.writers[:0]
+	for _, w := range p.writers {
+		if w.identity == identity {
+			w.live.Store(true)
+			kept = append(kept, w)
+		} else {
+			_ = w.Close() // its goroutine ends with the track
 		}
 	}
-	p.early = nil
+	p.writers = kept
 	if slices.Contains(p.gone, identity) {
 		p.peerLeft.fire()
 	}
@@ -381,11 +380,13 @@ const closeWait = 5 * time.Second
 // peerWriter hands decoded PCM of the peer to the participant's consumer.
 // It is the end of the decoder's writer chain (a media-sdk PCM16Writer).
 type peerWriter struct {
-	rate    int
-	deliver func([]int16)
-	first   func()
-	once    sync.Once
-	closed  atomic.Bool
+	identity string // whose track it is
+	rate     int
+	deliver  func([]int16)
+	first    func()
+	once     sync.Once
+	live     atomic.Bool // the peer's: deliver; until then, drop
+	closed   atomic.Bool
 }
 
 func (w *peerWriter) String() string  { return "PeerAudio" }
@@ -394,6 +395,9 @@ func (w *peerWriter) SampleRate() int { return w.rate }
 func (w *peerWriter) WriteSample(s msdk.PCM16Sample) error {
 	if w.closed.Load() {
 		return errWriterClosed
+	}
+	if !w.live.Load() {
+		return nil // not known to be the peer's (yet)
 	}
 	w.once.Do(w.first)
 	if w.deliver != nil && len(s) > 0 {

@@ -79,12 +79,15 @@ func TestSetPeerHandsOverATrackSubscribedBefore(t *testing.T) {
 	require.Eventually(t, func() bool {
 		agent.mu.Lock()
 		defer agent.mu.Unlock()
-		return len(agent.early) == 2
+		return len(agent.writers) == 2
 	}, 30*time.Second, 10*time.Millisecond, "both tracks were subscribed before the peer was named")
 	require.Zero(t, heard.loudSamples(), "nobody is heard before the peer is named")
 
 	require.NoError(t, agent.SetPeer("sip_callee_42"))
 	require.Equal(t, "sip_callee_42", agent.Peer())
+	agent.mu.Lock()
+	require.Len(t, agent.writers, 1, "the other participant's track is no longer received")
+	agent.mu.Unlock()
 	select {
 	case <-agent.PeerAudio():
 	case <-ctx.Done():
@@ -115,7 +118,7 @@ func TestSetPeerOfAPeerThatLeft(t *testing.T) {
 	require.Eventually(t, func() bool {
 		agent.mu.Lock()
 		defer agent.mu.Unlock()
-		return len(agent.early) == 1
+		return len(agent.writers) == 1
 	}, 30*time.Second, 10*time.Millisecond)
 	callee.Close()
 	require.Eventually(t, func() bool {
