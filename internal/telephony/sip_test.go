@@ -129,8 +129,6 @@ func waitEnded(t *testing.T, c *sipphone.Call) sipphone.Record {
 	return c.Record()
 }
 
-
-
 // An operator's view of the trunk: LiveKit's record of it, never the
 // password; an id LiveKit does not know is ErrTrunkNotFound.
 func TestInspectTrunk(t *testing.T) {
