@@ -75,6 +75,7 @@ test-busy:
 
 dev: tools build
 	go build -o bin/openaisim ./cmd/openaisim
+	go build -o bin/sipphone ./cmd/sipphone
 	$(DEVSTACK) exec -- scripts/dev.sh
 
 up: tools

@@ -24,10 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/docshield/voice-worker/internal/logging"
-	"github.com/docshield/voice-worker/internal/telephony/calleesim"
 	"github.com/docshield/voice-worker/internal/telephony/sipphone"
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
@@ -74,7 +72,7 @@ func run(addr string, tcp bool, script string, routes map[string]string, level, 
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if cfg.Default, err = named(ctx, script); err != nil {
+	if cfg.Default, err = sipphone.Named(ctx, script); err != nil {
 		return fmt.Errorf("--script: %w", err)
 	}
 	p, err := sipphone.Start(cfg)
@@ -83,7 +81,7 @@ func run(addr string, tcp bool, script string, routes map[string]string, level, 
 	}
 	defer p.Close()
 	for number, name := range routes {
-		s, err := named(ctx, name)
+		s, err := sipphone.Named(ctx, name)
 		if err == nil {
 			err = p.Handle(number, s)
 		}
@@ -113,49 +111,4 @@ func authFromEnv() (*sipphone.Auth, error) {
 		return nil, fmt.Errorf("SIPPHONE_AUTH_PROXY: %w", err)
 	}
 	return &sipphone.Auth{Username: user, Password: pass, Proxy: proxy}, nil
-}
-
-// named builds a script by name; spoken lines are made with espeak-ng.
-func named(ctx context.Context, name string) (sipphone.Script, error) {
-	say := func(lines ...string) ([][]int16, error) {
-		out := make([][]int16, len(lines))
-		for i, l := range lines {
-			var err error
-			if out[i], err = calleesim.Speech(ctx, l, sipphone.SampleRate); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
-	switch name {
-	case "talk":
-		lines, err := say("Hello, this is the front desk.", "Yes, that time works for us.", "Thank you. Goodbye.")
-		return sipphone.Talk(lines...), err
-	case "voicemail":
-		lines, err := say("You have reached the clinic. Please leave a message after the tone.")
-		if err != nil {
-			return sipphone.Script{}, err
-		}
-		return sipphone.Voicemail(lines[0]), nil
-	case "ivr":
-		lines, err := say("Thank you for calling. Press 2 for the front desk.")
-		if err != nil {
-			return sipphone.Script{}, err
-		}
-		return sipphone.IVR(lines[0], 1), nil
-	case "busy":
-		return sipphone.Busy(), nil
-	case "declined":
-		return sipphone.Declined(), nil
-	case "unavailable":
-		return sipphone.Unavailable(), nil
-	case "ring":
-		return sipphone.RingOut(), nil
-	case "hangup":
-		return sipphone.HangUpMidSentence(time.Second), nil
-	}
-	if code, err := strconv.Atoi(name); err == nil && code >= 400 && code <= 699 {
-		return sipphone.Refuse(code, time.Second), nil
-	}
-	return sipphone.Script{}, fmt.Errorf("unknown script %q", name)
 }

@@ -13,16 +13,21 @@ import (
 	"github.com/docshield/voice-worker/internal/openaisim"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/telephony/sipphone"
+	"github.com/docshield/voice-worker/internal/telephony/sipphone/siptest"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )
 
-// The real binary places an inline call end to end: LiveKit on loopback,
-// the callee simulator (DIALER=sim) and the OpenAI Realtime simulator, with
-// the scenario `make dev` uses. The call document must end completed, with
-// the agent's words, the end_call tool call and an encrypted recording.
+// The real binary places an inline call end to end over the production
+// phone leg, with the scenario `make dev` uses: DIALER=sip through
+// LiveKit's SIP service and a trunk to make dev's SIP phone ("talk": the
+// front desk confirming, a line per turn), and the OpenAI Realtime
+// simulator answering it. The call document must end completed, with a
+// short conversation in the transcript, the end_call tool call and an
+// encrypted recording; the phone heard the agent and was hung up on.
 func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	b, err := os.ReadFile("../../scripts/dev/agent.json")
 	require.NoError(t, err)
@@ -33,12 +38,17 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	defer sim.Close()
 
+	talk, err := sipphone.Named(context.Background(), "talk")
+	require.NoError(t, err)
+	line := siptest.Start(t, sipphone.Config{Default: talk})
+
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	for _, k := range []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} {
 		env[k] = testenv.Get(t, k)
 	}
-	env["DIALER"] = "sim"
+	env["DIALER"] = "sip"
+	env["LIVEKIT_SIP_TRUNK_ID"] = line.Trunk.ID
 	env["OPENAI_API_KEY"] = "sk-e2e-key"
 	env["OPENAI_BASE_URL"] = base
 	w := startWorker(t, env)
@@ -71,11 +81,19 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	c, err := st.GetCall(context.Background(), "e2e-call-0001")
 	require.NoError(t, err)
 	require.Equal(t, store.CallCompleted, c.Status, "output:\n%s", w.out.String())
-	require.NotEmpty(t, c.Transcript)
-	require.Equal(t, "agent", c.Transcript[0].Role)
+	require.Equal(t, []string{"agent", "callee", "agent", "callee", "agent"}, roles(c.Transcript), "%+v", c.Transcript)
 	require.Contains(t, c.Transcript[0].Text, "DocShield")
+	require.Equal(t, sipphone.TalkLines[1], c.Transcript[3].Text, "the front desk confirmed")
+	require.NotEmpty(t, c.SIPCallID)
 	require.NotEmpty(t, c.ToolCalls)
 	require.Equal(t, "end_call", c.ToolCalls[0].Name)
+	pc, err := line.Phone.WaitCall(context.Background(), phone)
+	require.NoError(t, err)
+	<-pc.Done()
+	rec := pc.Record()
+	require.Equal(t, sipphone.AuthOK, rec.Auth)
+	require.Equal(t, sipphone.PartyCaller, rec.HungUpBy, "the worker hung up after its goodbye")
+	require.Len(t, pc.Heard().Spans(200*time.Millisecond), 3, "the phone heard the agent's three turns")
 	require.NotNil(t, c.Recording, "output:\n%s", w.out.String())
 	require.Equal(t, env["S3_BUCKET"], c.Recording.Bucket)
 	require.Greater(t, c.Recording.Bytes, int64(0))
@@ -91,4 +109,12 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	require.Contains(t, res.stdout, `"status": "completed"`)
 	require.Contains(t, res.stdout, `"+`+strings.Repeat("*", len(phone)-5)+phone[len(phone)-4:]+`"`)
 	require.NotContains(t, res.stdout, phone[1:])
+}
+
+func roles(turns []store.Turn) []string {
+	out := make([]string, len(turns))
+	for i, tn := range turns {
+		out[i] = tn.Role
+	}
+	return out
 }

@@ -11,7 +11,7 @@ import (
 // verifyFleet checks what the fleet shares: the connection budgets of
 // MongoDB and Redis at FLEET_MAX_DYNOS, the dial rate and the scaler. It
 // reads only settings, so it needs no connection.
-func verifyFleet(_ context.Context, e env, _ bool) []health.Finding {
+func verifyFleet(_ context.Context, e env, _ verifyOptions) []health.Finding {
 	cfg, err := config.LoadFleet(e.lookup)
 	if err != nil {
 		return configFinding("fleet", err)

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/campaign"
 	"github.com/docshield/voice-worker/internal/config"
 	"github.com/docshield/voice-worker/internal/health"
 	"github.com/docshield/voice-worker/internal/logging"
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/realtime"
 	"github.com/docshield/voice-worker/internal/telephony"
@@ -18,7 +24,7 @@ import (
 // dependency's settings.
 var verifiers = []struct {
 	target string
-	run    func(ctx context.Context, e env, explicit bool) []health.Finding
+	run    func(ctx context.Context, e env, o verifyOptions) []health.Finding
 }{
 	{"redis", verifyRedis},
 	{"mongo", verifyMongo},
@@ -26,13 +32,21 @@ var verifiers = []struct {
 	{"logtail", verifyLogTail},
 	{"openai", verifyOpenAI},
 	{"livekit", verifyLiveKit},
+	{"sip", verifySIP},
 	{"fleet", verifyFleet},
 }
 
+// verifyOptions is what one verification is asked to do.
+type verifyOptions struct {
+	explicit bool   // the target was named (not just part of all)
+	call     string // verify sip --call: the number of a test INVITE
+}
+
 func cmdVerify(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] redis|mongo|s3|logtail|openai|livekit|fleet|all")
+	fs := newFlags(e, "verify", "verify [--json] [--timeout 30s] [--call +15551234567] redis|mongo|s3|logtail|openai|livekit|sip|fleet|all")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit for the whole verification")
+	callTo := fs.String("call", "", "sip only: place a test call to this E.164 number through the trunk, then hang up (it rings a real phone)")
 	if code, done := parse(e, fs, args); done {
 		return code
 	}
@@ -41,6 +55,14 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 		return 2
 	}
 	target := fs.Arg(0)
+	if *callTo != "" && target != "sip" {
+		fmt.Fprintln(e.stderr, "worker verify: --call goes with the sip target only")
+		return 2
+	}
+	if *callTo != "" && !phone.Valid(*callTo) {
+		fmt.Fprintln(e.stderr, "worker verify: --call must be an E.164 number like +15551234567")
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	var findings []health.Finding
@@ -48,11 +70,11 @@ func cmdVerify(ctx context.Context, e env, args []string) int {
 	for _, v := range verifiers {
 		if target == v.target || target == "all" {
 			known = true
-			findings = append(findings, v.run(ctx, e, target == v.target)...)
+			findings = append(findings, v.run(ctx, e, verifyOptions{explicit: target == v.target, call: *callTo})...)
 		}
 	}
 	if !known {
-		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai, livekit, fleet or all)\n", target)
+		fmt.Fprintf(e.stderr, "worker verify: unknown target %q (want redis, mongo, s3, logtail, openai, livekit, sip, fleet or all)\n", target)
 		return 2
 	}
 	write := health.WriteFindings
@@ -69,7 +91,7 @@ func configFinding(target string, err error) []health.Finding {
 	return []health.Finding{{Target: target, Item: "config", Level: health.LevelFail, Detail: config.OneLine(err)}}
 }
 
-func verifyRedis(ctx context.Context, e env, _ bool) []health.Finding {
+func verifyRedis(ctx context.Context, e env, _ verifyOptions) []health.Finding {
 	rc, err := config.LoadRedis(e.lookup)
 	if err != nil {
 		return configFinding("redis", err)
@@ -81,7 +103,7 @@ func verifyRedis(ctx context.Context, e env, _ bool) []health.Finding {
 	return health.VerifyRedis(ctx, opt)
 }
 
-func verifyMongo(ctx context.Context, e env, _ bool) []health.Finding {
+func verifyMongo(ctx context.Context, e env, _ verifyOptions) []health.Finding {
 	mc, err := config.LoadMongo(e.lookup)
 	if err != nil {
 		return configFinding("mongo", err)
@@ -107,7 +129,7 @@ func mongoPoolFinding(mc config.Mongo) []health.Finding {
 	return f.List
 }
 
-func verifyS3(ctx context.Context, e env, _ bool) []health.Finding {
+func verifyS3(ctx context.Context, e env, _ verifyOptions) []health.Finding {
 	sc, err := config.LoadS3(e.lookup)
 	if err != nil {
 		return configFinding("s3", err)
@@ -121,11 +143,11 @@ func verifyS3(ctx context.Context, e env, _ bool) []health.Finding {
 
 // verifyLogTail sends one test event. Shipping is optional, so under
 // `verify all` a missing token is a warning, not a failure.
-func verifyLogTail(ctx context.Context, e env, explicit bool) []health.Finding {
+func verifyLogTail(ctx context.Context, e env, o verifyOptions) []health.Finding {
 	f := &health.Findings{Target: "logtail"}
 	lc, err := config.LoadLogTail(e.lookup)
 	if err != nil {
-		if !explicit && lc.SourceToken == "" {
+		if !o.explicit && lc.SourceToken == "" {
 			f.Warn("config", "LOGTAIL_SOURCE_TOKEN not set: logs go to stdout only")
 			return f.List
 		}
@@ -145,11 +167,11 @@ func verifyLogTail(ctx context.Context, e env, explicit bool) []health.Finding {
 
 // verifyOpenAI checks the key and that the realtime model exists. OpenAI is
 // needed only for calls, so under `verify all` a missing key is a warning.
-func verifyOpenAI(ctx context.Context, e env, explicit bool) []health.Finding {
+func verifyOpenAI(ctx context.Context, e env, o verifyOptions) []health.Finding {
 	f := &health.Findings{Target: "openai"}
 	oc, err := config.LoadOpenAI(e.lookup)
 	if err != nil {
-		if !explicit && oc.APIKey == "" {
+		if !o.explicit && oc.APIKey == "" {
 			f.Warn("config", "OPENAI_API_KEY not set: this worker cannot hold conversations")
 			return f.List
 		}
@@ -166,11 +188,11 @@ func verifyOpenAI(ctx context.Context, e env, explicit bool) []health.Finding {
 // verifyLiveKit checks reachability and credentials (it lists rooms).
 // Telephony is needed only for calls, so under `verify all` a missing URL
 // is a warning.
-func verifyLiveKit(ctx context.Context, e env, explicit bool) []health.Finding {
+func verifyLiveKit(ctx context.Context, e env, o verifyOptions) []health.Finding {
 	f := &health.Findings{Target: "livekit"}
 	lc, err := config.LoadLiveKit(e.lookup)
 	if err != nil {
-		if !explicit && lc.URL == "" {
+		if !o.explicit && lc.URL == "" {
 			f.Warn("config", "LIVEKIT_URL not set: this worker cannot place calls")
 			return f.List
 		}
@@ -184,7 +206,130 @@ func verifyLiveKit(ctx context.Context, e env, explicit bool) []health.Finding {
 	if lc.SimulateCallee {
 		f.Warn("dialer", "DIALER=sim: calls go to the callee simulator, not the phone network")
 	} else {
-		f.OK("dialer", "SIP trunk %s (the trunk itself is checked on the first dial)", lc.SIPTrunkID)
+		f.OK("dialer", "SIP trunk %s (worker verify sip checks it)", lc.SIPTrunkID)
 	}
 	return f.List
+}
+
+// verifySIP checks the outbound trunk calls go out on: LiveKit has it, it
+// points somewhere, with digest credentials and numbers, and (with --call)
+// a test INVITE through it reaches a phone. Only DIALER=sip needs a trunk,
+// so under `verify all` a worker without one is a warning.
+func verifySIP(ctx context.Context, e env, o verifyOptions) []health.Finding {
+	f := &health.Findings{Target: "sip"}
+	lc, err := config.LoadLiveKit(e.lookup)
+	switch {
+	case err != nil && (o.explicit || lc.URL != ""):
+		return configFinding("sip", err)
+	case lc.URL == "" || lc.SimulateCallee:
+		if o.explicit {
+			f.Fail("config", "DIALER=sip with LIVEKIT_URL and LIVEKIT_SIP_TRUNK_ID is needed to check the trunk")
+		} else {
+			f.Warn("config", "no SIP trunk in use (LIVEKIT_URL unset or DIALER=sim)")
+		}
+		return f.List
+	}
+	tcfg := telephonyConfig(lc)
+	tr, err := telephony.InspectTrunk(ctx, tcfg)
+	if err != nil {
+		f.Fail("trunk", "%v", err)
+		return f.List
+	}
+	f.OK("trunk", "%s (%q) exists in LiveKit", tr.ID, tr.Name)
+	if tr.Address == "" {
+		f.Fail("address", "the trunk has no address: INVITEs have nowhere to go")
+	} else {
+		f.OK("address", "INVITEs go to %s over %s", tr.Address, cmp.Or(tr.Transport, "UDP"))
+	}
+	switch {
+	case tr.AuthUsername != "" && tr.HasPassword:
+		f.OK("auth", "digest credentials set (username and password)")
+	case tr.AuthUsername != "" || tr.HasPassword:
+		f.Fail("auth", "only half of the digest credentials is set (username %t, password %t)", tr.AuthUsername != "", tr.HasPassword)
+	default:
+		f.Warn("auth", "no digest credentials: the carrier must accept LiveKit's address instead (IP authentication)")
+	}
+	masked := make([]string, len(tr.Numbers))
+	for i, n := range tr.Numbers {
+		masked[i] = logging.MaskPhone(n)
+	}
+	switch {
+	case len(tr.Numbers) == 0:
+		f.Fail("numbers", "the trunk has no numbers: calls would present no caller ID")
+	case lc.CallerID != "" && !slices.Contains(tr.Numbers, lc.CallerID):
+		f.Warn("numbers", "%s; CALLER_ID %s is not one of them, and a carrier may reject or rewrite it",
+			strings.Join(masked, ", "), logging.MaskPhone(lc.CallerID))
+	default:
+		f.OK("numbers", "%s", strings.Join(masked, ", "))
+	}
+	if o.call != "" {
+		testCall(ctx, f, tcfg, o.call)
+	}
+	return f.List
+}
+
+// testCall places a real call through the trunk to number and hangs up as
+// soon as it is answered. It is a dial like any other: never outside the
+// calling hours where the number rings.
+func testCall(ctx context.Context, f *health.Findings, tcfg telephony.Config, number string) {
+	const item = "test call"
+	masked := logging.MaskPhone(number)
+	w, err := campaign.LegalWindow(number, "")
+	if err == nil {
+		if why := w.Closed(time.Now()); why != "" {
+			err = errors.New("outside calling hours (08:00–21:00 where the callee is): " + why)
+		}
+	}
+	if err != nil {
+		f.Fail(item, "%s not dialed: %v", masked, err)
+		return
+	}
+	rooms, err := telephony.NewRooms(tcfg, nil)
+	if err != nil {
+		f.Fail(item, "%v", err)
+		return
+	}
+	dialer, err := telephony.NewSIPDialer(tcfg)
+	if err != nil {
+		f.Fail(item, "%v", err)
+		return
+	}
+	id := "verify-sip-" + time.Now().UTC().Format("20060102T150405.000")
+	room, err := rooms.Create(ctx, id)
+	if err != nil {
+		f.Fail(item, "%v", err)
+		return
+	}
+	defer func() { // also when the dial ran out of time
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telephony.HangupTimeout)
+		defer cancel()
+		_ = rooms.Delete(dctx, room)
+	}()
+	ring := telephony.DefaultRingTimeout
+	if d, ok := ctx.Deadline(); ok {
+		ring = min(ring, time.Until(d)-2*time.Second) // leave time to hang up
+	}
+	if ring <= 0 {
+		f.Fail(item, "no time left to ring %s: raise --timeout", masked)
+		return
+	}
+	start := time.Now()
+	leg, err := dialer.Dial(ctx, telephony.DialRequest{AttemptID: id, Room: room, To: number, RingTimeout: ring})
+	took := time.Since(start).Round(100 * time.Millisecond)
+	switch telephony.OutcomeOf(err) {
+	case telephony.Answered:
+		herr := rooms.Hangup(ctx, leg)
+		if herr != nil {
+			f.Fail(item, "%s answered after %s (SIP call %s), but the hang-up failed: %v", masked, took, leg.SIPCallID, herr)
+			return
+		}
+		f.OK(item, "%s answered after %s (SIP call %s); hung up", masked, took, leg.SIPCallID)
+	case telephony.Failed:
+		f.Fail(item, "%s: %v", masked, err)
+	default:
+		// The carrier answered the INVITE: the trunk works, the phone did
+		// not pick up. (A trunk that never answers at all also reads as
+		// no answer, after the ring timeout.)
+		f.Warn(item, "%s not answered after %s: %v", masked, took, err)
+	}
 }

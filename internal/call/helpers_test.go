@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"github.com/docshield/voice-worker/internal/telephony/sipphone"
+	"github.com/docshield/voice-worker/internal/telephony/sipphone/siptest"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
@@ -48,10 +51,14 @@ const (
 var calleePhone = testenv.SampleAt(time.Now(), testenv.Afternoon).Phone
 
 // scenario is one end-to-end call: what the model says and does (the
-// realtime simulator's script), what the callee does (the phone network
-// simulator's script), and the call's settings.
+// realtime simulator's script), what the callee does (the SIP phone's
+// script, or the callee simulator's for calleesim calls), and the call's
+// settings.
 type scenario struct {
-	model  realtimesim.Script
+	model realtimesim.Script
+	// phone is the SIP phone's script (newSIPCallEnv).
+	phone sipphone.Script
+	// callee is the callee simulator's script (newCallEnv).
 	callee calleesim.Script
 	// prompt adjusts the inline call's prompt (voicemail message,
 	// transfer number).
@@ -65,15 +72,23 @@ type scenario struct {
 	// default.
 	lease     time.Duration
 	dialCheck func(context.Context, *store.Call) (string, error)
+	// dialer wraps the call's dialer; nil: as it is.
+	dialer func(telephony.Dialer) telephony.Dialer
 }
 
-// callEnv is one call's worth of real servers: FerretDB, LiveKit and the
-// two simulators, with a Runner wired as the worker wires it.
+// callEnv is one call's worth of real servers: FerretDB, LiveKit (with its
+// SIP service) and the simulators, with a Runner wired as the worker wires
+// it. A SIP call (newSIPCallEnv) has line; a calleesim call (newCallEnv)
+// has dialer.
 type callEnv struct {
 	st       *store.Store
 	sim      *realtimesim.Server
 	dialer   *calleesim.Dialer
+	line     siptest.Line
+	pcMu     sync.Mutex     // guards pc
+	pc       *sipphone.Call // the phone's call, once phoneCall found it
 	rooms    *telephony.Rooms
+	clock    *hangupClock // the Runner's rooms: when the call hung up
 	runner   *call.Runner
 	handler  *call.Handler
 	analyze  *enqueuer
@@ -83,7 +98,28 @@ type callEnv struct {
 	log      *logBuffer
 }
 
+// newCallEnv is a call answered by the callee simulator: a participant in
+// the call's room, with no SIP leg. It is the fast variant, and what the
+// recording tests and benchmarks use; the scenarios run over SIP
+// (newSIPCallEnv).
 func newCallEnv(t testing.TB, sc scenario) *callEnv {
+	t.Helper()
+	e := newEnv(t)
+	tcfg := stackTelephony(t)
+	var err error
+	e.dialer, err = calleesim.NewDialer(tcfg, calleesim.DialerOptions{
+		Script: func(telephony.DialRequest) calleesim.Script { return sc.callee },
+		Callee: calleesim.Options{KeepAudio: 30 * time.Second},
+		Logger: e.log.logger,
+	})
+	require.NoError(t, err)
+	t.Cleanup(e.dialer.Close)
+	e.start(t, sc, tcfg, e.dialer)
+	return e
+}
+
+// newEnv is a callEnv's database, attempt and logs.
+func newEnv(t testing.TB) *callEnv {
 	t.Helper()
 	e := &callEnv{
 		st:      openStore(t),
@@ -92,16 +128,25 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 		log:     newLogBuffer(t),
 	}
 	e.room = telephony.RoomName(e.id)
-	tcfg := telephony.Config{
-		URL:         testenv.Get(t, "LIVEKIT_URL"),
-		APIKey:      testenv.Get(t, "LIVEKIT_API_KEY"),
-		APISecret:   testenv.Get(t, "LIVEKIT_API_SECRET"),
-		CallerID:    callerID,
-		RingTimeout: 2 * time.Second,
-	}
+	return e
+}
+
+// stackTelephony is the stack's LiveKit with the calls' settings.
+func stackTelephony(t testing.TB) telephony.Config {
+	lk := testenv.LiveKit(t)
+	return telephony.Config{URL: lk.URL, APIKey: lk.APIKey, APISecret: lk.APISecret, CallerID: callerID, RingTimeout: 2 * time.Second}
+}
+
+// start builds the model simulator and the Runner, dialing with dialer.
+func (e *callEnv) start(t testing.TB, sc scenario, tcfg telephony.Config, dialer telephony.Dialer) {
+	t.Helper()
 	var err error
 	e.rooms, err = telephony.NewRooms(tcfg, e.log.logger)
 	require.NoError(t, err)
+	e.clock = &hangupClock{Rooms: e.rooms}
+	if sc.dialer != nil {
+		dialer = sc.dialer(dialer)
+	}
 
 	if sc.model.ResponseDelayMS == 0 {
 		sc.model.ResponseDelayMS = 100
@@ -110,14 +155,6 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 	base, err := e.sim.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.sim.Close()) })
-
-	e.dialer, err = calleesim.NewDialer(tcfg, calleesim.DialerOptions{
-		Script: func(telephony.DialRequest) calleesim.Script { return sc.callee },
-		Callee: calleesim.Options{KeepAudio: 30 * time.Second},
-		Logger: e.log.logger,
-	})
-	require.NoError(t, err)
-	t.Cleanup(e.dialer.Close)
 
 	timers := sc.timers
 	if timers.Silence == 0 {
@@ -136,8 +173,8 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 	}
 	e.runner, err = call.NewRunner(call.Options{
 		Store:     e.st,
-		Rooms:     e.rooms,
-		Dialer:    e.dialer,
+		Rooms:     e.clock,
+		Dialer:    dialer,
 		Telephony: tcfg,
 		Realtime: realtime.Config{
 			BaseURL: base, APIKey: realtimesim.DefaultAPIKey, HandshakeTimeout: wait,
@@ -156,7 +193,6 @@ func newCallEnv(t testing.TB, sc scenario) *callEnv {
 	})
 	require.NoError(t, err)
 	e.handler = &call.Handler{Calls: e.st, Runner: e.runner, Owner: "test-worker", Lease: sc.lease}
-	return e
 }
 
 // inlineTask is the call:outbound task of an inline call to calleePhone.
@@ -228,52 +264,6 @@ func (e *callEnv) answeredCall(t testing.TB) *calleesim.Call {
 	return c
 }
 
-// dialerCall waits for the callee to answer; nil if ctx ends first.
-func (e *callEnv) dialerCall(ctx context.Context) *calleesim.Call {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if c := e.dialer.Call(e.room); c != nil {
-			return c
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// heardFor waits (polling what the callee heard) until the callee has
-// heard d of agent speech, or ctx ends.
-func heardFor(ctx context.Context, c *calleesim.Call, d time.Duration) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		var heard time.Duration
-		for _, s := range heardSpeech(c) {
-			heard += s
-		}
-		if heard >= d {
-			return
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// heardSpeech is how much agent speech the callee heard, in stream time.
-func heardSpeech(c *calleesim.Call) []time.Duration {
-	var out []time.Duration
-	for _, s := range c.Callee.Heard().Spans(200 * time.Millisecond) {
-		out = append(out, time.Duration(s.Samples)*time.Second/rate)
-	}
-	return out
-}
-
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	t.Cleanup(cancel)
@@ -336,18 +326,31 @@ func (q *enqueuer) attempts() []string {
 }
 
 // tapeRecorder stands in for internal/recording: it counts the packets it
-// is given, decodes the agent's to measure how much voice they hold, and
-// checks nothing arrives after Close.
+// is given, decodes the agent's to measure how much voice they hold and to
+// keep the agent's side as played (for comparing with what the phone
+// heard), and checks nothing arrives after Close.
 type tapeRecorder struct {
 	mu                          sync.Mutex
 	calleePackets, agentPackets int
 	agentVoiced                 int // 24 kHz samples of agent packets louder than silence
+	agentSamples                int
+	agent                       []playedChunk // up to keepAgent samples
 	dec                         *opus.Decoder
 	pcm                         []int16
 	lastAgentAt                 time.Time
 	agentOutOfOrder             bool
 	closed, afterClosed         bool
 }
+
+// playedChunk is agent audio handed to the recording: at is when its first
+// sample was played.
+type playedChunk struct {
+	at  time.Time
+	pcm []int16
+}
+
+// keepAgent bounds the agent audio a tapeRecorder keeps.
+const keepAgent = 60 * rate
 
 func newTapeRecorder(t testing.TB) *tapeRecorder {
 	dec, err := opus.NewDecoder(rate, 1)
@@ -369,9 +372,17 @@ func (r *tapeRecorder) AgentPacket(at time.Time, pkt []byte) {
 	r.agentOutOfOrder = r.agentOutOfOrder || at.Before(r.lastAgentAt)
 	r.lastAgentAt = at
 	r.agentPackets++
-	if n, err := r.dec.Decode(pkt, r.pcm); err == nil && rmsOf(r.pcm[:n]) > 30 {
+	n, err := r.dec.Decode(pkt, r.pcm)
+	if err != nil {
+		return
+	}
+	if rmsOf(r.pcm[:n]) > 30 {
 		r.agentVoiced += n
 	}
+	if r.agentSamples+n <= keepAgent {
+		r.agent = append(r.agent, playedChunk{at: at, pcm: slices.Clone(r.pcm[:n])})
+	}
+	r.agentSamples += n
 }
 
 func rmsOf(pcm []int16) float64 {
@@ -380,6 +391,13 @@ func rmsOf(pcm []int16) float64 {
 		e += float64(v) * float64(v)
 	}
 	return math.Sqrt(e / float64(max(len(pcm), 1)))
+}
+
+// agentPlayed returns the agent audio recorded, in order.
+func (r *tapeRecorder) agentPlayed() []playedChunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]playedChunk(nil), r.agent...)
 }
 
 func (r *tapeRecorder) Close(context.Context) (*store.Recording, error) {
@@ -430,13 +448,16 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 }
 
 // goroutines counts goroutines, leaving out idle HTTP keep-alive
-// connections: they belong to the API clients, not to a call.
+// connections (they belong to the API clients, not to a call) and the SIP
+// phone's (the far end of the line, which runs in the test's process;
+// its SIP transactions outlive a call by design).
 func goroutines() (int, string) {
 	buf := make([]byte, 4<<20)
 	all := string(buf[:runtime.Stack(buf, true)])
 	n := 0
 	for _, g := range strings.Split(all, "\n\n") {
-		if !strings.Contains(g, "net/http.(*persistConn)") {
+		if !strings.Contains(g, "net/http.(*persistConn)") && !strings.Contains(g, "github.com/emiago/") &&
+			!strings.Contains(g, "internal/telephony/sipphone") {
 			n++
 		}
 	}

@@ -217,8 +217,7 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 		Identity:     telephony.AgentIdentity,
 		Name:         "DocShield agent",
 		Attributes:   map[string]string{telephony.AttemptAttribute: a.claim.AttemptID},
-		Peer:         telephony.DefaultCalleeIdentity,
-		OnPeerAudio:  m.calleeAudio,
+		OnPeerAudio:  m.calleeAudio, // the callee's, once the dial names them (SetPeer)
 		OnPeerPacket: m.calleePacket,
 		Player:       telephony.PlayerOptions{OnPlayback: m.onPlayback, OnSent: m.agentPacket},
 		Logger:       a.log,
@@ -268,6 +267,9 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 		}
 	}()
 	answered := time.Now()
+	if err := seat.SetPeer(leg.Identity); err != nil {
+		return failed("answered, but the callee cannot be heard: " + err.Error())
+	}
 	a.fields.SIPCallID = leg.SIPCallID
 	a.keep.transition(store.CallInProgress, store.CallFields{SIPCallID: leg.SIPCallID})
 	a.log.Info("call.answered", zap.String("room", room))

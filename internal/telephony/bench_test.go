@@ -52,6 +52,7 @@ func BenchmarkSendFrame(b *testing.B) {
 // writer, the path the callee's voice takes to the agent.
 func BenchmarkReceiveFrame(b *testing.B) {
 	w := &peerWriter{rate: DefaultSampleRate, first: func() {}}
+	w.live.Store(true)
 	benchmarkDecode(b, w)
 }
 

@@ -50,7 +50,7 @@ type DialRequest struct {
 // CallLeg is an answered callee in a room.
 type CallLeg struct {
 	Room          string
-	Identity      string // the callee participant's identity
+	Identity      string // the callee participant's identity, as LiveKit named it
 	ParticipantID string // its LiveKit participant SID, when known
 	SIPCallID     string // LiveKit's SIP call id; empty for the simulator
 }
@@ -93,9 +93,11 @@ func (d *SIPDialer) Dial(ctx context.Context, req DialRequest) (CallLeg, error) 
 		de := ClassifyDialError(ctx, err, time.Since(start), in.RingingTimeout.AsDuration())
 		return CallLeg{}, de
 	}
+	// The identity LiveKit gave the callee is the one to listen for; the
+	// requested one stands in only if the reply names none.
 	return CallLeg{
-		Room:          info.GetRoomName(),
-		Identity:      info.GetParticipantIdentity(),
+		Room:          orDefault(info.GetRoomName(), in.RoomName),
+		Identity:      orDefault(info.GetParticipantIdentity(), in.ParticipantIdentity),
 		ParticipantID: info.GetParticipantId(),
 		SIPCallID:     info.GetSipCallId(),
 	}, nil

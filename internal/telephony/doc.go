@@ -9,13 +9,14 @@
 //
 //	room, _ := rooms.Create(ctx, attemptID)              // one room per attempt
 //	agent, _ := telephony.Join(ctx, cfg, room, telephony.ParticipantOptions{
-//		Identity: telephony.AgentIdentity, Peer: telephony.DefaultCalleeIdentity,
+//		Identity: telephony.AgentIdentity,               // no Peer yet: the dial names the callee
 //		OnPeerAudio: sendToModel,                        // callee's voice, 24 kHz mono
 //	})                                                   // seated before the phone rings
 //	defer agent.Close()
 //	leg, err := dialer.Dial(ctx, telephony.DialRequest{Room: room, To: phone})
 //	// not answered: errors.Is(err, ErrBusy / ErrNoAnswer / ErrRejected / ErrDialFailed)
 //	defer rooms.Hangup(ctx, leg)                         // remove the callee, delete the room
+//	agent.SetPeer(leg.Identity)                          // the identity LiveKit gave the callee
 //	agent.WaitListening(ctx)                             // the callee hears us: greet now
 //	agent.Player().Write(itemID, pcm)                    // the agent's voice, paced in real time
 //	in := agent.Player().Clear()                         // barge-in: in.Played of in.Item was heard
@@ -25,11 +26,26 @@
 // updates, which only name participants it already knew: wait for
 // PeerAudio after the answer before relying on PeerLeft.
 //
+// The callee's identity is the one LiveKit's reply to the dial names, not
+// the one asked for. The agent joins before the dial, so until SetPeer it
+// keeps the audio tracks others publish (the callee's may be subscribed
+// before the reply arrives) and who left, and hands the peer's over then.
+//
+// LiveKit's SIP service reports the callee's final SIP response in the
+// dial's error (a SIPStatus detail); outcome.go maps it, as checked
+// against the real service in sip_test.go: 486 and 600 are busy, 480 and
+// the ring timeout (no status, "sip request timed out", the phone saw
+// CANCEL) no answer, 403 and 603 rejected, 404 and 5xx failed.
+//
 // Nothing here reads the environment; the worker maps its configuration
 // into Config. Call SetSDKLogger once at startup so the SDK's logs go to
 // the worker's logger rather than stderr.
 //
-// The phone network itself cannot run on a development machine; package
-// calleesim provides a Dialer whose callee is a real participant in the
-// same LiveKit room, so everything after the SIP leg runs for real.
+// The phone network itself cannot run on a development machine: package
+// sipphone is the carrier and the handset, a SIP user agent that LiveKit's
+// SIP service dials over a trunk exactly as it dials a carrier, so the
+// whole leg runs for real in tests and make dev (siptest gives each test
+// its own phone and trunk). Package calleesim, a Dialer whose callee joins
+// the room as a participant with no SIP leg, remains for the tests that do
+// not need the leg.
 package telephony

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,10 @@ type ParticipantOptions struct {
 	Name       string
 	Attributes map[string]string
 
-	// Peer is the identity whose audio is delivered to OnPeerAudio.
-	Peer string // required
+	// Peer is the identity whose audio is delivered to OnPeerAudio. ""
+	// names it later with SetPeer: the agent joins before dialing, and
+	// the callee's identity is the one the dial's reply names.
+	Peer string
 	// OnPeerAudio receives the peer's voice as mono PCM at the player's
 	// sample rate, in the order it arrived. It runs on the SDK's media
 	// goroutine, so it must not block; pcm is the decoder's buffer, valid
@@ -70,10 +73,15 @@ type Participant struct {
 	// callbacks, read by the call's loop.
 	reconnecting atomic.Int64
 
-	mu      sync.Mutex // guards writers and closed
+	mu   sync.Mutex // guards the fields below
+	peer string     // opts.Peer, or the identity SetPeer named; "" until then
+	// writers are the audio tracks being received: the peer's, and until
+	// the peer is known everyone's (one of them is the peer's, subscribed
+	// before its name was), read and dropped so none builds a backlog.
 	writers []*peerWriter
 	closed  bool
-	wg      sync.WaitGroup // receive goroutines, one per peer audio track
+	gone    []string       // who left while the peer was unknown
+	wg      sync.WaitGroup // receive goroutines, one per audio track
 
 	closeOnce sync.Once
 }
@@ -84,8 +92,8 @@ func Join(ctx context.Context, cfg Config, room string, opts ParticipantOptions)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Identity == "" || opts.Peer == "" || room == "" {
-		return nil, errors.New("telephony: Join needs a room, ParticipantOptions.Identity and ParticipantOptions.Peer")
+	if opts.Identity == "" || room == "" {
+		return nil, errors.New("telephony: Join needs a room and ParticipantOptions.Identity")
 	}
 	opts.Player.SampleRate = orDefault(opts.Player.SampleRate, cfg.sampleRate())
 	if opts.Logger == nil {
@@ -106,6 +114,7 @@ func Join(ctx context.Context, cfg Config, room string, opts ParticipantOptions)
 	}
 	p := &Participant{
 		opts:         opts,
+		peer:         opts.Peer,
 		player:       player,
 		log:          opts.Logger.With(zap.String("room", room), zap.String("identity", opts.Identity)),
 		listening:    newSignal(),
@@ -157,11 +166,7 @@ func (p *Participant) callbacks() *lksdk.RoomCallback {
 		ParticipantCallback: lksdk.ParticipantCallback{
 			OnTrackSubscribed: p.onTrackSubscribed,
 		},
-		OnParticipantDisconnected: func(rp *lksdk.RemoteParticipant) {
-			if rp.Identity() == p.opts.Peer {
-				p.peerLeft.fire()
-			}
-		},
+		OnParticipantDisconnected: p.onParticipantLeft,
 		OnLocalTrackSubscribed: func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) {
 			p.listening.fire()
 			p.player.Open()
@@ -175,22 +180,91 @@ func (p *Participant) callbacks() *lksdk.RoomCallback {
 }
 
 func (p *Participant) onTrackSubscribed(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
-	if rp.Identity() != p.opts.Peer || track.Kind() != webrtc.RTPCodecTypeAudio {
+	if track.Kind() != webrtc.RTPCodecTypeAudio {
 		return
 	}
 	if track.Codec().MimeType != webrtc.MimeTypeOpus {
 		p.log.Warn("telephony.peer_audio_not_opus", zap.String("codec", track.Codec().MimeType))
 		return
 	}
-	w := &peerWriter{rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return
+	switch {
+	case p.closed:
+	case p.peer == "" && len(p.writers) < maxEarly:
+		p.receiveLocked(track, rp.Identity(), false)
+	case p.peer != "" && rp.Identity() == p.peer:
+		p.receiveLocked(track, rp.Identity(), true)
 	}
+}
+
+// maxEarly bounds the tracks received while the peer is unknown: a call's
+// room holds the agent, the callee and at most a transfer target.
+const maxEarly = 8
+
+// receiveLocked starts receiving identity's track: delivered to
+// OnPeerAudio if live, dropped until SetPeer makes it live otherwise.
+// Called with mu held.
+func (p *Participant) receiveLocked(track *webrtc.TrackRemote, identity string, live bool) {
+	w := &peerWriter{identity: identity, rate: p.opts.Player.SampleRate, deliver: p.opts.OnPeerAudio, first: p.peerAudio.fire}
+	w.live.Store(live)
 	p.writers = append(p.writers, w)
 	p.wg.Add(1)
 	go p.receive(track, w)
+}
+
+func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.peer == "" && len(p.gone) < maxEarly:
+		p.gone = append(p.gone, rp.Identity())
+	case p.peer != "" && rp.Identity() == p.peer:
+		p.peerLeft.fire()
+	}
+}
+
+// SetPeer names the peer of a participant that joined without one (the
+// agent learns the callee's identity from the dial's reply). An audio
+// track the peer published before is delivered from now on (what it
+// carried before was dropped), others' stop, and a peer that already left
+// closes PeerLeft. Naming the same peer again is a no-op; naming another
+// is an error.
+func (p *Participant) SetPeer(identity string) error {
+	if identity == "" {
+		return errors.New("telephony: SetPeer needs an identity")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.peer != "" {
+		if p.peer == identity {
+			return nil
+		}
+		return fmt.Errorf("telephony: the peer is %s already, not %s", p.peer, identity)
+	}
+	p.peer = identity
+	kept := p.writers[:0]
+	for _, w := range p.writers {
+		if w.identity == identity {
+			w.live.Store(true)
+			kept = append(kept, w)
+		} else {
+			_ = w.Close() // its goroutine ends with the track
+		}
+	}
+	p.writers = kept
+	if slices.Contains(p.gone, identity) {
+		p.peerLeft.fire()
+	}
+	p.gone = nil
+	return nil
+}
+
+// Peer is the identity of the peer, "" until it is known.
+func (p *Participant) Peer() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peer
 }
 
 // receive decodes the peer's Opus straight to our sample rate until the
@@ -207,7 +281,7 @@ func (p *Participant) receive(track *webrtc.TrackRemote, w *peerWriter) {
 		return
 	}
 	if p.opts.OnPeerPacket != nil {
-		dec = packetTap{Writer: dec, tap: p.opts.OnPeerPacket}
+		dec = packetTap{Writer: dec, tap: p.opts.OnPeerPacket, live: &w.live}
 	}
 	h := rtp.HandleJitter(rtp.NewNopCloser(rtp.NewMediaStreamIn[opus.Sample](dec)), jitter.WithLogger(log))
 	if err := rtp.HandleLoop(track, h); err != nil && !errors.Is(err, io.EOF) && !w.closed.Load() {
@@ -316,11 +390,13 @@ const closeWait = 5 * time.Second
 // peerWriter hands decoded PCM of the peer to the participant's consumer.
 // It is the end of the decoder's writer chain (a media-sdk PCM16Writer).
 type peerWriter struct {
-	rate    int
-	deliver func([]int16)
-	first   func()
-	once    sync.Once
-	closed  atomic.Bool
+	identity string // whose track it is
+	rate     int
+	deliver  func([]int16)
+	first    func()
+	once     sync.Once
+	live     atomic.Bool // the peer's: deliver; until then, drop
+	closed   atomic.Bool
 }
 
 func (w *peerWriter) String() string  { return "PeerAudio" }
@@ -329,6 +405,9 @@ func (w *peerWriter) SampleRate() int { return w.rate }
 func (w *peerWriter) WriteSample(s msdk.PCM16Sample) error {
 	if w.closed.Load() {
 		return errWriterClosed
+	}
+	if !w.live.Load() {
+		return nil // not known to be the peer's (yet)
 	}
 	w.once.Do(w.first)
 	if w.deliver != nil && len(s) > 0 {
@@ -347,11 +426,12 @@ var errWriterClosed = errors.New("telephony: peer audio writer closed")
 // packetTap hands each packet to tap before the decoder gets it.
 type packetTap struct {
 	opus.Writer
-	tap func([]byte)
+	tap  func([]byte)
+	live *atomic.Bool // the writer's: only the peer's packets are tapped
 }
 
 func (t packetTap) WriteSample(s opus.Sample) error {
-	if len(s) > 0 {
+	if len(s) > 0 && t.live.Load() {
 		t.tap(s)
 	}
 	return t.Writer.WriteSample(s)

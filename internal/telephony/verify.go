@@ -63,3 +63,59 @@ func verifyError(rawURL string, err error) error {
 	}
 	return fmt.Errorf("telephony: LiveKit at %s: %w", host, err)
 }
+
+// ErrTrunkNotFound: LiveKit has no outbound SIP trunk with the configured
+// id (LIVEKIT_SIP_TRUNK_ID).
+var ErrTrunkNotFound = errors.New("telephony: LiveKit has no outbound SIP trunk with this id")
+
+// Trunk is what LiveKit holds of an outbound SIP trunk, as an operator
+// checks it: never its password.
+type Trunk struct {
+	ID, Name  string
+	Address   string   // the carrier's SIP address the INVITEs go to
+	Transport string   // UDP, TCP, TLS, or "" (LiveKit's default, UDP)
+	Numbers   []string // the trunk's numbers: the caller IDs it may present
+	// AuthUsername is the digest username; HasPassword says whether a
+	// password is set (it is never read back).
+	AuthUsername string
+	HasPassword  bool
+}
+
+// InspectTrunk reads the outbound trunk cfg.SIPTrunkID from LiveKit's SIP
+// API (it needs the key's SIP admin grant).
+func InspectTrunk(ctx context.Context, cfg Config) (Trunk, error) {
+	if err := cfg.Validate(); err != nil {
+		return Trunk{}, err
+	}
+	if cfg.SIPTrunkID == "" {
+		return Trunk{}, errors.New("telephony: SIPTrunkID is required to inspect the trunk")
+	}
+	ctx, cancel := context.WithTimeout(ctx, VerifyTimeout)
+	defer cancel()
+	client := lksdk.NewSIPClient(cfg.URL, cfg.APIKey, cfg.APISecret)
+	found, err := client.GetSIPOutboundTrunksByIDs(ctx, []string{cfg.SIPTrunkID})
+	if te, ok := errors.AsType[twirp.Error](err); ok && te.Code() == twirp.PermissionDenied {
+		return Trunk{}, fmt.Errorf("%w: reading SIP trunks needs the SIP admin grant (LIVEKIT_API_KEY)", ErrBadCredentials)
+	}
+	if err != nil {
+		return Trunk{}, verifyError(cfg.URL, err)
+	}
+	if len(found) == 0 || found[0] == nil {
+		return Trunk{}, fmt.Errorf("%w: %s (LIVEKIT_SIP_TRUNK_ID)", ErrTrunkNotFound, cfg.SIPTrunkID)
+	}
+	in := found[0]
+	tr := Trunk{
+		ID: in.GetSipTrunkId(), Name: in.GetName(), Address: in.GetAddress(),
+		Numbers: append([]string(nil), in.GetNumbers()...), AuthUsername: in.GetAuthUsername(),
+		HasPassword: in.GetAuthPassword() != "",
+	}
+	switch in.GetTransport() {
+	case livekit.SIPTransport_SIP_TRANSPORT_UDP:
+		tr.Transport = "UDP"
+	case livekit.SIPTransport_SIP_TRANSPORT_TCP:
+		tr.Transport = "TCP"
+	case livekit.SIPTransport_SIP_TRANSPORT_TLS:
+		tr.Transport = "TLS"
+	}
+	return tr, nil
+}

@@ -77,19 +77,37 @@ type Trunk struct {
 	Password string
 }
 
+// TrunkAuth is the digest credentials of a trunk.
+type TrunkAuth struct {
+	Username, Password string
+}
+
+// NewTrunkAuth returns fresh digest credentials, for a phone that must
+// know them before its trunk exists (it is started first, on a free port).
+func NewTrunkAuth(t testing.TB) TrunkAuth {
+	t.Helper()
+	return TrunkAuth{Username: "phone-" + randomHex(t, 4), Password: randomHex(t, 16)}
+}
+
 // NewOutboundTrunk provisions, through LiveKit's SIP API, an outbound trunk
 // that sends INVITEs to addr (a loopback or the stack's own address, where
 // the test's phone listens), authenticating with fresh digest credentials,
 // as a carrier's trunk would. It is deleted when the test ends.
 func NewOutboundTrunk(t testing.TB, addr string) Trunk {
 	t.Helper()
+	return NewOutboundTrunkWithAuth(t, addr, NewTrunkAuth(t))
+}
+
+// NewOutboundTrunkWithAuth is NewOutboundTrunk with the credentials given.
+func NewOutboundTrunkWithAuth(t testing.TB, addr string, auth TrunkAuth) Trunk {
+	t.Helper()
 	lk := LiveKit(t)
 	checkLocalAddr(t, addr)
 	tr := Trunk{
 		Address:  addr,
 		Number:   "+1555010" + randomDigits(t, 4), // fictional (555-01xx)
-		Username: "phone-" + randomHex(t, 4),
-		Password: randomHex(t, 16),
+		Username: auth.Username,
+		Password: auth.Password,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -114,6 +114,17 @@ func (r Record) Responses() []int {
 	return out
 }
 
+// FirstRequest is when the phone first received (sent false) or sent (sent
+// true) a request of method m: when the BYE came, say.
+func (r Record) FirstRequest(sent bool, m sip.RequestMethod) (time.Time, bool) {
+	for _, e := range r.Events {
+		if e.Sent == sent && e.Status == 0 && e.Method == string(m) {
+			return e.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // Keys are the DTMF digits received, in order.
 func (r Record) Keys() string {
 	var b strings.Builder
@@ -145,6 +156,7 @@ type Call struct {
 	log        *zap.Logger
 	phoneDone  <-chan struct{}
 	done       chan struct{}
+	latency    time.Duration // before each response (Config.Latency); set before the call is served
 
 	wg sync.WaitGroup // listener, speaker and transfer goroutines; Add only under mu with dialog set
 
@@ -253,6 +265,7 @@ func (r *Record) addEvent(e Event) {
 // respond sends a response to the INVITE and records it when it was
 // sent: a final one returns only once acknowledged.
 func (c *Call) respond(d *diago.DialogServerSession, status int, reason string, headers ...sip.Header) error {
+	c.delay()
 	at := time.Now()
 	err := d.Respond(status, reason, nil, headers...)
 	if err != nil {
@@ -261,6 +274,13 @@ func (c *Call) respond(d *diago.DialogServerSession, status int, reason string, 
 	}
 	c.update(func(r *Record) { r.addEvent(Event{At: at, Sent: true, Method: string(sip.INVITE), Status: status}) })
 	return nil
+}
+
+// delay is the network's delay before a response goes out.
+func (c *Call) delay() {
+	if c.latency > 0 {
+		time.Sleep(c.latency)
+	}
 }
 
 // ended records how the call ended; the first account wins (a BYE from

@@ -45,6 +45,18 @@
 //     a 2xx result ends its own leg with BYE, as a carrier does.
 //   - A ring timeout is a CANCEL (the transaction layer answers 200 and the
 //     INVITE 487); hang-ups are BYE either way.
+//   - Responses to INVITEs and REFERs go out after Config.Latency (10 ms),
+//     as over a real network. On loopback an instant response sometimes
+//     reached livekit-sip before its client transaction had finished
+//     starting (livekit/sipgo sets its completion timer after sending),
+//     and the transaction then ended without passing the response on: about
+//     one transfer in twenty failed with "transaction failed to complete".
+//   - CutMedia stops the phone's RTP with the call still up (a callee
+//     whose network failed): livekit-sip then sends nothing into the room
+//     until its own media timeout (15 s).
+//
+// Named builds the scripts by name that cmd/sipphone serves (make dev's
+// phone is "talk", TalkLines a turn each).
 //
 // # Invariants
 //

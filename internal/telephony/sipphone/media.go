@@ -30,6 +30,7 @@ type speaker struct {
 	queue []*utterance
 	pos   int // samples sent
 	said  []Utterance
+	muted bool // CutMedia: no packets at all from now on
 }
 
 type utterance struct {
@@ -127,13 +128,31 @@ func (s *speaker) utterances() []Utterance {
 	return append([]Utterance(nil), s.said...)
 }
 
+// cut stops the stream for good (CutMedia): what is queued is dropped.
+func (s *speaker) cut() {
+	s.stop(time.Now())
+	s.mu.Lock()
+	s.muted = true
+	s.mu.Unlock()
+}
+
+func (s *speaker) isCut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.muted
+}
+
 // run sends a frame every 20 ms until ctx ends or the media closes. The
 // writer paces: diago's RTPPacketWriter blocks on its 20 ms clock after
-// each packet.
+// each packet. Once cut, it sends nothing and waits for the end.
 func (s *speaker) run(ctx context.Context, w io.Writer, codec Codec) {
 	frame := make([]int16, frameSamples)
 	payload := make([]byte, frameSamples)
 	for ctx.Err() == nil {
+		if s.isCut() {
+			<-ctx.Done()
+			return
+		}
 		finished := s.fill(frame, time.Now())
 		codec.encode(payload, frame)
 		if _, err := w.Write(payload); err != nil {

@@ -42,8 +42,19 @@ type Config struct {
 	MaxCall time.Duration
 	// KeepCalls is how many ended calls the phone remembers; 0 is 64.
 	KeepCalls int
-	Logger    *zap.Logger
+	// Latency is the network delay before each response the phone sends
+	// to an INVITE or a REFER, as a carrier's network has; 0 is
+	// DefaultLatency, negative none. On loopback a response can otherwise
+	// arrive before the caller's transaction has finished starting, and
+	// livekit-sip's transaction layer (livekit/sipgo) then sometimes ends
+	// the transaction without passing the response on: the dial or the
+	// transfer fails with "transaction failed to complete".
+	Latency time.Duration
+	Logger  *zap.Logger
 }
+
+// DefaultLatency is Config.Latency's default: a short one-way trip.
+const DefaultLatency = 10 * time.Millisecond
 
 // Phone is a carrier trunk and the handsets behind it, on one SIP address:
 // it answers INVITEs as scripted per dialed number and records each call.
@@ -90,6 +101,12 @@ func Start(cfg Config) (*Phone, error) {
 	}
 	if cfg.KeepCalls == 0 {
 		cfg.KeepCalls = 64
+	}
+	switch {
+	case cfg.Latency == 0:
+		cfg.Latency = DefaultLatency
+	case cfg.Latency < 0:
+		cfg.Latency = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -294,6 +311,7 @@ func (p *Phone) register(req *sip.Request) *Call {
 		rec.From = from.Address.User
 	}
 	c := newCall(rec, newRecording(p.cfg.SpeechThreshold, p.cfg.KeepAudio), p.ctx.Done(), p.log)
+	c.latency = p.cfg.Latency
 	p.calls = append(p.calls, c)
 	p.byID[id] = c
 	p.forgetEnded()

@@ -91,13 +91,11 @@ func TestTalkCarriesAudioBothWays(t *testing.T) {
 // byeAt finds when the phone received BYE.
 func byeAt(t *testing.T, r Record) time.Time {
 	t.Helper()
-	for _, e := range r.Events {
-		if !e.Sent && e.Method == string(sip.BYE) {
-			return e.At
-		}
+	at, ok := r.FirstRequest(false, sip.BYE)
+	if !ok {
+		t.Fatalf("no BYE received in %v", r.Events)
 	}
-	t.Fatalf("no BYE received in %v", r.Events)
-	return time.Time{}
+	return at
 }
 
 // The phone challenges INVITEs as a carrier does, with 401 or 407, and
@@ -241,6 +239,34 @@ func TestHangsUpMidSentence(t *testing.T) {
 	require.Len(t, spans, 1)
 	require.GreaterOrEqual(t, spans[0].Duration(), 200*time.Millisecond, "it heard the caller start")
 	require.Less(t, spans[0].Duration(), 10*time.Second, "and hung up before the caller finished")
+}
+
+// CutMedia stops the phone's stream mid-call while the call stays up: the
+// caller hears the phone's packets, then none, and no BYE.
+func TestCutMediaStopsTheStream(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPhone(t, Config{Default: Script{Steps: []Step{
+		Say(calleesim.Tone(600, 300*time.Millisecond, SampleRate, 0.3)), CutMedia(),
+	}}})
+	l, err := newCaller(t).dial(ctx, t, p, number, dialOpts{})
+	require.NoError(t, err)
+	call, err := p.WaitCall(ctx, number)
+	require.NoError(t, err)
+	rec, err := call.Wait(ctx, func(r Record) bool { return len(r.Said) == 1 && !r.Said[0].End.IsZero() })
+	require.NoError(t, err)
+	_, err = l.heard.waitFor(ctx, func(f []Frame) (time.Time, bool) {
+		return time.Time{}, len(f) > 0 && f[len(f)-1].Pos+f[len(f)-1].Samples >= rec.Said[0].EndPos
+	})
+	require.NoError(t, err, "the caller heard the phone speak")
+	before := len(l.heard.Frames())
+	quiet, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = l.heard.waitFor(quiet, func(f []Frame) (time.Time, bool) { return time.Time{}, len(f) > before+1 })
+	require.ErrorIs(t, err, context.DeadlineExceeded, "no packets after the cut (one may have been in flight)")
+	require.Zero(t, call.Record().HungUpBy, "the call is still up")
+	require.NoError(t, l.d.Hangup(ctx))
+	rec = waitDone(t, call)
+	require.Equal(t, PartyCaller, rec.HungUpBy)
 }
 
 // An IVR prompt, then digits as RFC 4733 telephone-events, recorded with

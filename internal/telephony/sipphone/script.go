@@ -82,6 +82,7 @@ const (
 	stepPause
 	stepMark
 	stepHangUp
+	stepCutMedia
 )
 
 // Step is one action of a script; build steps with the functions below.
@@ -123,6 +124,12 @@ func Mark(name string) Step { return Step{kind: stepMark, name: name} }
 
 // HangUp ends the call with BYE.
 func HangUp() Step { return Step{kind: stepHangUp} }
+
+// CutMedia stops the phone's RTP for the rest of the call while the call
+// stays up, as when the callee's network fails: no BYE, no audio, not even
+// silence. The caller hears nothing until its media timeout or its own
+// hang-up.
+func CutMedia() Step { return Step{kind: stepCutMedia} }
 
 // Marks set by the scripts below.
 const (
@@ -209,6 +216,9 @@ func (c *Call) runSteps(ctx context.Context, s Script) error {
 		case stepHangUp:
 			c.hangUp("script")
 			return nil
+		case stepCutMedia:
+			c.mouth.cut()
+			c.log.Info("sipphone.media_cut")
 		}
 		if err != nil {
 			return fmt.Errorf("sipphone: step %d: %w", i, c.why(err))

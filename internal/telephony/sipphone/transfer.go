@@ -19,6 +19,7 @@ import (
 func (c *Call) refer(req *sip.Request, tx sip.ServerTransaction) {
 	c.event(false, sip.REFER, 0)
 	reply := func(status int, reason string) {
+		c.delay()
 		if err := tx.Respond(sip.NewResponseFromRequest(req, status, reason, nil)); err == nil {
 			c.event(true, sip.REFER, status)
 		}
