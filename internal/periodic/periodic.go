@@ -3,7 +3,8 @@
 // and janitor: New builds it, Start starts it, Shutdown cancels the run in
 // progress (through its context) and waits for the goroutine. The reaper,
 // the campaign dispatch ticker, the monitor's checks, heartbeat and
-// evaluator, and the queue janitor are each a Loop.
+// evaluator, the queue janitor and the recording spool's sweeper are each
+// a Loop.
 package periodic
 
 import (

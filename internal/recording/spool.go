@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/periodic"
 	"go.uber.org/zap"
 )
 
@@ -142,7 +143,8 @@ type Spool struct {
 	jobs     map[*job]struct{}
 	drained  chan struct{} // closed when stopping and no job is left
 
-	wg sync.WaitGroup // the sweeper and every job goroutine
+	sweeper *periodic.Loop // nil without a Ledger
+	wg      sync.WaitGroup // every job goroutine
 }
 
 // NewSpool checks cfg and fills the defaults; Start begins it.
@@ -195,21 +197,11 @@ func (s *Spool) Start() {
 	if s.cfg.Ledger == nil {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(s.cfg.SweepInterval)
-		defer t.Stop()
-		for {
-			s.renew(s.work)
-			s.sweep(s.work)
-			select {
-			case <-s.work.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	s.sweeper = periodic.New(periodic.Options{Every: s.cfg.SweepInterval, Run: func(ctx context.Context) {
+		s.renew(ctx)
+		s.sweep(ctx)
+	}})
+	s.sweeper.Start()
 }
 
 // SpoolReport is what Shutdown could not store.
@@ -254,6 +246,9 @@ func (s *Spool) Shutdown(ctx context.Context) SpoolReport {
 	// Jobs still held stop trying and report; the reports get the rest
 	// of ctx.
 	s.cancelWork()
+	if s.sweeper != nil {
+		s.sweeper.Shutdown()
+	}
 	var report SpoolReport
 	s.mu.Lock()
 	for j := range s.jobs {
