@@ -9,6 +9,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -215,22 +216,13 @@ func (d *Deferred) RetryAfter() time.Duration { return max(d.Backlog, time.Secon
 // the workers holding rooms and model sessions. A Redis error lets the
 // task run: BeforeDial will then wait or refuse on its own.
 func (l *Limiter) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
-	gated := make(map[string]bool, len(taskTypes))
-	for _, t := range taskTypes {
-		gated[t] = true
-	}
-	return func(next asynq.Handler) asynq.Handler {
-		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			if !gated[t.Type()] {
-				return next.ProcessTask(ctx, t)
-			}
-			backlog, err := l.Backlog(ctx)
-			if err == nil && backlog > l.o.MaxWait/2 {
-				logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "dial rate"),
-					zap.Duration("backlog", backlog))
-				return &Deferred{Trunk: l.o.Trunk, Backlog: backlog}
-			}
-			return next.ProcessTask(ctx, t)
-		})
-	}
+	return worker.ForTypes(func(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+		backlog, err := l.Backlog(ctx)
+		if err == nil && backlog > l.o.MaxWait/2 {
+			logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "dial rate"),
+				zap.Duration("backlog", backlog))
+			return &Deferred{Trunk: l.o.Trunk, Backlog: backlog}
+		}
+		return next.ProcessTask(ctx, t)
+	}, taskTypes...)
 }

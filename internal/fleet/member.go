@@ -11,6 +11,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/periodic"
+	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -159,31 +160,22 @@ func (*Draining) RetryAfter() time.Duration { return DrainRetryAfter }
 // Middleware counts the running tasks of the given types (the calls) and
 // defers new ones while this dyno drains. Other types pass through.
 func (m *Member) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
-	gated := make(map[string]bool, len(taskTypes))
-	for _, t := range taskTypes {
-		gated[t] = true
-	}
-	return func(next asynq.Handler) asynq.Handler {
-		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			if !gated[t.Type()] {
-				return next.ProcessTask(ctx, t)
-			}
-			m.mu.Lock()
-			if m.draining {
-				m.mu.Unlock()
-				logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "draining"))
-				return &Draining{Dyno: m.o.Dyno}
-			}
-			m.live++
+	return worker.ForTypes(func(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+		m.mu.Lock()
+		if m.draining {
 			m.mu.Unlock()
-			defer func() {
-				m.mu.Lock()
-				m.live--
-				m.mu.Unlock()
-			}()
-			return next.ProcessTask(ctx, t)
-		})
-	}
+			logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "draining"))
+			return &Draining{Dyno: m.o.Dyno}
+		}
+		m.live++
+		m.mu.Unlock()
+		defer func() {
+			m.mu.Lock()
+			m.live--
+			m.mu.Unlock()
+		}()
+		return next.ProcessTask(ctx, t)
+	}, taskTypes...)
 }
 
 // ReadPresence returns every dyno's unexpired presence, by dyno name.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 )
 
@@ -90,18 +91,10 @@ func (m *AudioMeter) Counts() AudioCounts {
 // (with no counts of their own), for a worker whose call path does not
 // Track its calls itself.
 func (m *AudioMeter) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
-	gated := make(map[string]bool, len(taskTypes))
-	for _, t := range taskTypes {
-		gated[t] = true
-	}
-	return func(next asynq.Handler) asynq.Handler {
-		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			if gated[t.Type()] {
-				defer m.Track(nil)()
-			}
-			return next.ProcessTask(ctx, t)
-		})
-	}
+	return worker.ForTypes(func(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+		defer m.Track(nil)()
+		return next.ProcessTask(ctx, t)
+	}, taskTypes...)
 }
 
 // Pacing is the audio frame: the agent's voice goes out one frame per

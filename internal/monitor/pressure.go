@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 )
@@ -173,20 +174,13 @@ func (p *Pressure) deferred(id string) error {
 // archive it, as on a task whose MaxRetry is 0). Tasks already running are
 // not touched and other types pass through.
 func (p *Pressure) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
-	gated := make(map[string]bool, len(taskTypes))
-	for _, t := range taskTypes {
-		gated[t] = true
-	}
-	return func(next asynq.Handler) asynq.Handler {
-		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			if !gated[t.Type()] || !p.UnderPressure() {
-				return next.ProcessTask(ctx, t)
-			}
+	return worker.ForTypes(func(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+		if p.UnderPressure() {
 			id, _ := asynq.GetTaskID(ctx)
 			if err := p.deferred(id); err != nil {
 				return err
 			}
-			return next.ProcessTask(ctx, t)
-		})
-	}
+		}
+		return next.ProcessTask(ctx, t)
+	}, taskTypes...)
 }

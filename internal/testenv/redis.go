@@ -27,13 +27,7 @@ type Redis struct {
 // StartRedis starts a private Redis; it is killed when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin := os.Getenv("DEVSTACK_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			Get(t, "DEVSTACK_REDIS_SERVER") // skips, or fails under make test
-		}
-	}
+	bin := redisServer(t)
 	r := &Redis{t: t, bin: bin, dir: t.TempDir(), Port: FreePort(t)}
 	r.Start()
 	t.Cleanup(r.Kill)
@@ -85,4 +79,18 @@ func ping(ctx context.Context, addr string) error {
 		return fmt.Errorf("PING answered %q", buf[:n])
 	}
 	return nil
+}
+
+// redisServer is the redis-server binary devstack names, or the one on
+// PATH; without either the test skips (or fails under make test).
+func redisServer(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("DEVSTACK_REDIS_SERVER")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("redis-server"); err != nil {
+			Get(t, "DEVSTACK_REDIS_SERVER")
+		}
+	}
+	return bin
 }

@@ -122,13 +122,7 @@ type TLSRedis struct {
 // StartTLSRedis starts it (redis-server built with TLS, as Debian's is).
 func StartTLSRedis(t testing.TB) *TLSRedis {
 	t.Helper()
-	bin := os.Getenv("DEVSTACK_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			Get(t, "DEVSTACK_REDIS_SERVER") // skips, or fails under make test
-		}
-	}
+	bin := redisServer(t)
 	dir := t.TempDir()
 	ca := NewCA(t)
 	certFile, keyFile := ca.Issue(t, dir, "127.0.0.1")
