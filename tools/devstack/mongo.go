@@ -44,12 +44,15 @@ func (m *mongoService) env() []envVar {
 // answering at once): the writes of 40 calls were refused. So:
 //   - _txlock=immediate: a transaction takes the write lock first and
 //     waits its turn;
-//   - busy_timeout 60 s: a burst is queued, never refused (the worker
-//     writes off the audio path, so a slow write delays nobody);
+//   - busy_timeout 5 min: a burst is queued, never refused (the worker
+//     writes off the audio path, so a slow write delays nobody, and its
+//     own write timeouts bound the wait). Writers queue one behind the
+//     other, so the last of a burst waits for all before it: 60 s was
+//     not enough for a burst of 1,600 on a starved 2-core machine;
 //   - synchronous=normal, WAL's usual pairing: a commit survives a crash
 //     of the process (what the tests kill), not of the machine, and needs
 //     no fsync, so each writer's turn is short.
-const sqliteParams = "_pragma=busy_timeout(60000)&_txlock=immediate&_pragma=synchronous(normal)"
+const sqliteParams = "_pragma=busy_timeout(300000)&_txlock=immediate&_pragma=synchronous(normal)"
 
 func (m *mongoService) start(ctx context.Context, dir string) error {
 	data := filepath.Join(dir, "ferretdb")

@@ -14,14 +14,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// The local FerretDB holds the writes of more concurrent calls than one
-// dyno takes: each simulated call inserts its document, then appends
+// The local FerretDB holds the writes of as many concurrent calls as one
+// dyno takes (40), all at once: each simulated call inserts its document, then appends
 // transcript turns and renews its lease (conditional updates, as the
 // worker's store does) while every other call does the same. SQLite takes
 // one writer at a time; none of the writes may be refused for it
 // (SQLITE_BUSY, "database is locked").
 func TestMongoHoldsTheWritesOfManyCalls(t *testing.T) {
-	const calls, writes = 80, 20
+	const calls, writes = 40, 10
 	m := &mongoService{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
