@@ -226,8 +226,14 @@ func TestCalleeHangsUp(t *testing.T) {
 	ctx := testCtx(t)
 	_, call := f.dial(t)
 	require.NoError(t, f.agent.WaitListening(ctx))
-	require.NoError(t, f.agent.Player().Write("hello", Tone(440, 3*time.Second, rate, 0.3)))
+	// WaitListening means the callee subscribed (signalling), not that
+	// media flows: on a starved machine ICE and DTLS took longer than a
+	// 3 s sentence, which then ended unheard, and the callee waited for
+	// speech forever. The sentence outlasts any such delay, and the callee
+	// still hangs up in the middle of it.
+	require.NoError(t, f.agent.Player().Write("hello", Tone(440, 60*time.Second, rate, 0.3)))
 	waitClosed(t, f.agent.PeerLeft(), "the agent to see the callee hang up mid-sentence")
+	require.Positive(t, f.agent.Player().Queued(), "the sentence was still playing")
 	require.NoError(t, call.Err())
 	select {
 	case <-f.agent.Disconnected():
