@@ -238,7 +238,9 @@ func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
 		case len(f) == 4 && f[0] == "partial":
 			lastPartial = f
 		}
-		if !killed && lastPartial != nil && lastPartial[1] == "3" && upto >= 118*time.Second {
+		// At least three: on a starved machine the job may store two
+		// segments before it reports, and report only the later count.
+		if !killed && lastPartial != nil && atLeast(lastPartial[1], 3) && upto >= 118*time.Second {
 			require.NoError(t, cmd.Process.Kill()) // SIGKILL: no deferred code runs
 			killed = true
 		}
@@ -297,4 +299,10 @@ func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
 	require.Equal(t, "AES256", info.SSE)
 	require.Equal(t, "killed", info.Metadata["attempt-id"])
 	require.Equal(t, campaign, info.Metadata["campaign-id"])
+}
+
+// atLeast reports whether the decimal count s is at least n.
+func atLeast(s string, n int) bool {
+	v, err := strconv.Atoi(s)
+	return err == nil && v >= n
 }

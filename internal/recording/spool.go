@@ -246,9 +246,6 @@ func (s *Spool) Shutdown(ctx context.Context) SpoolReport {
 	// Jobs still held stop trying and report; the reports get the rest
 	// of ctx.
 	s.cancelWork()
-	if s.sweeper != nil {
-		s.sweeper.Shutdown()
-	}
 	var report SpoolReport
 	s.mu.Lock()
 	for j := range s.jobs {
@@ -256,6 +253,9 @@ func (s *Spool) Shutdown(ctx context.Context) SpoolReport {
 		report.LostMS += j.unstoredMS()
 	}
 	s.mu.Unlock()
+	if s.sweeper != nil {
+		s.sweeper.Shutdown()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
