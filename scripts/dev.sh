@@ -29,7 +29,7 @@ export DIALER=sip
 SIPPHONE_USERNAME="$DEVSTACK_SIP_PHONE_USER" SIPPHONE_PASSWORD="$DEVSTACK_SIP_PHONE_PASSWORD" \
   bin/sipphone --addr "$DEVSTACK_SIP_PHONE_ADDR" --script talk --addr-file "$tmp/phone-addr" &
 pids+=($!)
-bin/openaisim --script scripts/dev/agent.json --url-file "$tmp/openai-url" &
+bin/openaisim --script scripts/dev/agent.json --analysis scripts/dev/analysis.json --url-file "$tmp/openai-url" &
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$tmp/openai-url" ] && [ -s "$tmp/phone-addr" ] && break; sleep 0.1; done
 if [ ! -s "$tmp/phone-addr" ]; then
@@ -84,5 +84,5 @@ fi
 if [ "${DEV_ONESHOT:-0}" = 1 ]; then
   exit 0
 fi
-echo "== worker running; logs above are its JSON lines. Ctrl-C to stop everything."
+echo "== worker running; its log lines are above (console lines on a terminal, JSON otherwise). Ctrl-C to stop everything."
 wait "$worker"

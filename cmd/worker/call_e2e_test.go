@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,15 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 	var script realtimesim.Script
 	require.NoError(t, json.Unmarshal(b, &script))
 	script.Paced = false // the test need not wait for real time
-	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-e2e-key", script, chatsim.Script{})
+	b, err = os.ReadFile("../../scripts/dev/analysis.json")
+	require.NoError(t, err)
+	var answers chatsim.Script
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&answers))
+	var want struct{ Summary, Disposition string }
+	require.NoError(t, json.Unmarshal([]byte(answers.Then.Content), &want))
+	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-e2e-key", script, answers)
 	require.NoError(t, err)
 	defer sim.Close()
 
@@ -68,7 +77,7 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 		return err == nil && info.State == asynq.TaskStateCompleted
 	})
 	// The runner enqueued call:analyze; the worker analyses the call
-	// through chat completions (chatsim answers from the schema it is sent).
+	// through chat completions (chatsim answers as make dev's does).
 	waitFor(t, "call analysed", func() bool {
 		_, err := insp.GetTaskInfo(tasks.QueueAnalysis, "analyze-e2e-call-0001")
 		return errors.Is(err, asynq.ErrTaskNotFound) // deleted once processed
@@ -101,7 +110,8 @@ func TestBinaryPlacesACallEndToEnd(t *testing.T) {
 
 	an, err := st.GetAnalysisResult(context.Background(), "e2e-call-0001")
 	require.NoError(t, err)
-	require.NotEmpty(t, an.Summary)
+	require.Equal(t, want.Summary, an.Summary, "make dev's analysis, as the worker validated and stored it")
+	require.Equal(t, want.Disposition, an.Analysis.Disposition)
 
 	// What an operator sees: the whole document, phone masked.
 	res := runBin(t, env, "call", "show", "e2e-call-0001")
