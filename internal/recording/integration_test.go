@@ -212,7 +212,7 @@ func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
 	st := minio(t)
 	campaign := testenv.UniqueName(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // the child encodes at 20 times real time: slow under -race on a starved machine
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killChildEnv+"="+campaign)
@@ -248,7 +248,7 @@ func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
 	// Everything the child printed before it died has been read, so upto
 	// is the most audio it can have fed.
 	_ = cmd.Wait()
-	require.True(t, killed, "the child never reached the kill point")
+	require.True(t, killed, "the child never reached the kill point: it fed up to %s, last reported %v", upto, lastPartial)
 	require.NotNil(t, lastPartial)
 	// The child's start date names the prefix; take it from the report.
 	keys := Keys{Partial: lastPartial[3]}
