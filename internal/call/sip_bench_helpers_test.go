@@ -1,14 +1,21 @@
 package call_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/call"
 	"github.com/docshield/voice-worker/internal/monitor"
+	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/internal/telephony/sipphone"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/hraban/opus.v2"
 )
 
 // stackServer is one of the local stack's server processes, read through
@@ -96,4 +103,119 @@ func (s stackServer) watch() func() serverWindow {
 		w.cpu = last - first
 		return w
 	}
+}
+
+// legTap wraps the worker's recorder factory: every packet goes on to the
+// real recorder, and the tap notes, per call, when loud callee packets
+// arrived at the worker and when loud agent packets were sent (decoded to
+// tell speech from silence, at the phone's speech threshold). With the
+// phone's own stamps they split each figure into the leg in, the worker
+// (and the model) and the leg out.
+type legTap struct {
+	next call.RecorderFactory
+
+	mu    sync.Mutex
+	calls map[string]*tappedCall // by attempt id
+}
+
+func newLegTap(next call.RecorderFactory) *legTap {
+	return &legTap{next: next, calls: map[string]*tappedCall{}}
+}
+
+func (t *legTap) factory(ctx context.Context, claim store.Claim, c *store.Call, answeredAt time.Time) (call.Recorder, error) {
+	rec, err := t.next(ctx, claim, c, answeredAt)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tappedCall{Recorder: rec, pcm: make([]int16, 5760)}
+	if tc.calleeDec, err = opus.NewDecoder(rate, 1); err != nil {
+		return nil, err
+	}
+	if tc.agentDec, err = opus.NewDecoder(rate, 1); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.calls[c.ID] = tc
+	t.mu.Unlock()
+	return tc, nil
+}
+
+func (t *legTap) call(id string) *tappedCall {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.calls[id]
+}
+
+// tappedCall is one call's recorder and its loud packets' times.
+type tappedCall struct {
+	call.Recorder
+
+	mu                    sync.Mutex // guards the fields below
+	calleeDec, agentDec   *opus.Decoder
+	pcm                   []int16
+	calleeLoud, agentLoud []time.Time
+}
+
+func (c *tappedCall) CalleePacket(at time.Time, pkt []byte) {
+	c.Recorder.CalleePacket(at, pkt)
+	c.note(c.calleeDec, &c.calleeLoud, at, pkt)
+}
+
+func (c *tappedCall) AgentPacket(at time.Time, pkt []byte) {
+	c.Recorder.AgentPacket(at, pkt)
+	c.note(c.agentDec, &c.agentLoud, at, pkt)
+}
+
+func (c *tappedCall) note(dec *opus.Decoder, loud *[]time.Time, at time.Time, pkt []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := dec.Decode(pkt, c.pcm)
+	if err == nil && rmsOf(c.pcm[:n]) >= sipphone.DefaultSpeechThreshold {
+		*loud = append(*loud, at)
+	}
+}
+
+// stretches are the loud packets grouped into stretches of speech, gaps
+// up to bridge bridged: from the first packet's time to the last's.
+func (c *tappedCall) stretches(agent bool, bridge time.Duration) []span {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	times := c.calleeLoud
+	if agent {
+		times = c.agentLoud
+	}
+	var out []span
+	for _, at := range times {
+		if n := len(out); n > 0 && at.Sub(out[n-1].to) <= bridge {
+			out[n-1].to = at
+			continue
+		}
+		out = append(out, span{at, at})
+	}
+	return out
+}
+
+// numberingDialer dials each attempt at a number of its own, so the
+// phone's call and the worker's attempt pair up (the phone answers every
+// number alike).
+type numberingDialer struct {
+	telephony.Dialer
+
+	mu      sync.Mutex
+	numbers map[string]string // attempt id → number
+}
+
+func (d *numberingDialer) assign(attempt, number string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.numbers[attempt] = number
+}
+
+func (d *numberingDialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony.CallLeg, error) {
+	d.mu.Lock()
+	if n := d.numbers[req.AttemptID]; n != "" {
+		req.To = n
+	}
+	d.mu.Unlock()
+	return d.Dialer.Dial(ctx, req)
 }

@@ -171,17 +171,25 @@ func newSIPLegEnv(b *testing.B) *sipLegEnv {
 
 // sipLegResult is one level's figures.
 type sipLegResult struct {
-	n          int
-	failures   []string
-	floorCalls []*sipphone.Call
+	n                       int
+	failures                []string
+	floorCalls, workerCalls []*sipphone.Call
 	// The floor's round trips, and their legs: phone → echo, inside the
 	// echo (heard → played), echo → phone.
 	floor, floorIn, echoWait, floorOut []time.Duration
 	reply                              []time.Duration // as heard, the fixed time included
-	worker                             []time.Duration // the worker's own, think time excluded
-	bargeIn                            []time.Duration
-	missed                             int // barge-ins with no agent speech to cut
-	noReply                            int // lines with no reply heard before the phone hung up
+	// reply split at the worker: the leg in (to the line's last loud
+	// packet at the worker), the worker and the model less sipLegFixed,
+	// the leg out (the reply's first loud packet sent → heard).
+	replyIn, replyWorker, replyOut []time.Duration
+	// bargeIn split: the leg in (the line's first loud packet at the
+	// worker), the reaction (→ the agent's last loud packet sent: the
+	// model's VAD, the websocket, the worker's clear), the leg out.
+	bargeInLeg, bargeReact, bargeOut []time.Duration
+	worker                           []time.Duration // the worker's own, think time excluded
+	bargeIn                          []time.Duration
+	missed                           int // barge-ins with no agent speech to cut
+	noReply                          int // lines with no reply heard before the phone hung up
 	// livekit-sip and livekit-server during the worker phase.
 	sipCPUPerCallMin, sfuCPUPerCallMin time.Duration
 	sipIdlePerSec                      time.Duration
@@ -222,16 +230,12 @@ func (e *sipLegEnv) runLevel(b *testing.B, n int) sipLegResult {
 	r.floorSIPCPUPerCallMin = perCallMinute(floorSIP().cpu, r.floorCalls)
 
 	sipUse, sfuUse := e.sip.watch(), e.sfu.watch()
-	e.runWorker(ctx, b, &r, n, tcfg, dialer)
+	e.runWorker(ctx, b, &r, line, tcfg, dialer)
 	su, fu := sipUse(), sfuUse()
-	calls := phoneCalls(line, calleePhone)
-	r.sipCPUPerCallMin, r.sfuCPUPerCallMin = perCallMinute(su.cpu, calls), perCallMinute(fu.cpu, calls)
+	r.sipCPUPerCallMin, r.sfuCPUPerCallMin = perCallMinute(su.cpu, r.workerCalls), perCallMinute(fu.cpu, r.workerCalls)
 	r.sipRSSPerCall = float64(su.peakRSS-before.rss) / float64(n) / (1 << 20)
-	for _, c := range calls {
-		r.phoneHeard(c)
-	}
-	if len(r.floorCalls) != n || len(calls) != n {
-		r.fail("the phone got %d floor calls and %d worker calls, want %d each", len(r.floorCalls), len(calls), n)
+	if len(r.floorCalls) != n || len(r.workerCalls) != n {
+		r.fail("measured %d floor calls and %d worker calls, want %d each", len(r.floorCalls), len(r.workerCalls), n)
 	}
 	r.loadavg = loadAverage()
 	return r
@@ -410,7 +414,7 @@ func echoCall(ctx context.Context, tcfg telephony.Config, dialer *telephony.SIPD
 
 // runWorker places n calls through the Handler and the Runner, as the
 // worker does with DIALER=sip.
-func (e *sipLegEnv) runWorker(ctx context.Context, b *testing.B, r *sipLegResult, n int, tcfg telephony.Config, dialer *telephony.SIPDialer) {
+func (e *sipLegEnv) runWorker(ctx context.Context, b *testing.B, r *sipLegResult, line siptest.Line, tcfg telephony.Config, dialer *telephony.SIPDialer) {
 	b.Helper()
 	sim := realtimesim.New(sipLegModel())
 	base, err := sim.Start("127.0.0.1:0")
@@ -418,16 +422,20 @@ func (e *sipLegEnv) runWorker(ctx context.Context, b *testing.B, r *sipLegResult
 	defer func() { require.NoError(b, sim.Close()) }()
 	rooms, err := telephony.NewRooms(tcfg, e.log)
 	require.NoError(b, err)
+	tap := newLegTap(e.recs)
+	numbered := &numberingDialer{Dialer: dialer, numbers: map[string]string{}}
 	runner, err := call.NewRunner(call.Options{
-		Store: e.st, Rooms: rooms, Dialer: dialer, Telephony: tcfg,
+		Store: e.st, Rooms: rooms, Dialer: numbered, Telephony: tcfg,
 		Realtime: realtime.Config{BaseURL: base, APIKey: realtimesim.DefaultAPIKey, Model: realtime.DefaultModel,
 			VAD: realtime.VAD{SilenceDurationMS: sipLegSilenceMS}},
-		Prompts: call.StorePrompts(e.st), Analyze: &enqueuer{}, Recordings: e.recs, Logger: e.log,
+		Prompts: call.StorePrompts(e.st), Analyze: &enqueuer{}, Recordings: tap.factory, Logger: e.log,
 	})
 	require.NoError(b, err)
 	h := &call.Handler{Calls: e.st, Runner: runner, Owner: "sip-leg-bench", Lease: call.DefaultLease}
 	var mu sync.Mutex
-	e.concurrently(ctx, n, func(_ int, id string) {
+	e.concurrently(ctx, r.n, func(i int, id string) {
+		number := sipLegWorkerNumber(i)
+		numbered.assign(id, number)
 		tk := task(b, tasks.CallOutbound{Inline: &tasks.InlineCall{
 			AttemptID: id, Phone: calleePhone, Instructions: instructions,
 			Variables: map[string]string{"practice_name": "Elm Dental"},
@@ -450,19 +458,54 @@ func (e *sipLegEnv) runWorker(ctx context.Context, b *testing.B, r *sipLegResult
 		for _, ms := range c.LatenciesMS {
 			r.worker = append(r.worker, time.Duration(ms-sipLegDelayMS)*time.Millisecond)
 		}
+		mu.Unlock()
+		pc, err := line.Phone.WaitCall(ctx, number)
+		if err == nil {
+			select {
+			case <-pc.Done():
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		mu.Lock()
+		if err != nil {
+			r.fail("%s: the phone's call: %v", id, err)
+			return
+		}
+		r.workerCalls = append(r.workerCalls, pc)
+		r.phoneHeard(pc, tap.call(id))
 	})
 }
 
+// sipLegWorkerNumber is the number the worker's call i dials (the Runner
+// asks for calleePhone; numberingDialer puts this one on the INVITE).
+func sipLegWorkerNumber(i int) string { return fmt.Sprintf("+1555010%04d", 5000+i) }
+
 // phoneHeard measures one worker call at the phone: each line's end to
 // the next agent speech heard, and for a line spoken over the agent, its
-// start to the end of that speech.
-func (r *sipLegResult) phoneHeard(c *sipphone.Call) {
+// start to the end of that speech. With the tap's stamps (tc, nil if the
+// call was never recorded) each is split at the worker: the leg in (the
+// phone sent → the worker got it), the worker and the model (got → the
+// agent's audio sent), the leg out (sent → the phone heard it).
+func (r *sipLegResult) phoneHeard(c *sipphone.Call, tc *tappedCall) {
 	rec := c.Record()
 	replies := c.Heard().Spans(speechHangover)
 	stretches := c.Heard().Spans(100 * time.Millisecond)
+	var callee, agent []span
+	if tc != nil {
+		callee, agent = tc.stretches(false, 100*time.Millisecond), tc.stretches(true, 100*time.Millisecond)
+	}
 	for i, u := range rec.Said {
+		lastSent := u.End.Add(-telephony.FrameDuration) // the line's last packet went out
 		if s, ok := firstHeardAfter(replies, u.End); ok {
 			r.reply = append(r.reply, s.Start.Sub(u.End))
+			got, ok1 := stretchFrom(callee, u.Start)
+			sent, ok2 := stretchBefore(agent, s.Start)
+			if ok1 && ok2 && sent.from.After(got.to) {
+				r.replyIn = append(r.replyIn, got.to.Sub(lastSent))
+				r.replyWorker = append(r.replyWorker, sent.from.Sub(got.to)-sipLegFixed)
+				r.replyOut = append(r.replyOut, s.Start.Sub(sent.from))
+			}
 		} else {
 			// The phone hung up first: the agent's cut-off speech ran on
 			// long enough to look like the reply it waited for.
@@ -473,16 +516,44 @@ func (r *sipLegResult) phoneHeard(c *sipphone.Call) {
 		}
 		cut := false
 		for _, s := range stretches {
-			if s.Start.Before(u.Start) && !s.End.Before(u.Start) {
-				r.bargeIn = append(r.bargeIn, s.End.Sub(u.Start))
-				cut = true
-				break
+			if !s.Start.Before(u.Start) || s.End.Before(u.Start) {
+				continue
 			}
+			r.bargeIn = append(r.bargeIn, s.End.Sub(u.Start))
+			cut = true
+			got, ok1 := stretchFrom(callee, u.Start)
+			sent, ok2 := stretchBefore(agent, s.Start)
+			if ok1 && ok2 && !sent.to.Before(got.from) {
+				r.bargeInLeg = append(r.bargeInLeg, got.from.Sub(u.Start))
+				r.bargeReact = append(r.bargeReact, sent.to.Sub(got.from))
+				r.bargeOut = append(r.bargeOut, s.End.Sub(sent.to))
+			}
+			break
 		}
 		if !cut {
 			r.missed++
 		}
 	}
+}
+
+// stretchFrom is the first stretch starting at or after t.
+func stretchFrom(ss []span, t time.Time) (span, bool) {
+	for _, s := range ss {
+		if !s.from.Before(t) {
+			return s, true
+		}
+	}
+	return span{}, false
+}
+
+// stretchBefore is the last stretch starting before t.
+func stretchBefore(ss []span, t time.Time) (span, bool) {
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].from.Before(t) {
+			return ss[i], true
+		}
+	}
+	return span{}, false
 }
 
 func firstHeardAfter(spans []sipphone.Span, t time.Time) (sipphone.Span, bool) {
@@ -492,18 +563,6 @@ func firstHeardAfter(spans []sipphone.Span, t time.Time) (sipphone.Span, bool) {
 		}
 	}
 	return sipphone.Span{}, false
-}
-
-// phoneCalls are the ended calls the phone got for number.
-func phoneCalls(line siptest.Line, number string) []*sipphone.Call {
-	var out []*sipphone.Call
-	for _, c := range line.Phone.Calls() {
-		if r := c.Record(); r.Number == number && !r.Answered.IsZero() {
-			<-c.Done()
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // perCallMinute is cpu over the calls' minutes on the line (answer to
@@ -548,15 +607,15 @@ func (r sipLegResult) report(b *testing.B) {
 		r.n, pcts(r.floor), pcts(r.floorIn), pcts(r.echoWait), pcts(r.floorOut))
 	b.Logf("%d calls: reply %s (of which %s is the model's fixed time; %d lines unanswered when the phone hung up); worker alone %s; barge-in %s (%d lines found the agent quiet)",
 		r.n, pcts(r.reply), sipLegFixed, r.noReply, pcts(r.worker), pcts(r.bargeIn), r.missed)
-	if len(r.floorIn) > 0 && len(r.bargeIn) > 0 {
-		// The leg's own share of a barge-in: the line reaching the agent,
-		// the model hearing 60 ms of it, the audio already sent reaching
-		// the phone.
-		leg := percentile(r.floorIn, 50) + sipLegMinSpeech + percentile(r.floorOut, 50)
-		b.Logf("%d calls: barge-in p50 %s against the leg's share %s (phone→echo p50 + the model's %s of speech + echo→phone p50): %s over it",
-			r.n, percentile(r.bargeIn, 50).Round(time.Millisecond), leg.Round(time.Millisecond), sipLegMinSpeech,
-			(percentile(r.bargeIn, 50) - leg).Round(time.Millisecond))
-	}
+	metric("reply-in", r.replyIn)
+	metric("reply-worker", r.replyWorker)
+	metric("reply-out", r.replyOut)
+	metric("barge-in-react", r.bargeReact)
+	metric("barge-in-out", r.bargeOut)
+	b.Logf("%d calls: reply split at the worker: leg in %s + the worker and the model less its fixed %s: %s + leg out (from the pacer's due time) %s",
+		r.n, pcts(r.replyIn), sipLegFixed, pcts(r.replyWorker), pcts(r.replyOut))
+	b.Logf("%d calls: barge-in split at the worker: leg in %s + reaction (the model's %s of speech, websocket, clear) %s + leg out %s",
+		r.n, pcts(r.bargeInLeg), sipLegMinSpeech, pcts(r.bargeReact), pcts(r.bargeOut))
 	b.Logf("%d calls: livekit-sip %.0f ms CPU per call-minute on the floor's calls, %.0f on the worker's (idle: %.1f ms/s), %.2f MiB RSS per call; livekit-server %.0f ms CPU per call-minute; load %.2f",
 		r.n, millis(r.floorSIPCPUPerCallMin), millis(r.sipCPUPerCallMin), millis(r.sipIdlePerSec), r.sipRSSPerCall, millis(r.sfuCPUPerCallMin), r.loadavg)
 	for i, f := range r.failures {
