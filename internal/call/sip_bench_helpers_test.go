@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,24 +176,12 @@ func (c *tappedCall) note(dec *opus.Decoder, loud *[]time.Time, at time.Time, pk
 	}
 }
 
-// stretches are the loud packets grouped into stretches of speech, gaps
-// up to bridge bridged: from the first packet's time to the last's.
-func (c *tappedCall) stretches(agent bool, bridge time.Duration) []span {
+// loud returns copies of the times of the loud callee packets (arrived)
+// and the loud agent packets (sent, on the pacer's schedule), in order.
+func (c *tappedCall) loud() (callee, agent []time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	times := c.calleeLoud
-	if agent {
-		times = c.agentLoud
-	}
-	var out []span
-	for _, at := range times {
-		if n := len(out); n > 0 && at.Sub(out[n-1].to) <= bridge {
-			out[n-1].to = at
-			continue
-		}
-		out = append(out, span{at, at})
-	}
-	return out
+	return slices.Clone(c.calleeLoud), slices.Clone(c.agentLoud)
 }
 
 // numberingDialer dials each attempt at a number of its own, so the

@@ -119,7 +119,10 @@ func BenchmarkSIPLeg(b *testing.B) {
 			results = append(results, r)
 		})
 	}
-	logSIPLegTable(b, results, webrtc)
+	b.Run("summary", func(b *testing.B) {
+		b.ReportMetric(0, "ns/op")
+		logSIPLegTable(b, results, webrtc)
+	})
 }
 
 // parseLevels reads a comma-separated list of call counts from env.
@@ -491,20 +494,22 @@ func (r *sipLegResult) phoneHeard(c *sipphone.Call, tc *tappedCall) {
 	rec := c.Record()
 	replies := c.Heard().Spans(speechHangover)
 	stretches := c.Heard().Spans(100 * time.Millisecond)
-	var callee, agent []span
+	var callee, agent []time.Time
 	if tc != nil {
-		callee, agent = tc.stretches(false, 100*time.Millisecond), tc.stretches(true, 100*time.Millisecond)
+		callee, agent = tc.loud()
 	}
 	for i, u := range rec.Said {
 		lastSent := u.End.Add(-telephony.FrameDuration) // the line's last packet went out
 		if s, ok := firstHeardAfter(replies, u.End); ok {
 			r.reply = append(r.reply, s.Start.Sub(u.End))
-			got, ok1 := stretchFrom(callee, u.Start)
-			sent, ok2 := stretchBefore(agent, s.Start)
-			if ok1 && ok2 && sent.from.After(got.to) {
-				r.replyIn = append(r.replyIn, got.to.Sub(lastSent))
-				r.replyWorker = append(r.replyWorker, sent.from.Sub(got.to)-sipLegFixed)
-				r.replyOut = append(r.replyOut, s.Start.Sub(sent.from))
+			// The line's last loud packet at the worker, then the reply's
+			// first loud packet sent.
+			got, ok1 := lastIn(callee, u.Start, s.Start)
+			sent, ok2 := firstIn(agent, got, s.Start)
+			if ok1 && ok2 {
+				r.replyIn = append(r.replyIn, got.Sub(lastSent))
+				r.replyWorker = append(r.replyWorker, sent.Sub(got)-sipLegFixed)
+				r.replyOut = append(r.replyOut, s.Start.Sub(sent))
 			}
 		} else {
 			// The phone hung up first: the agent's cut-off speech ran on
@@ -521,12 +526,14 @@ func (r *sipLegResult) phoneHeard(c *sipphone.Call, tc *tappedCall) {
 			}
 			r.bargeIn = append(r.bargeIn, s.End.Sub(u.Start))
 			cut = true
-			got, ok1 := stretchFrom(callee, u.Start)
-			sent, ok2 := stretchBefore(agent, s.Start)
-			if ok1 && ok2 && !sent.to.Before(got.from) {
-				r.bargeInLeg = append(r.bargeInLeg, got.from.Sub(u.Start))
-				r.bargeReact = append(r.bargeReact, sent.to.Sub(got.from))
-				r.bargeOut = append(r.bargeOut, s.End.Sub(sent.to))
+			// The line's first loud packet at the worker, and the agent's
+			// last loud packet sent before the phone stopped hearing it.
+			got, ok1 := firstIn(callee, u.Start, s.End)
+			sent, ok2 := lastIn(agent, s.Start.Add(-time.Second), s.End)
+			if ok1 && ok2 && !sent.Before(got) {
+				r.bargeInLeg = append(r.bargeInLeg, got.Sub(u.Start))
+				r.bargeReact = append(r.bargeReact, sent.Sub(got))
+				r.bargeOut = append(r.bargeOut, s.End.Sub(sent))
 			}
 			break
 		}
@@ -536,24 +543,24 @@ func (r *sipLegResult) phoneHeard(c *sipphone.Call, tc *tappedCall) {
 	}
 }
 
-// stretchFrom is the first stretch starting at or after t.
-func stretchFrom(ss []span, t time.Time) (span, bool) {
-	for _, s := range ss {
-		if !s.from.Before(t) {
-			return s, true
+// firstIn is the first of times (in order) after from and before to.
+func firstIn(times []time.Time, from, to time.Time) (time.Time, bool) {
+	for _, t := range times {
+		if t.After(from) && t.Before(to) {
+			return t, true
 		}
 	}
-	return span{}, false
+	return time.Time{}, false
 }
 
-// stretchBefore is the last stretch starting before t.
-func stretchBefore(ss []span, t time.Time) (span, bool) {
-	for i := len(ss) - 1; i >= 0; i-- {
-		if ss[i].from.Before(t) {
-			return ss[i], true
+// lastIn is the last of times (in order) after from and before to.
+func lastIn(times []time.Time, from, to time.Time) (time.Time, bool) {
+	for i := len(times) - 1; i >= 0; i-- {
+		if t := times[i]; t.After(from) && t.Before(to) {
+			return t, true
 		}
 	}
-	return span{}, false
+	return time.Time{}, false
 }
 
 func firstHeardAfter(spans []sipphone.Span, t time.Time) (sipphone.Span, bool) {
