@@ -32,54 +32,74 @@ import (
 //   - the floor: N rooms, each with a plain echo participant (bench_test.go's
 //     echo: telephony.Join's seat, republishing every 20 ms of what it hears
 //     through its Player) and the phone dialled into it through the SIP
-//     service. The phone says a 300 ms tone every second; the floor is the
-//     tone's first packet sent to the echo's first loud packet heard: the
-//     whole media round trip (phone → livekit-sip → LiveKit → echo →
-//     LiveKit → livekit-sip → phone), the echo's queue included. None of the
-//     call code is in it.
+//     service. The phone says a 300 ms tone every second. None of the call
+//     code is in it.
 //   - the worker: N calls through the real Handler and Runner (DIALER=sip:
 //     the SIP dialer, CreateSIPParticipant, the same trunk), the daemon's
 //     recorder (Ogg Opus to the devstack's MinIO), and the realtime
 //     simulator paced in real time with a fixed think time. The phone
 //     answers a greeting, takes sipLegReplyRounds turns (a 500 ms tone,
 //     then the agent's 500 ms reply), then talks over sipLegBargeRounds
-//     long replies sipLegBargeAfter into each.
+//     long replies sipLegBargeAfter into each. Each call dials a number of
+//     its own (numberingDialer) and its recorder is tapped (legTap), so
+//     the phone's stamps and the worker's pair up.
 //
-// Figures per level (b.ReportMetric), each as the phone measured it:
+// Once before the levels, BenchmarkCallLatency's WebRTC-only floor (the
+// callee simulator in the room instead of the SIP leg) runs for
+// comparison. Figures per level (b.ReportMetric), each as the phone
+// measured it unless said:
 //
-//	floor-p50/p95-ms     the floor round trip above
+//	floor-p50/p95-ms     the tone's first packet sent to the first loud
+//	                     packet of it heard back: the whole round trip, the
+//	                     echo's own queue (its Player) included
+//	floor-in/-out-…      its legs: phone → the echo hearing it, and the
+//	                     echo's Player sending it → the phone hearing it
+//	floor-legs-…         in + out tone by tone: the SIP leg and LiveKit
+//	                     alone, the floor the worker is held against
 //	reply-p50/p95-ms     the phone's line ending (its last packet's 20 ms
 //	                     sent) to the agent's first loud packet heard. It
 //	                     includes the model's fixed time, sipLegFixed: the
 //	                     VAD's silence window (500 ms, the API default, set
 //	                     explicitly) and the simulator's think time (200 ms)
-//	added-p50/p95-ms     (reply − sipLegFixed) at that percentile − the
-//	                     floor at the same percentile: what the worker adds
-//	                     to the media round trip (target: p95 ≤ 25 ms). It
-//	                     still holds the simulator's VAD frame grid (up to
-//	                     20 ms) and two websocket hops on loopback
+//	added-p50/p95-ms     (reply − sipLegFixed) − floor-legs, each at that
+//	                     percentile: what the worker adds over the leg
+//	                     (target: p95 ≤ 25 ms)
+//	reply-in/-worker/-out-…  each reply split at the worker by the tap:
+//	                     the line's last loud packet sent → arrived at the
+//	                     worker; → the reply's first loud packet due on the
+//	                     agent's pacer, less sipLegFixed (the simulator's
+//	                     VAD frame grid, up to 20 ms, the websocket hops,
+//	                     the pacer's next frame, the worker); → heard. Late
+//	                     pacing shows in -out, which counts from the due time
 //	worker-p50/p95-ms    the worker's own reply latency (the call
 //	                     document's latencies_ms, speech_stopped received to
 //	                     first reply audio queued) less the think time
 //	barge-in-p50/p95-ms  the first packet of the phone's line spoken over
 //	                     the agent to the agent's last loud packet heard
-//	                     (its 20 ms then plays): all-in, the model VAD's
-//	                     60 ms of speech and both legs included (target:
-//	                     p95 ≤ 150 ms)
+//	                     (its 20 ms then plays): all-in (target: p95 ≤
+//	                     150 ms); barge-in-react is the line's first loud
+//	                     packet at the worker → the agent's last loud packet
+//	                     due (the model VAD's 60 ms of speech, the
+//	                     websocket, the clear), barge-in-out that packet →
+//	                     heard
 //	sip-cpu-ms-per-call-minute  livekit-sip's CPU time (utime+stime from
 //	                     /proc/<pid>/stat) over the worker phase, over the
 //	                     phone's call-minutes (answer to BYE); its idle work
-//	                     is in it (sip-idle-cpu-ms-per-s says how much)
+//	                     is in it (sip-idle-cpu-ms-per-s says how much, to
+//	                     the 10 ms tick)
 //	sip-rss-MiB-per-call livekit-sip's peak RSS during the worker phase
 //	                     less its RSS before the level, over N (Go keeps
 //	                     freed memory, so a later level starts higher)
 //	sfu-cpu-ms-per-call-minute  the same for livekit-server
 //	loadavg-1m           the machine's 1-minute load when the level ended
 //
+// Nothing is subtracted but sipLegFixed, and only where a name says so.
 // Everything runs in this process but the servers: the phone, the echo
 // and the simulator share the worker's CPU, so their stamps carry its
 // scheduling delays as a real phone's would not; a shared machine shows in
-// loadavg-1m.
+// loadavg-1m. A tone a starved echo returns after the next one is counted,
+// not measured; so are lines that find the agent quiet, or that the phone
+// hung up on.
 //
 //	make bench
 //	devstack exec -- go test -run '^$' -bench SIPLeg -benchtime 1x -timeout 20m ./internal/call/
