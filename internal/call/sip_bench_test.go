@@ -154,8 +154,8 @@ func parseLevels(b *testing.B, env, def string) []int {
 	var out []int
 	for _, f := range strings.Split(spec, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 100 {
-			b.Fatalf("%s=%q: want comma-separated call counts between 1 and 100", env, spec)
+		if err != nil || n < 1 || n > 200 {
+			b.Fatalf("%s=%q: want comma-separated call counts between 1 and 200", env, spec)
 		}
 		out = append(out, n)
 	}
@@ -325,14 +325,7 @@ func (e *sipLegEnv) runFloor(ctx context.Context, r *sipLegResult, line siptest.
 		ec, err := echoCall(ctx, tcfg, dialer, rooms, id, number)
 		var c *sipphone.Call
 		if err == nil {
-			c, err = line.Phone.WaitCall(ctx, number)
-		}
-		if err == nil {
-			select {
-			case <-c.Done():
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
+			c, err = endedCall(ctx, line, number)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -343,6 +336,20 @@ func (e *sipLegEnv) runFloor(ctx context.Context, r *sipLegResult, line siptest.
 		r.floorCalls = append(r.floorCalls, c)
 		r.echoed(c, ec)
 	})
+}
+
+// endedCall waits for the phone's call to number to end.
+func endedCall(ctx context.Context, line siptest.Line, number string) (*sipphone.Call, error) {
+	c, err := line.Phone.WaitCall(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.Done():
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the phone's call to %s did not end: %w", number, ctx.Err())
+	}
 }
 
 // sipLegFloorNumber is the number the floor's call i dials (fictional,
@@ -485,14 +492,7 @@ func (e *sipLegEnv) runWorker(ctx context.Context, b *testing.B, r *sipLegResult
 			r.worker = append(r.worker, time.Duration(ms-sipLegDelayMS)*time.Millisecond)
 		}
 		mu.Unlock()
-		pc, err := line.Phone.WaitCall(ctx, number)
-		if err == nil {
-			select {
-			case <-pc.Done():
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
+		pc, err := endedCall(ctx, line, number)
 		mu.Lock()
 		if err != nil {
 			r.fail("%s: the phone's call: %v", id, err)
