@@ -217,7 +217,7 @@ type sipLegResult struct {
 	noReply                          int // lines with no reply heard before the phone hung up
 	// livekit-sip and livekit-server during the worker phase.
 	sipCPUPerCallMin, sfuCPUPerCallMin time.Duration
-	sipIdlePerSec                      time.Duration
+	sipIdleEachSecond                  time.Duration
 	sipRSSPerCall                      float64 // MiB
 	floorSIPCPUPerCallMin              time.Duration
 	loadavg                            float64
@@ -248,7 +248,7 @@ func (e *sipLegEnv) runLevel(b *testing.B, n int) sipLegResult {
 	idle := e.sip.usage(b)
 	time.Sleep(time.Second) // a quiet second: livekit-sip's idle work
 	before := e.sip.usage(b)
-	r.sipIdlePerSec = time.Duration(float64(before.cpu-idle.cpu) / before.at.Sub(idle.at).Seconds())
+	r.sipIdleEachSecond = time.Duration(float64(before.cpu-idle.cpu) / before.at.Sub(idle.at).Seconds())
 
 	floorSIP := e.sip.watch()
 	e.runFloor(ctx, &r, line, tcfg, dialer, rooms)
@@ -628,7 +628,7 @@ func (r sipLegResult) report(b *testing.B) {
 	}
 	b.ReportMetric(millis(r.sipCPUPerCallMin), "sip-cpu-ms-per-call-minute")
 	b.ReportMetric(millis(r.sfuCPUPerCallMin), "sfu-cpu-ms-per-call-minute")
-	b.ReportMetric(millis(r.sipIdlePerSec), "sip-idle-cpu-ms-per-s")
+	b.ReportMetric(millis(r.sipIdleEachSecond), "sip-idle-cpu-ms-per-s")
 	b.ReportMetric(r.sipRSSPerCall, "sip-rss-MiB-per-call")
 	b.ReportMetric(r.loadavg, "loadavg-1m")
 	metric("floor-in", r.floorIn)
@@ -648,7 +648,7 @@ func (r sipLegResult) report(b *testing.B) {
 	b.Logf("%d calls: barge-in split at the worker: leg in %s + reaction (the model's %s of speech, websocket, clear) %s + leg out %s",
 		r.n, pcts(r.bargeInLeg), sipLegMinSpeech, pcts(r.bargeReact), pcts(r.bargeOut))
 	b.Logf("%d calls: livekit-sip %.0f ms CPU per call-minute on the floor's calls, %.0f on the worker's (idle: %.1f ms/s), %.2f MiB RSS per call; livekit-server %.0f ms CPU per call-minute; load %.2f",
-		r.n, millis(r.floorSIPCPUPerCallMin), millis(r.sipCPUPerCallMin), millis(r.sipIdlePerSec), r.sipRSSPerCall, millis(r.sfuCPUPerCallMin), r.loadavg)
+		r.n, millis(r.floorSIPCPUPerCallMin), millis(r.sipCPUPerCallMin), millis(r.sipIdleEachSecond), r.sipRSSPerCall, millis(r.sfuCPUPerCallMin), r.loadavg)
 	for i, f := range r.failures {
 		if i == 10 {
 			b.Logf("... and %d more failures", len(r.failures)-i)
