@@ -9,8 +9,10 @@
 #                stack lives in a private network namespace, so reach it with
 #                `tools/bin/devstack enter -- CMD`
 #   make lint    gofmt, go vet, staticcheck
-#   make bench   benchmarks against the local stack, then the capacity
-#                benchmark (calls per dyno, latencies at 1 to 40 calls)
+#   make bench   benchmarks against the local stack, then the SIP leg's
+#                (the worker against an echo through LiveKit's SIP service)
+#                and the capacity benchmark (calls per dyno, latencies at 1
+#                to 40 calls)
 #   make test-busy  make test with every core saturated by CPU hogs (2 per core)
 #
 # The local stack and the command devstack runs share a private network
@@ -108,11 +110,15 @@ $(STATICCHECK):
 	GOBIN=$(CACHE)/bin/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(CACHE)/bin/.staticcheck/staticcheck $@
 
-# BenchmarkCallCapacity runs on its own, after the others: one op is a
-# level of concurrent calls (CALL_CAPACITY_LEVELS, default 1,10,20,30,40;
-# about 4 minutes), and it prints the dyno's size and each level's latencies.
+# BenchmarkSIPLeg and BenchmarkCallCapacity run on their own, after the
+# others: one op is a level of concurrent calls. SIPLeg (SIP_LEG_LEVELS,
+# default 1,10; about 2 minutes) puts the worker beside an echo over
+# LiveKit's SIP service, as the SIP phone hears them; CallCapacity
+# (CALL_CAPACITY_LEVELS, default 1,10,20,30,40; about 4 minutes) prints the
+# dyno's size and each level's latencies.
 bench: tools modules
-	$(DEVSTACK) exec -- go test -run '^$$' -bench . -skip CallCapacity -benchmem ./...
+	$(DEVSTACK) exec -- go test -run '^$$' -bench . -skip 'CallCapacity|SIPLeg' -benchmem ./...
+	$(DEVSTACK) exec -- go test -run '^$$' -bench SIPLeg -benchtime 1x -timeout 20m ./internal/call/
 	CALL_CAPACITY_LEVELS=$${CALL_CAPACITY_LEVELS:-1,10,20,30,40} \
 		$(DEVSTACK) exec -- go test -run '^$$' -bench CallCapacity -benchtime 1x -timeout 30m ./internal/call/
 

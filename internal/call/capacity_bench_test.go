@@ -125,19 +125,7 @@ func BenchmarkCallCapacity(b *testing.B) {
 }
 
 func capacityLevels(b *testing.B) []int {
-	spec := os.Getenv(capacityLevelsEnv)
-	if spec == "" {
-		spec = capacityDefaultLevel
-	}
-	var out []int
-	for _, f := range strings.Split(spec, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 200 {
-			b.Fatalf("%s=%q: want comma-separated call counts between 1 and 200", capacityLevelsEnv, spec)
-		}
-		out = append(out, n)
-	}
-	return out
+	return parseLevels(b, capacityLevelsEnv, capacityDefaultLevel)
 }
 
 // capacityEnv is one worker's wiring, as cmd/worker builds it, shared by
