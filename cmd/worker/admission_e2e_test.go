@@ -140,18 +140,19 @@ func TestCPUHogDefersNewCallsWhileLiveCallsHold(t *testing.T) {
 
 // The CPU reason end to end, with the worker's real /proc figures: its
 // warning level (ALERT_CPU_WARN_PCT) set between what it uses idle and
-// with one call, its one live call takes it over, the call queued then is deferred naming cpu, and it is placed
-// once the live call has ended and the CPU has stayed under the level
-// (less the hysteresis) for two looks.
+// with two calls, its live calls take it over, the call queued then is
+// deferred naming cpu, and it is placed once the live calls have ended
+// and the CPU has stayed under the level (less the hysteresis) for two
+// looks.
 func TestOwnCPUOverWarningDefersNewCalls(t *testing.T) {
 	rig := startAdmissionRig(t, cpuLines, 1, map[string]string{
-		"WORKER_CONCURRENCY": "2",
+		"WORKER_CONCURRENCY": fmt.Sprint(cpuLiveCalls + 1),
 		"ALERT_CPU_WARN_PCT": fmt.Sprint(cpuWarnPct),
 		// Looks over 5 s: a clock tick (10 ms) of CPU is 0.1% of two
-		// cores, not 0.25%, and a quiet moment of the call is smoothed.
+		// cores, not 0.25%, and a quiet moment of the calls is smoothed.
 		"ADMISSION_INTERVAL": "5s",
 	})
-	liveIDs, newIDs := callIDs("cpu-live", 1), callIDs("cpu-new", 1)
+	liveIDs, newIDs := callIDs("cpu-live", cpuLiveCalls), callIDs("cpu-new", 1)
 	cpuIdle := ownCPU(t, rig.w)
 	live := rig.placeLive(t, liveIDs)
 	waitUntil(t, "the worker under cpu pressure", time.Minute, func() bool {
@@ -159,7 +160,9 @@ func TestOwnCPUOverWarningDefersNewCalls(t *testing.T) {
 	})
 	cpuCall := ownCPU(t, rig.w)
 	rig.deferNew(t, newIDs, `worker is under (audio and )?cpu pressure: task deferred, not run`)
-	waitDone(t, live[0])
+	for _, c := range live {
+		waitDone(t, c)
+	}
 	ended := time.Now()
 	cpuEnd := ownCPU(t, rig.w)
 	waitUntil(t, "the cpu pressure lifted", time.Minute, func() bool {
@@ -168,17 +171,20 @@ func TestOwnCPUOverWarningDefersNewCalls(t *testing.T) {
 	off := time.Since(ended)
 	rig.waitPlaced(t, newIDs, ended)
 	rig.finish(t, liveIDs, newIDs)
-	require.Len(t, replies(live[0]), cpuLines, "every callee line was answered")
-	t.Logf("the worker's own CPU, of %d cores: %.2f%% from start to the live call's answer, %.2f%% while it ran (warning level %d%%); cpu pressure off %s after the call ended; load %s",
+	for i, c := range live {
+		require.Len(t, replies(c), cpuLines, "live call %d: every callee line was answered", i+1)
+	}
+	t.Logf("the worker's own CPU, of %d cores: %.2f%% from start to the live calls' answer, %.2f%% while they ran (warning level %d%%); cpu pressure off %s after they ended; load %s",
 		runtime.NumCPU(), cpuCall.pctSince(cpuIdle), cpuEnd.pctSince(cpuCall), cpuWarnPct, off.Round(time.Millisecond), loadAverage())
 	rig.logPressure(t)
 }
 
 const (
-	cpuLines   = 5
+	cpuLines     = 5
+	cpuLiveCalls = 2
 	// cpuWarnPct is of all cores, between an idle worker (about 1% of two
-	// cores here) and one with a call (about 3%).
-	cpuWarnPct = 2
+	// cores here) and one with two calls (about 5%).
+	cpuWarnPct = 3
 )
 
 // admissionRig is a worker placing calls over LiveKit SIP to a phone, with
