@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/analysis/chatsim"
-	"github.com/docshield/voice-worker/internal/openaisim"
 	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
@@ -218,11 +216,6 @@ func startAdmissionRig(t *testing.T, lines, newCalls int, extra map[string]strin
 		said = append(said, hogLineTexts[i%len(hogLineTexts)])
 		talk.Steps = append(talk.Steps, sipphone.WaitForAgentTurn(), sipphone.Say(speech[i%len(speech)]))
 	}
-	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-admission-key",
-		realtimesim.Script{Agent: agent, Callee: said, ResponseDelayMS: 200, Paced: true}, chatsim.Script{})
-	require.NoError(t, err)
-	t.Cleanup(sim.Close)
-
 	line := siptest.Start(t, sipphone.Config{Default: talk})
 	rig := &admissionRig{phone: line.Phone, liveNumber: testenv.DaytimeNumber(t)}
 	for i := range newCalls {
@@ -232,14 +225,9 @@ func startAdmissionRig(t *testing.T, lines, newCalls int, extra map[string]strin
 	}
 
 	r := testenv.StartRedis(t)
-	env := stackEnv(t, r.URL())
-	for _, k := range []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} {
-		env[k] = testenv.Get(t, k)
-	}
-	env["DIALER"] = "sip"
+	env := callEnv(t, r, realtimesim.Script{Agent: agent, Callee: said, ResponseDelayMS: 200, Paced: true})
+	env["DIALER"] = "sip" // over LiveKit SIP to the phone, which measures the replies
 	env["LIVEKIT_SIP_TRUNK_ID"] = line.Trunk.ID
-	env["OPENAI_API_KEY"] = "sk-admission-key"
-	env["OPENAI_BASE_URL"] = base
 	env["ADMISSION_INTERVAL"] = admissionInterval
 	env["SHUTDOWN_TIMEOUT"] = "20s"
 	maps.Copy(env, extra)
