@@ -32,7 +32,7 @@ const (
 	hogPerCPU      = 8  // busy-loop processes per core
 	hogRepliesLive = 2  // replies each live call must hear before the hog, and under it
 	// admissionInterval is the look's interval: a look judges 100 of the
-	// probe's frames, so one frame late by chance is not 2% of them.
+	// probe's frames, so one frame late by chance is 1%, under the 2% level.
 	admissionInterval = "2s"
 )
 
