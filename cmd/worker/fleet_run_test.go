@@ -45,9 +45,9 @@ type fleetProfile struct {
 
 var fleetProfiles = map[string]fleetProfile{
 	"short": {contacts: [3]int{20, 20, 20}, limits: [3]int{3, 4, 5}, concurrency: 3, dialRate: 2,
-		solo: 8, fleet: 16, timeout: 6 * time.Minute},
+		solo: 8, fleet: 16, timeout: 8 * time.Minute},
 	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{6, 8, 10}, concurrency: 4, dialRate: 4,
-		solo: 100, fleet: 400, timeout: 45 * time.Minute},
+		solo: 100, fleet: 400, timeout: 50 * time.Minute},
 }
 
 const fleetProcesses = 4
@@ -113,6 +113,11 @@ func TestFleetRun(t *testing.T) {
 
 	samp := startLiveSampler(t, st, campaigns)
 	procs := make([]*fleetProc, fleetProcesses)
+	t.Cleanup(func() {
+		if t.Failed() {
+			fleetDiagnose(t, st, procs)
+		}
+	})
 	startProc := func(i int) {
 		e := maps.Clone(env)
 		e["WORKER_NAME"] = fmt.Sprintf("fleet-%d", i)
@@ -124,6 +129,7 @@ func TestFleetRun(t *testing.T) {
 	startProc(0)
 	soloFrom := waitCount(t, "the first calls of one process", deadline, ended, prof.concurrency)
 	soloTo := waitCount(t, "one process's window of calls", deadline, ended, soloFrom.n+prof.solo)
+	t.Logf("%s: one process ended %d calls", time.Since(start).Round(time.Second), soloTo.n)
 
 	// Four: the window starts once each of the three new ones placed a call.
 	for i := 1; i < fleetProcesses; i++ {
@@ -139,6 +145,7 @@ func TestFleetRun(t *testing.T) {
 	})
 	fleetFrom := waitCount(t, "four processes warm", deadline, ended, 0)
 	fleetTo := waitCount(t, "four processes' window of calls", deadline, ended, fleetFrom.n+prof.fleet)
+	t.Logf("%s: four processes, %d calls ended", time.Since(start).Round(time.Second), fleetTo.n)
 	require.Less(t, fleetTo.n, total, "the kill must come mid-run: give the profile more contacts")
 
 	// SIGKILL one mid-call, as the kernel's OOM killer or a lost host
@@ -151,6 +158,7 @@ func TestFleetRun(t *testing.T) {
 	<-victim.done
 	killedAt := time.Now()
 	startProc(1)
+	t.Logf("%s: killed and restarted %s", time.Since(start).Round(time.Second), victim.name)
 
 	// Drained: every contact final, but for those whose call the kill
 	// cut; no call live; no call task left in the queue (the killed
@@ -168,6 +176,7 @@ func TestFleetRun(t *testing.T) {
 		return true
 	})
 	drained := time.Now()
+	t.Logf("%s: drained", time.Since(start).Round(time.Second))
 	samp.stop()
 	for _, p := range procs[1:] {
 		if p != victim {
@@ -628,5 +637,39 @@ func (p *fleetProc) sigterm(t *testing.T) error {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s still running 30s after SIGTERM:\n%s", p.name, p.tail())
 		return nil
+	}
+}
+
+// fleetDiagnose logs what a failed run left: attempts and contacts by
+// status, a few unsettled contacts' attempts, each process's last lines.
+func fleetDiagnose(t *testing.T, st *store.Store, procs []*fleetProc) {
+	ctx := context.Background()
+	calls, contacts := map[store.CallStatus]int{}, map[store.ContactStatus]int{}
+	var cs []store.Call
+	if cur, err := st.DB().Collection(store.CollCalls).Find(ctx, bson.M{}); err == nil && cur.All(ctx, &cs) == nil {
+		for _, c := range cs {
+			calls[c.Status]++
+		}
+	}
+	var ks []store.Contact
+	if cur, err := st.DB().Collection(store.CollContacts).Find(ctx, bson.M{}); err == nil && cur.All(ctx, &ks) == nil {
+		for _, c := range ks {
+			contacts[c.Status]++
+		}
+	}
+	t.Logf("attempts by status %v; contacts by status %v", calls, contacts)
+	un := unsettledContacts(t, st)
+	for _, id := range un[:min(len(un), 5)] {
+		for _, c := range cs {
+			if c.ContactID == id {
+				t.Logf("unsettled contact %s: attempt %s %s owner %s ended %s", id.Hex(), c.ID, c.Status, c.Owner, c.EndedAt)
+			}
+		}
+	}
+	for _, p := range procs {
+		if p != nil {
+			lines := strings.Split(p.tail(), "\n")
+			t.Logf("%s, last lines:\n%s", p.name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+		}
 	}
 }
