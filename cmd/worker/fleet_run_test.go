@@ -257,7 +257,7 @@ func TestFleetRun(t *testing.T) {
 	}
 
 	// The rate, at the bucket (where it is held) and at the network.
-	slotExcess, dialExcess := maxExcess(eventTimes(slots), prof.dialRate), maxExcess(eventTimes(dials), prof.dialRate)
+	slotExcess, dialExcess := testenv.MaxExcess(eventTimes(slots), prof.dialRate), testenv.MaxExcess(eventTimes(dials), prof.dialRate)
 	require.LessOrEqual(t, slotExcess, 2.0, "the fleet's slots hold the rate within one token of the burst (1)")
 
 	// Each campaign's limit, fleet-wide.
@@ -524,20 +524,6 @@ func eventTimes(es []fleetEvent) []time.Time {
 		out[i] = e.TS
 	}
 	return out
-}
-
-// maxExcess is the most any window of the dial times holds beyond what the
-// rate allows in it: max over i ≤ j of (j-i+1) - rate·(t_j - t_i). A bucket
-// with burst b keeps it at most b.
-func maxExcess(ts []time.Time, perSecond float64) float64 {
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-	worst := 0.0
-	for i := range ts {
-		for j := i; j < len(ts); j++ {
-			worst = max(worst, float64(j-i+1)-perSecond*ts[j].Sub(ts[i]).Seconds())
-		}
-	}
-	return worst
 }
 
 func meanRate(ts []time.Time) float64 {
