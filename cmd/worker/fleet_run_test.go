@@ -96,7 +96,7 @@ func TestFleetRun(t *testing.T) {
 	for k, v := range map[string]string{
 		"DIALER": "sim", "OPENAI_API_KEY": "sk-fleet-key", "OPENAI_BASE_URL": base,
 		"WORKER_CONCURRENCY":         fmt.Sprint(prof.concurrency),
-		"CAMPAIGN_DISPATCH_INTERVAL": "1s",
+		"CAMPAIGN_DISPATCH_INTERVAL": "2s",
 		"CALL_LEASE":                 "6s", // the least: the killed process's calls are reaped soon
 		"DIAL_RATE_PER_SECOND":       fmt.Sprint(prof.dialRate),
 		"DIAL_RATE_BURST":            "1",
@@ -129,7 +129,7 @@ func TestFleetRun(t *testing.T) {
 	startProc(0)
 	soloFrom := waitCount(t, "the first calls of one process", deadline, ended, prof.concurrency)
 	soloTo := waitCount(t, "one process's window of calls", deadline, ended, soloFrom.n+prof.solo)
-	t.Logf("%s: one process ended %d calls", time.Since(start).Round(time.Second), soloTo.n)
+	t.Logf("%s: one process ended %d calls, %.2f calls/s in its window", time.Since(start).Round(time.Second), soloTo.n, soloTo.rate(soloFrom))
 
 	// Four: the window starts once each of the three new ones placed a call.
 	for i := 1; i < fleetProcesses; i++ {
@@ -145,7 +145,7 @@ func TestFleetRun(t *testing.T) {
 	})
 	fleetFrom := waitCount(t, "four processes warm", deadline, ended, 0)
 	fleetTo := waitCount(t, "four processes' window of calls", deadline, ended, fleetFrom.n+prof.fleet)
-	t.Logf("%s: four processes, %d calls ended", time.Since(start).Round(time.Second), fleetTo.n)
+	t.Logf("%s: four processes, %d calls ended, %.2f calls/s in their window", time.Since(start).Round(time.Second), fleetTo.n, fleetTo.rate(fleetFrom))
 	require.Less(t, fleetTo.n, total, "the kill must come mid-run: give the profile more contacts")
 
 	// SIGKILL one mid-call, as the kernel's OOM killer or a lost host
@@ -425,7 +425,7 @@ func fleetWait(t *testing.T, what string, deadline time.Time, cond func() bool) 
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(250 * time.Millisecond) // polling interval, not synchronisation
+		time.Sleep(time.Second) // polling interval, not synchronisation; MongoDB is shared with the fleet
 	}
 }
 
@@ -441,8 +441,13 @@ func (m mark) rate(from mark) float64 { return float64(m.n-from.n) / m.at.Sub(fr
 func waitCount(t *testing.T, what string, deadline time.Time, count func() int, n int) mark {
 	t.Helper()
 	var m mark
+	logged := time.Now()
 	fleetWait(t, what, deadline, func() bool {
 		m = mark{count(), time.Now()}
+		if m.at.Sub(logged) >= time.Minute {
+			t.Logf("%s: %d calls ended, waiting for %d", what, m.n, n)
+			logged = m.at
+		}
 		return m.n >= n
 	})
 	return m
@@ -466,7 +471,7 @@ func startLiveSampler(t *testing.T, st *store.Store, campaigns []fleetCampaign) 
 			select {
 			case <-s.stopc:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(500 * time.Millisecond): // light on MongoDB, which the fleet shares
 			}
 			var live []struct {
 				Campaign bson.ObjectID `bson:"campaign_id"`
