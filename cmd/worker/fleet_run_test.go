@@ -37,6 +37,10 @@ type fleetProfile struct {
 	limits      [3]int // each campaign's concurrency_limit
 	concurrency int    // WORKER_CONCURRENCY of each process
 	dialRate    float64
+	// interval is CAMPAIGN_DISPATCH_INTERVAL: a round must finish inside
+	// it, or it dispatches nothing (on the local FerretDB a round over
+	// 700 contacts takes seconds on a busy machine).
+	interval time.Duration
 	// solo and fleet are how many calls each throughput window counts:
 	// one process, then four (after each has placed a call).
 	solo, fleet int
@@ -44,9 +48,9 @@ type fleetProfile struct {
 }
 
 var fleetProfiles = map[string]fleetProfile{
-	"short": {contacts: [3]int{20, 20, 20}, limits: [3]int{3, 4, 5}, concurrency: 3, dialRate: 2,
+	"short": {contacts: [3]int{20, 20, 20}, limits: [3]int{3, 4, 5}, concurrency: 3, dialRate: 2, interval: 2 * time.Second,
 		solo: 8, fleet: 16, timeout: 8 * time.Minute},
-	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{6, 8, 10}, concurrency: 4, dialRate: 4,
+	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{8, 12, 16}, concurrency: 4, dialRate: 4, interval: 5 * time.Second,
 		solo: 100, fleet: 400, timeout: 50 * time.Minute},
 }
 
@@ -96,7 +100,7 @@ func TestFleetRun(t *testing.T) {
 	for k, v := range map[string]string{
 		"DIALER": "sim", "OPENAI_API_KEY": "sk-fleet-key", "OPENAI_BASE_URL": base,
 		"WORKER_CONCURRENCY":         fmt.Sprint(prof.concurrency),
-		"CAMPAIGN_DISPATCH_INTERVAL": "2s",
+		"CAMPAIGN_DISPATCH_INTERVAL": prof.interval.String(),
 		"CALL_LEASE":                 "6s", // the least: the killed process's calls are reaped soon
 		"DIAL_RATE_PER_SECOND":       fmt.Sprint(prof.dialRate),
 		"DIAL_RATE_BURST":            "1",
@@ -124,11 +128,20 @@ func TestFleetRun(t *testing.T) {
 		procs[i] = startFleetProc(t, e["WORKER_NAME"], e)
 	}
 	ended := func() int { return countCalls(t, st, terminalCallStatuses()) }
+	progress := func() string {
+		var rounds, failed int
+		for _, p := range procs {
+			if p != nil {
+				rounds, failed = rounds+p.count("campaign.round"), failed+p.count("campaign.round_failed")
+			}
+		}
+		return fmt.Sprintf("campaign.round lines %d, campaign.round_failed %d", rounds, failed)
+	}
 
 	// One process: its throughput, once it is warm.
 	startProc(0)
-	soloFrom := waitCount(t, "the first calls of one process", deadline, ended, prof.concurrency)
-	soloTo := waitCount(t, "one process's window of calls", deadline, ended, soloFrom.n+prof.solo)
+	soloFrom := waitCount(t, "the first calls of one process", deadline, ended, prof.concurrency, progress)
+	soloTo := waitCount(t, "one process's window of calls", deadline, ended, soloFrom.n+prof.solo, progress)
 	t.Logf("%s: one process ended %d calls, %.2f calls/s in its window", time.Since(start).Round(time.Second), soloTo.n, soloTo.rate(soloFrom))
 
 	// Four: the window starts once each of the three new ones placed a call.
@@ -143,8 +156,8 @@ func TestFleetRun(t *testing.T) {
 		}
 		return true
 	})
-	fleetFrom := waitCount(t, "four processes warm", deadline, ended, 0)
-	fleetTo := waitCount(t, "four processes' window of calls", deadline, ended, fleetFrom.n+prof.fleet)
+	fleetFrom := waitCount(t, "four processes warm", deadline, ended, 0, progress)
+	fleetTo := waitCount(t, "four processes' window of calls", deadline, ended, fleetFrom.n+prof.fleet, progress)
 	t.Logf("%s: four processes, %d calls ended, %.2f calls/s in their window", time.Since(start).Round(time.Second), fleetTo.n, fleetTo.rate(fleetFrom))
 	require.Less(t, fleetTo.n, total, "the kill must come mid-run: give the profile more contacts")
 
@@ -267,6 +280,7 @@ func TestFleetRun(t *testing.T) {
 		require.LessOrEqual(t, maxLive[c.id], prof.limits[i], "campaign %d: live attempts over its concurrency_limit", c.n)
 	}
 
+	t.Logf("dispatch: %s", progress())
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("fleet run (%s): %d contacts in 3 campaigns, %d processes × WORKER_CONCURRENCY=%d, dial rate %g/s burst 1, in %s (drained %s after the kill)",
 		name, total, fleetProcesses, prof.concurrency, prof.dialRate, drained.Sub(start).Round(time.Second), drained.Sub(killedAt).Round(time.Second))
@@ -438,14 +452,14 @@ type mark struct {
 func (m mark) rate(from mark) float64 { return float64(m.n-from.n) / m.at.Sub(from.at).Seconds() }
 
 // waitCount waits until count() reaches at least n and marks it.
-func waitCount(t *testing.T, what string, deadline time.Time, count func() int, n int) mark {
+func waitCount(t *testing.T, what string, deadline time.Time, count func() int, n int, progress func() string) mark {
 	t.Helper()
 	var m mark
 	logged := time.Now()
 	fleetWait(t, what, deadline, func() bool {
 		m = mark{count(), time.Now()}
 		if m.at.Sub(logged) >= time.Minute {
-			t.Logf("%s: %d calls ended, waiting for %d", what, m.n, n)
+			t.Logf("%s: %d calls ended, waiting for %d; %s", what, m.n, n, progress())
 			logged = m.at
 		}
 		return m.n >= n
