@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,8 +39,9 @@ type fleetProfile struct {
 	concurrency int    // WORKER_CONCURRENCY of each process
 	dialRate    float64
 	// interval is CAMPAIGN_DISPATCH_INTERVAL: a round must finish inside
-	// it, or it dispatches nothing (on the local FerretDB a round over
-	// 700 contacts takes seconds on a busy machine).
+	// it, or it dispatches nothing (on the local FerretDB, a round over
+	// 700 contacts with four processes calling took over 5 s on a busy
+	// machine).
 	interval time.Duration
 	// solo and fleet are how many calls each throughput window counts:
 	// one process, then four (after each has placed a call).
@@ -50,7 +52,7 @@ type fleetProfile struct {
 var fleetProfiles = map[string]fleetProfile{
 	"short": {contacts: [3]int{20, 20, 20}, limits: [3]int{3, 4, 5}, concurrency: 3, dialRate: 2, interval: 2 * time.Second,
 		solo: 8, fleet: 16, timeout: 8 * time.Minute},
-	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{8, 12, 16}, concurrency: 4, dialRate: 4, interval: 5 * time.Second,
+	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{8, 12, 16}, concurrency: 4, dialRate: 4, interval: 15 * time.Second,
 		solo: 100, fleet: 400, timeout: 50 * time.Minute},
 }
 
@@ -130,12 +132,16 @@ func TestFleetRun(t *testing.T) {
 	ended := func() int { return countCalls(t, st, terminalCallStatuses()) }
 	progress := func() string {
 		var rounds, failed int
+		var last string
 		for _, p := range procs {
 			if p != nil {
 				rounds, failed = rounds+p.count("campaign.round"), failed+p.count("campaign.round_failed")
+				p.mu.Lock()
+				last = cmp.Or(p.failed, last)
+				p.mu.Unlock()
 			}
 		}
-		return fmt.Sprintf("campaign.round lines %d, campaign.round_failed %d", rounds, failed)
+		return fmt.Sprintf("campaign.round lines %d, campaign.round_failed %d (last: %.300s)", rounds, failed, last)
 	}
 
 	// One process: its throughput, once it is warm.
@@ -564,6 +570,7 @@ type fleetProc struct {
 	counts map[string]int
 	kept   map[string][]fleetEvent
 	last   []string
+	failed string // the last campaign.round_failed line
 }
 
 var fleetKept = []string{"calleesim.dial", "dial.slot"}
@@ -602,6 +609,9 @@ func (p *fleetProc) read(out io.Reader) {
 		p.counts[e.Msg]++
 		if slices.Contains(fleetKept, e.Msg) {
 			p.kept[e.Msg] = append(p.kept[e.Msg], e)
+		}
+		if e.Msg == "campaign.round_failed" {
+			p.failed = line
 		}
 		if p.last = append(p.last, line); len(p.last) > 200 {
 			p.last = p.last[100:]
