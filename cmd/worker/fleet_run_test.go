@@ -538,6 +538,7 @@ type fleetEvent struct {
 	TS        time.Time `json:"ts"`
 	Room      string    `json:"room"`
 	AttemptID string    `json:"attempt_id"`
+	Error     string    `json:"error"`
 }
 
 // attempt is the dialled attempt: its room is named after it.
@@ -570,7 +571,7 @@ type fleetProc struct {
 	counts map[string]int
 	kept   map[string][]fleetEvent
 	last   []string
-	failed string // the last campaign.round_failed line
+	failed string // the error of the last campaign.round_failed
 }
 
 var fleetKept = []string{"calleesim.dial", "dial.slot"}
@@ -611,7 +612,7 @@ func (p *fleetProc) read(out io.Reader) {
 			p.kept[e.Msg] = append(p.kept[e.Msg], e)
 		}
 		if e.Msg == "campaign.round_failed" {
-			p.failed = line
+			p.failed = e.Error
 		}
 		if p.last = append(p.last, line); len(p.last) > 200 {
 			p.last = p.last[100:]
