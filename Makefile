@@ -14,6 +14,8 @@
 #                and the capacity benchmark (calls per dyno, latencies at 1
 #                to 40 calls)
 #   make test-busy  make test with every core saturated by CPU hogs (2 per core)
+#   make fleet   the fleet test in full: 4 worker processes, 2,000 contacts in 3
+#                campaigns, one process killed mid-run (TestFleetRun, FLEETRUN=full)
 #
 # The local stack and the command devstack runs share a private network
 # namespace with no route out (see tools/devstack/netns.go), so whatever a
@@ -121,6 +123,16 @@ bench: tools modules
 	$(DEVSTACK) exec -- go test -run '^$$' -bench SIPLeg -benchtime 1x -timeout 20m ./internal/call/
 	CALL_CAPACITY_LEVELS=$${CALL_CAPACITY_LEVELS:-1,10,20,30,40} \
 		$(DEVSTACK) exec -- go test -run '^$$' -bench CallCapacity -benchtime 1x -timeout 30m ./internal/call/
+
+# TestFleetRun at full size: 4 worker processes (bin/worker) on one Redis
+# and one MongoDB call 2,000 contacts in 3 campaigns through the callee
+# simulator, one process is SIGKILLed mid-run and restarted; it prints
+# throughput with 1 and 4 processes, the dial rate and each campaign's
+# most live attempts (about 20 minutes on a shared 2-core machine).
+.PHONY: fleet
+fleet: tools build modules
+	FLEETRUN=full WORKER_BIN=$(CURDIR)/bin/worker \
+		$(DEVSTACK) exec -- go test -run '^TestFleetRun$$' -count=1 -v -timeout 60m ./cmd/worker/
 
 clean:
 	rm -rf bin tools/bin

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,20 +37,6 @@ func limiter(t *testing.T, c redis.UniversalClient, perSecond float64, burst int
 	l, err := dialrate.New(dialrate.Options{Redis: c, Trunk: "ST_test", PerSecond: perSecond, Burst: burst, MaxWait: maxWait})
 	require.NoError(t, err)
 	return l
-}
-
-// MaxExcess is the most any window of the sorted dial times holds beyond
-// what the rate allows in it: max over i ≤ j of (j-i+1) - rate·(t_j - t_i).
-// A bucket with burst b keeps it at most b; "within one token" is b + 1.
-func maxExcess(ts []time.Time, perSecond float64) float64 {
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-	worst := 0.0
-	for i := range ts {
-		for j := i; j < len(ts); j++ {
-			worst = max(worst, float64(j-i+1)-perSecond*ts[j].Sub(ts[i]).Seconds())
-		}
-	}
-	return worst
 }
 
 const (
@@ -142,7 +127,7 @@ func TestFourProcessesHoldTheRate(t *testing.T) {
 	wg.Wait()
 	require.Empty(t, errs)
 	require.Len(t, times, processes*perProcess)
-	excess := maxExcess(times, rate)
+	excess := testenv.MaxExcess(times, rate)
 	span := times[len(times)-1].Sub(times[0])
 	t.Logf("%d dials from %d processes over %s: %.2f dials/s; worst window exceeds the rate by %.2f dials (burst 1)",
 		len(times), processes, span.Round(time.Millisecond), float64(len(times)-1)/span.Seconds(), excess)

@@ -110,6 +110,9 @@ func (d *Dialer) Dial(ctx context.Context, req telephony.DialRequest) (telephony
 	if closed {
 		return telephony.CallLeg{}, &telephony.DialError{Outcome: telephony.Failed, Err: errors.New("calleesim: dialer is closed")}
 	}
+	// The network's view of each dial, as a carrier would count it: the
+	// fleet test counts dials per attempt and their rate from these lines.
+	d.log.Info("calleesim.dial", zap.String("room", in.RoomName))
 	script := Script{}
 	if d.opts.Script != nil {
 		script = d.opts.Script(req)
