@@ -87,10 +87,11 @@ type Options struct {
 
 	// Prompts finds each attempt's prompt; nil serves inline calls only.
 	Prompts PromptSource
-	// DialCheck is asked right before dialing, after the do-not-call list
-	// (is the campaign still running, is it within calling hours). A
-	// refusal cancels the attempt with that reason; an error (could not
-	// check) fails it. Nil: no further check.
+	// DialCheck is asked before the calling hours and the do-not-call
+	// list are checked (is the campaign still running, is it within its
+	// hours; the fleet's dial slot is waited for here). A refusal cancels
+	// the attempt with that reason; an error (could not check) fails it.
+	// Nil: no further check.
 	DialCheck func(ctx context.Context, c *store.Call) (refusal string, err error)
 	// Analyze receives call:analyze when a call has ended; nil skips it.
 	Analyze Enqueuer
@@ -307,6 +308,19 @@ func (a *attempt) checkBeforeDial(ctx context.Context, phone string) (ending, bo
 	if ctx.Err() != nil {
 		return cancelled("not dialed: the worker is shutting down"), false
 	}
+	// DialCheck first: it may wait for the trunk's dial slot (up to
+	// DIAL_RATE_MAX_WAIT). The legal checks come after any wait, so the
+	// calling hours and the do-not-call list are read right before the
+	// phone rings, never half a minute earlier.
+	if a.r.o.DialCheck != nil {
+		refusal, err := a.r.o.DialCheck(ctx, a.doc)
+		if err != nil {
+			return notDialed(ctx, "check whether to dial", err), false
+		}
+		if refusal != "" {
+			return cancelled("not dialed: " + refusal), false
+		}
+	}
 	if refusal := legalHoursRefusal(phone, a.doc.TimeZone, time.Now()); refusal != "" {
 		return cancelled("not dialed: " + refusal), false
 	}
@@ -316,15 +330,6 @@ func (a *attempt) checkBeforeDial(ctx context.Context, phone string) (ending, bo
 	}
 	if listed {
 		return cancelled("not dialed: the number is on the do-not-call list"), false
-	}
-	if a.r.o.DialCheck != nil {
-		refusal, err := a.r.o.DialCheck(ctx, a.doc)
-		if err != nil {
-			return notDialed(ctx, "check whether to dial", err), false
-		}
-		if refusal != "" {
-			return cancelled("not dialed: " + refusal), false
-		}
 	}
 	return ending{}, true
 }
