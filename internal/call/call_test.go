@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -669,6 +670,26 @@ func TestDialCheckRefusesOrFails(t *testing.T) {
 			require.Empty(t, e.line.Phone.Calls(), "never dialed")
 		})
 	}
+}
+
+// The legal checks are read after the dial check, which is where the
+// fleet's dial slot is waited for (up to DIAL_RATE_MAX_WAIT): a number put
+// on the do-not-call list while the call waited is never rung.
+func TestDoNotCallIsCheckedAfterTheDialSlot(t *testing.T) {
+	t.Parallel()
+	var e *callEnv
+	var waited atomic.Bool
+	sc := scenario{dialCheck: func(ctx context.Context, c *store.Call) (string, error) {
+		waited.Store(true)
+		// While the call waits for its slot, the callee asks not to be called.
+		return "", e.st.AddDoNotCall(ctx, store.DoNotCall{Phone: c.Phone, Reason: "asked while the call waited", Source: "test", CreatedAt: time.Now()})
+	}}
+	e = newSIPCallEnv(t, sc)
+	c := e.run(t, testCtx(t), e.inlineTask(t, sc))
+	require.True(t, waited.Load())
+	d := e.requireEnded(t, c, store.CallCancelled)
+	require.Equal(t, "not dialed: the number is on the do-not-call list", d.EndReason)
+	require.Empty(t, e.line.Phone.Calls(), "never dialed")
 }
 
 // A template variable without a value fails the attempt before anything
