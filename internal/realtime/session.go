@@ -241,6 +241,8 @@ func (s *Session) SendAudio(pcm []int16) error {
 	}
 	s.inChunks.Add(1)
 	s.inSamples.Add(int64(len(pcm)))
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
 	if msg := s.gather(pcm); msg != nil {
 		s.queueAudio(msg)
 	}
@@ -248,7 +250,7 @@ func (s *Session) SendAudio(pcm []int16) error {
 }
 
 // queueAudio hands msg to the writer, dropping the oldest queued message
-// if the socket is AudioQueue behind.
+// if the socket is AudioQueue behind. Callers hold in.mu.
 func (s *Session) queueAudio(msg *audioMsg) {
 	select {
 	case s.audio <- msg:
@@ -270,10 +272,9 @@ func (s *Session) queueAudio(msg *audioMsg) {
 }
 
 // gather adds pcm to the batch and returns the message to send once the
-// batch is full, nil before.
+// batch is full, nil before. Callers hold in.mu, until the message is
+// queued: the flush and SendAudio then queue batches in their order.
 func (s *Session) gather(pcm []int16) *audioMsg {
-	s.in.mu.Lock()
-	defer s.in.mu.Unlock()
 	in := &s.in
 	var send []int16
 	if in.chunks == 0 && len(pcm) >= s.batch {
@@ -297,28 +298,29 @@ func (s *Session) startBatch() {
 	in := &s.in
 	in.since = time.Now()
 	if in.flush == nil {
-		in.flush = time.AfterFunc(2*s.cfg.InputBatch, s.flushInput)
+		in.flush = time.AfterFunc(s.cfg.InputBatch+flushSlack, s.flushInput)
 	} else {
-		in.flush.Reset(2 * s.cfg.InputBatch)
+		in.flush.Reset(s.cfg.InputBatch + flushSlack)
 	}
 }
+
+// flushSlack is how late the chunk that would fill a batch may be before
+// the batch goes without it: a batch is never held more than this past
+// its length, and a steady 20 ms stream always beats the flush (which,
+// pushed out as each batch starts, then never fires).
+const flushSlack = 10 * time.Millisecond
 
 // flushInput sends a batch left waiting for at least InputBatch.
 func (s *Session) flushInput() {
 	s.in.mu.Lock()
-	var msg *audioMsg
-	if s.in.chunks > 0 && time.Since(s.in.since) >= s.cfg.InputBatch {
-		msg = s.takeBatch(s.in.pcm, s.in.chunks)
-	}
-	s.in.mu.Unlock()
-	if msg == nil {
+	defer s.in.mu.Unlock()
+	if s.in.chunks == 0 || time.Since(s.in.since) < s.cfg.InputBatch {
 		return
 	}
 	select {
 	case <-s.done:
-		audioBufs.Put(msg)
 	default:
-		s.queueAudio(msg)
+		s.queueAudio(s.takeBatch(s.in.pcm, s.in.chunks))
 	}
 }
 
