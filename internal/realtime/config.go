@@ -25,7 +25,7 @@ const (
 // input_audio_buffer.append carries: two of the phone's 20 ms frames.
 // Each message costs a JSON frame, a WebSocket write (a TLS record and a
 // syscall) and a wake-up of the writer, whatever its size; at 20 ms those
-// were a tenth of a call's CPU. Batching two halves that and holds the
+// were 7% of a call's CPU. Batching two halves that and holds the
 // model's ear back by at most one frame (10 ms on average), a small part
 // of its VAD's 200 ms or more of silence before it answers.
 const DefaultInputBatch = 40 * time.Millisecond
