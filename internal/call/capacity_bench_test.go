@@ -32,6 +32,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 )
 
 // How many concurrent calls one worker process holds on a Heroku
@@ -62,7 +63,9 @@ import (
 // The process measures itself with the readers the worker's health
 // monitor uses: the peak RSS of each level (VmHWM, reset per level), Go
 // heap in use and goroutines while all N calls are live, and CPU time
-// (utime+stime) over that steady window. Per level:
+// (utime+stime) over that steady window, less the sampler's own (it reads
+// /proc for this process, the child and the stack ten times a second, on
+// a thread of its own whose CPU clock it reads). Per level:
 //
 //	cpu-ms-per-call-minute  the steady window's CPU over its call-minutes:
 //	                        all-in, what a dyno must have per call
@@ -140,6 +143,7 @@ type capacityEnv struct {
 	stack   []monitor.ProcFS // the local stack's processes
 	prefix  string
 	seq     int
+	harness time.Duration // the sampler's own CPU so far; see procSample
 	// live counts answered calls whose line is still up.
 	live atomic.Int64
 }
@@ -199,9 +203,15 @@ type procSample struct {
 	sim        time.Duration // the child's CPU time
 	stack      time.Duration // the local stack's CPU time
 	machine    time.Duration // every process's CPU time
+	// harness is the CPU the sampler itself has spent so far (reading
+	// /proc for this process, the child and the stack, 10 times a
+	// second): the benchmark's cost, not the worker's, so it is taken
+	// out of cpu's figures.
+	harness time.Duration
 }
 
 func (e *capacityEnv) sample() procSample {
+	start := threadCPU()
 	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(m)
 	s := procSample{at: time.Now(), heap: m[0].Value.Uint64(), goroutines: runtime.NumGoroutine(), live: e.live.Load()}
@@ -214,7 +224,23 @@ func (e *capacityEnv) sample() procSample {
 		}
 	}
 	s.machine, _ = machineBusy()
+	e.harness += threadCPU() - start
+	s.harness = e.harness
 	return s
+}
+
+// workerCPU is the process's CPU time from a to b, less the sampler's.
+func workerCPU(a, b procSample) time.Duration {
+	return (b.cpu - a.cpu) - (b.harness - a.harness)
+}
+
+// threadCPU is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // levelResult is one level's figures.
@@ -229,6 +255,7 @@ type levelResult struct {
 	goroutines            int
 	cores, simCores, busy float64
 	stackCores            float64       // LiveKit, FerretDB, MinIO, Redis
+	samplerCores          float64       // the sampler's own, left out of cores
 	allInCPUPerCallMinute time.Duration // the level's CPU over its call-minutes
 	// workerReply: the worker's own reply latency (the call document's,
 	// less the simulator's delay). heard: at the callee, less the
@@ -294,7 +321,7 @@ func (e *capacityEnv) runLevel(b *testing.B, n int) levelResult {
 	if r.steady < 5*time.Second {
 		r.failures = append(r.failures, fmt.Sprintf("all %d calls were live together for only %s", n, r.steady))
 	}
-	cpu := ss[len(ss)-1].cpu - ss[0].cpu
+	cpu := workerCPU(ss[0], ss[len(ss)-1])
 	if r.callMinutes > 0 {
 		r.allInCPUPerCallMinute = time.Duration(float64(cpu) / r.callMinutes)
 	}
@@ -362,6 +389,9 @@ func (e *capacityEnv) startSampler() func() []procSample {
 	var out []procSample
 	go func() {
 		defer close(done)
+		// On one thread, so that thread's CPU clock is the sampler's.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		t := time.NewTicker(capacitySample)
 		defer t.Stop()
 		out = append(out, e.sample())
@@ -406,9 +436,10 @@ func (r *levelResult) steadyFigures(ss []procSample) {
 	first, last := ss[best], ss[best+bestLen]
 	r.steady = last.at.Sub(first.at)
 	secs := r.steady.Seconds()
-	r.cores = (last.cpu - first.cpu).Seconds() / secs
+	r.cores = workerCPU(first, last).Seconds() / secs
 	r.simCores = (last.sim - first.sim).Seconds() / secs
 	r.stackCores = (last.stack - first.stack).Seconds() / secs
+	r.samplerCores = (last.harness - first.harness).Seconds() / secs
 	r.busy = (last.machine - first.machine).Seconds() / secs
 	for _, s := range ss[best : best+bestLen+1] {
 		r.steadyRSS = max(r.steadyRSS, s.rss)
@@ -475,9 +506,9 @@ func (r levelResult) report(b *testing.B) {
 		}
 	}
 	b.Logf("%d calls: steady %.1fs of %.1fs, %.2f call-minutes; peak RSS %.1f MiB, steady RSS %.1f MiB, heap %.1f MiB, %d goroutines; "+
-		"worker %.3f cores, simulators %.3f, local stack %.3f, whole machine %.2f of %d (other work %.2f), load average %.2f",
+		"worker %.3f cores (its sampler's %.3f left out), simulators %.3f, local stack %.3f, whole machine %.2f of %d (other work %.2f), load average %.2f",
 		r.n, r.steady.Seconds(), r.levelSecs, r.callMinutes, float64(r.peakRSS)/capacityMiB, float64(r.steadyRSS)/capacityMiB, float64(r.heap)/capacityMiB,
-		r.goroutines, r.cores, r.simCores, r.stackCores, r.busy, runtime.NumCPU(), max(0, r.busy-r.cores-r.simCores-r.stackCores), r.loadavg)
+		r.goroutines, r.cores, r.samplerCores, r.simCores, r.stackCores, r.busy, runtime.NumCPU(), max(0, r.busy-r.cores-r.samplerCores-r.simCores-r.stackCores), r.loadavg)
 	if why := r.starved(); why != "" {
 		b.Logf("CPU starved: %s; the CPU figures of this level understate the worker's need", why)
 	}

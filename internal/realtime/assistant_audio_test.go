@@ -3,6 +3,7 @@ package realtime
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -30,7 +31,7 @@ func TestPlayoutKeepsRecentItemsOnly(t *testing.T) {
 
 // A Session with no socket: enough to exercise the local bookkeeping.
 func bareSession(queue int) *Session {
-	return &Session{cfg: Config{AudioQueue: queue}, log: zap.NewNop(), audio: make(chan *[]byte, queue),
+	return &Session{cfg: Config{AudioQueue: queue}, log: zap.NewNop(), audio: make(chan *audioMsg, queue),
 		control: make(chan []byte, 8), done: make(chan struct{})}
 }
 
@@ -65,10 +66,46 @@ func TestSendAudioDropsOldestWhenQueueIsFull(t *testing.T) {
 	require.Equal(t, int64(3), st.InputChunks)
 	require.Equal(t, int64(1), st.InputChunksDropped)
 	// The freshest audio survives: chunks 2 and 3, in order.
-	require.Equal(t, string(appendAudioEvent(nil, []int16{2})), string(*<-s.audio))
-	require.Equal(t, string(appendAudioEvent(nil, []int16{3})), string(*<-s.audio))
+	require.Equal(t, string(appendAudioEvent(nil, []int16{2})), string((<-s.audio).b))
+	require.Equal(t, string(appendAudioEvent(nil, []int16{3})), string((<-s.audio).b))
 
 	require.NoError(t, s.SendAudio(nil), "empty audio is a no-op")
 	close(s.done)
 	require.ErrorIs(t, s.SendAudio([]int16{1}), ErrClosed)
+}
+
+// Callee audio goes in batches of InputBatch: two 20 ms chunks make one
+// input_audio_buffer.append, a dropped message counts both its chunks, and
+// a batch the chunks stop filling still goes out.
+func TestSendAudioBatchesChunks(t *testing.T) {
+	s := bareSession(1)
+	s.cfg.InputBatch = 40 * time.Millisecond
+	s.batch = MSToSamples(40)
+	chunk := func(v int16) []int16 {
+		pcm := make([]int16, MSToSamples(20))
+		for i := range pcm {
+			pcm[i] = v
+		}
+		return pcm
+	}
+	for i := range 4 {
+		require.NoError(t, s.SendAudio(chunk(int16(i+1))))
+	}
+	st := s.Stats()
+	require.Equal(t, int64(4), st.InputChunks)
+	require.Equal(t, int64(2), st.InputChunksDropped, "the first message, both its chunks, made way for the second")
+	msg := <-s.audio
+	require.Equal(t, 2, msg.chunks)
+	require.Equal(t, string(appendAudioEvent(nil, append(chunk(3), chunk(4)...))), string(msg.b))
+
+	require.NoError(t, s.SendAudio(chunk(5)))
+	require.Empty(t, s.audio, "half a batch waits for the next chunk")
+	select {
+	case msg = <-s.audio:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a batch the chunks stopped filling was never sent")
+	}
+	require.Equal(t, 1, msg.chunks)
+	require.Equal(t, string(appendAudioEvent(nil, chunk(5))), string(msg.b))
+	close(s.done)
 }

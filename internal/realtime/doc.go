@@ -32,6 +32,11 @@
 //	}
 //	err = s.Err()                           // why it ended (nil after Close)
 //
+// SendAudio gathers the callee's 20 ms chunks into messages of
+// Config.InputBatch (40 ms by default): what a message costs (JSON, a
+// WebSocket write, a wake-up of the writer) does not depend on its size.
+// A batch the chunks stop filling goes out on its own 10 ms after that.
+//
 // Errors from the API arrive as ErrorEvent and leave the session running,
 // except session expiry, after which the server closes the socket; Err then
 // matches both ErrSessionExpired and ErrClosed. Unknown event types are

@@ -27,8 +27,9 @@ import (
 //     truncate, tool results) go before queued audio, so a barge-in truncate
 //     never waits behind callee audio.
 //
-// Immutable after Dial: cfg, log, conn, info, pingDeadline. Guarded by mu: err,
-// fatal, play. Channels carry everything else.
+// Immutable after Dial: cfg, log, conn, info, pingDeadline, batch. Guarded by
+// mu: err, fatal, play; by in.mu: in's other fields (the callers of
+// SendAudio). Channels carry everything else.
 type Session struct {
 	cfg  Config
 	log  *zap.Logger
@@ -37,7 +38,9 @@ type Session struct {
 
 	events  chan Event
 	control chan []byte
-	audio   chan *[]byte // from audioBufs, back to it once written or dropped
+	audio   chan *audioMsg // from audioBufs, back to it once written or dropped
+	batch   int            // samples per input_audio_buffer.append (Config.InputBatch)
+	in      inputBatch
 
 	done    chan struct{} // closed once, by end
 	endOnce sync.Once
@@ -55,6 +58,26 @@ type Session struct {
 	err   error // why the session ended; nil while running or after Close
 	fatal error // a session-ending API error seen before the socket closed
 	play  assistantItems
+}
+
+// inputBatch is callee audio not yet sent: SendAudio's chunks until they
+// add up to a batch.
+type inputBatch struct {
+	mu     sync.Mutex
+	pcm    []int16
+	chunks int       // SendAudio chunks in pcm
+	since  time.Time // when the first of them came
+	// flush sends a batch the callee's audio stopped filling (the line
+	// went quiet, the call is ending): pushed out as each batch starts, it
+	// fires only when the chunks stop coming.
+	flush *time.Timer
+}
+
+// audioMsg is one input_audio_buffer.append and how many SendAudio chunks
+// it carries (a dropped message drops them all).
+type audioMsg struct {
+	b      []byte
+	chunks int
 }
 
 // Dial connects, configures the session with session.update and waits for
@@ -92,7 +115,8 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		conn:    conn,
 		events:  make(chan Event, cfg.EventBuffer),
 		control: make(chan []byte, 64),
-		audio:   make(chan *[]byte, cfg.AudioQueue),
+		audio:   make(chan *audioMsg, cfg.AudioQueue),
+		batch:   MSToSamples(int(cfg.InputBatch / time.Millisecond)),
 		done:    make(chan struct{}),
 	}
 	if cfg.PingInterval > 0 {
@@ -199,11 +223,13 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// SendAudio queues callee audio (24 kHz mono PCM16) for the server. It never
-// blocks: if the socket has fallen Config.AudioQueue chunks behind, the
-// oldest queued chunk is dropped (and counted in Stats) so the server hears
-// the freshest audio and the media path is never stalled by the network.
-// pcm is encoded before SendAudio returns; the caller may reuse it.
+// SendAudio queues callee audio (24 kHz mono PCM16) for the server. Chunks
+// are gathered until they hold Config.InputBatch of audio, which then goes
+// as one input_audio_buffer.append. It never blocks: if the socket has
+// fallen Config.AudioQueue messages behind, the oldest queued one is
+// dropped (its chunks counted in Stats) so the server hears the freshest
+// audio and the media path is never stalled by the network. pcm is copied
+// before SendAudio returns; the caller may reuse it.
 func (s *Session) SendAudio(pcm []int16) error {
 	if len(pcm) == 0 {
 		return nil
@@ -213,36 +239,108 @@ func (s *Session) SendAudio(pcm []int16) error {
 		return s.endedErr()
 	default:
 	}
-	msg := audioBufs.Get().(*[]byte)
-	*msg = appendAudioEvent((*msg)[:0], pcm)
 	s.inChunks.Add(1)
 	s.inSamples.Add(int64(len(pcm)))
-	select {
-	case s.audio <- msg:
-		return nil
-	default:
-	}
-	select {
-	case old := <-s.audio:
-		audioBufs.Put(old)
-		s.noteDrop()
-	default:
-	}
-	select {
-	case s.audio <- msg:
-	default:
-		audioBufs.Put(msg)
-		s.noteDrop()
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
+	if msg := s.gather(pcm); msg != nil {
+		s.queueAudio(msg)
 	}
 	return nil
 }
 
-// audioBufs recycles input_audio_buffer.append messages: a call makes 50
-// a second.
-var audioBufs = sync.Pool{New: func() any { return new([]byte) }}
+// queueAudio hands msg to the writer, dropping the oldest queued message
+// if the socket is AudioQueue behind. Callers hold in.mu.
+func (s *Session) queueAudio(msg *audioMsg) {
+	select {
+	case s.audio <- msg:
+		return
+	default:
+	}
+	select {
+	case old := <-s.audio:
+		s.noteDrop(old.chunks)
+		audioBufs.Put(old)
+	default:
+	}
+	select {
+	case s.audio <- msg:
+	default:
+		s.noteDrop(msg.chunks)
+		audioBufs.Put(msg)
+	}
+}
 
-func (s *Session) noteDrop() {
-	if n := s.inDropped.Add(1); n == 1 || n%50 == 0 {
+// gather adds pcm to the batch and returns the message to send once the
+// batch is full, nil before. Callers hold in.mu, until the message is
+// queued: the flush and SendAudio then queue batches in their order.
+func (s *Session) gather(pcm []int16) *audioMsg {
+	in := &s.in
+	var send []int16
+	if in.chunks == 0 && len(pcm) >= s.batch {
+		send = pcm // a chunk that fills a batch alone goes as it is
+	} else {
+		in.pcm = append(in.pcm, pcm...)
+		if len(in.pcm) < s.batch {
+			if in.chunks++; in.chunks == 1 {
+				s.startBatch()
+			}
+			return nil
+		}
+		send = in.pcm
+	}
+	return s.takeBatch(send, in.chunks+1)
+}
+
+// startBatch notes when a batch began and makes sure it is sent even if
+// no more chunks come. Callers hold in.mu.
+func (s *Session) startBatch() {
+	in := &s.in
+	in.since = time.Now()
+	if in.flush == nil {
+		in.flush = time.AfterFunc(s.cfg.InputBatch+flushSlack, s.flushInput)
+	} else {
+		in.flush.Reset(s.cfg.InputBatch + flushSlack)
+	}
+}
+
+// flushSlack is how late the chunk that would fill a batch may be before
+// the batch goes without it: a batch is never held more than this past
+// its length, and a steady 20 ms stream always beats the flush (which,
+// pushed out as each batch starts, then never fires).
+const flushSlack = 10 * time.Millisecond
+
+// flushInput sends a batch left waiting for at least InputBatch.
+func (s *Session) flushInput() {
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
+	if s.in.chunks == 0 || time.Since(s.in.since) < s.cfg.InputBatch {
+		return
+	}
+	select {
+	case <-s.done:
+	default:
+		s.queueAudio(s.takeBatch(s.in.pcm, s.in.chunks))
+	}
+}
+
+// takeBatch encodes pcm, chunks SendAudio chunks, as one message and
+// empties the batch. Callers hold in.mu.
+func (s *Session) takeBatch(pcm []int16, chunks int) *audioMsg {
+	msg := audioBufs.Get().(*audioMsg)
+	msg.b = appendAudioEvent(msg.b[:0], pcm)
+	msg.chunks = chunks
+	s.in.pcm, s.in.chunks = s.in.pcm[:0], 0
+	return msg
+}
+
+// audioBufs recycles input_audio_buffer.append messages: a call makes one
+// per Config.InputBatch.
+var audioBufs = sync.Pool{New: func() any { return new(audioMsg) }}
+
+func (s *Session) noteDrop(chunks int) {
+	n := s.inDropped.Add(int64(chunks))
+	if was := n - int64(chunks); was == 0 || was/50 != n/50 {
 		s.log.Warn("realtime.audio.dropped", zap.Int64("chunks", n), zap.Int("queue", s.cfg.AudioQueue))
 	}
 }
@@ -294,7 +392,7 @@ func (s *Session) CancelResponse() error {
 type Stats struct {
 	InputChunks        int64 // SendAudio calls with audio
 	InputSamples       int64
-	InputChunksDropped int64 // dropped because the socket fell behind
+	InputChunksDropped int64 // of InputChunks: dropped because the socket fell behind
 	OutputSamples      int64 // agent audio delivered on Events
 	StaleOutputDeltas  int64 // agent audio discarded after Interrupt
 }
@@ -347,6 +445,11 @@ func (s *Session) end(err error, polite bool) {
 		s.err = err
 		s.mu.Unlock()
 		close(s.done)
+		s.in.mu.Lock()
+		if s.in.flush != nil {
+			s.in.flush.Stop()
+		}
+		s.in.mu.Unlock()
 		if polite {
 			s.closeFrame()
 		}
@@ -486,7 +589,7 @@ func (s *Session) writeLoop(ctx context.Context) {
 	}
 	for {
 		var msg []byte
-		var recycle *[]byte
+		var recycle *audioMsg
 		select {
 		case <-s.done:
 			return
@@ -500,7 +603,7 @@ func (s *Session) writeLoop(ctx context.Context) {
 				return
 			case msg = <-s.control:
 			case recycle = <-s.audio:
-				msg = *recycle
+				msg = recycle.b
 			case <-ping:
 				if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 					s.end(s.closeError(fmt.Errorf("ping: %w", err)), false)

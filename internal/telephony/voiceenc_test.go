@@ -139,7 +139,7 @@ func BenchmarkVoiceEncoder(b *testing.B) {
 		name       string
 		complexity int
 		bandwidth  hopus.Bandwidth
-	}{{"every frame, complexity 5, fullband", 5, 0}, {"every frame, complexity 3, wideband", AgentOpusComplexity, hopus.Wideband}} {
+	}{{"every frame, complexity 5, fullband", 5, 0}, {"every frame, complexity 3, wideband", 3, hopus.Wideband}, {"every frame, complexity 1, wideband", AgentOpusComplexity, hopus.Wideband}} {
 		b.Run(c.name, func(b *testing.B) {
 			enc, err := hopus.NewEncoder(rate, 1, hopus.AppVoIP)
 			require.NoError(b, err)
