@@ -239,7 +239,8 @@ func (a *attempt) place(ctx context.Context) (end ending) {
 	if o.Audio != nil {
 		defer o.Audio.Track(func() monitor.AudioCounts {
 			st := sess.Stats()
-			return monitor.AudioCounts{InputChunks: st.InputChunks, InputDropped: st.InputChunksDropped}
+			frames, late := seat.Player().Counts()
+			return monitor.AudioCounts{Frames: frames, LateFrames: late, InputChunks: st.InputChunks, InputDropped: st.InputChunksDropped}
 		})()
 	}
 	m.setSession(sess)

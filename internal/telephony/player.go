@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,6 +97,11 @@ type Player struct {
 	stop        chan struct{}
 	done        chan struct{}
 	closeOnce   sync.Once
+
+	// Written by the pacing goroutine, read by anyone (the admission's
+	// audio health): frame slots due, and those that passed while the
+	// pacer was more than maxLag behind (the gap the listener hears).
+	frames, lateFrames atomic.Int64
 
 	mu      sync.Mutex // guards the fields below
 	queue   []chunk
@@ -312,6 +318,7 @@ func (p *Player) run() {
 			return
 		case <-timer.C:
 		}
+		p.frames.Add(1)
 		events, emptied := p.fill(frame)
 		if err := p.sink(next, frame); err != nil && !sinkFailed {
 			// Logged once: a broken track fails every frame.
@@ -333,11 +340,23 @@ func (p *Player) run() {
 		}
 		now := time.Now()
 		next = next.Add(FrameDuration)
-		if now.Sub(next) > maxLag {
+		if behind := now.Sub(next); behind > maxLag {
+			// The frames whose time passed while we were stalled are the
+			// gap the listener hears: counted as due, and late.
+			missed := int64(behind / FrameDuration)
+			p.frames.Add(missed)
+			p.lateFrames.Add(missed)
 			next = now
 		}
 		timer.Reset(next.Sub(now))
 	}
+}
+
+// Counts are the 20 ms frame slots the player has gone through and, of
+// them, those that passed while it was more than 100 ms behind its
+// schedule (a stalled process: a gap the listener hears).
+func (p *Player) Counts() (frames, late int64) {
+	return p.frames.Load(), p.lateFrames.Load()
 }
 
 // fill takes the next frame from the queue, padding with silence, and

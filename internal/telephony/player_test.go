@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -265,4 +266,28 @@ func TestPlayerStampsFramesWithTheirSchedule(t *testing.T) {
 		d := sink.due[i].Sub(sink.due[i-1])
 		require.True(t, d == FrameDuration || d > FrameDuration+maxLag, "frame %d due %v after the one before", i, d)
 	}
+}
+
+// Counts says how many frame slots went by and how many of them the
+// listener lost: a sink stalled for 300 ms (a starved process) leaves a gap
+// of the 14 slots past the one being sent, and the schedule then restarts,
+// so the frames that follow are on time. On a fake clock (synctest), so
+// the stall is exact on any machine.
+func TestPlayerCountsLateFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sent := 0
+		p := newPlayer(PlayerOptions{}, func(time.Time, []int16) error {
+			sent++
+			if sent == 10 {
+				time.Sleep(300 * time.Millisecond)
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		frames, late := p.Counts()
+		p.Close()
+		require.Equal(t, int64(14), late, "the slots that passed during the stall")
+		require.InDelta(t, 2000/20, frames, 1, "every 20 ms slot of the 2 s, sent or lost")
+	})
 }
