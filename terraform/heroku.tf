@@ -29,6 +29,7 @@ resource "heroku_app" "worker" {
     {
       for name, value in {
         WORKER_CONCURRENCY    = var.worker_concurrency == null ? null : tostring(var.worker_concurrency)
+        GOMAXPROCS            = var.gomaxprocs == null ? null : tostring(var.gomaxprocs)
         OPENAI_REALTIME_MODEL = var.openai_realtime_model
         OPENAI_ANALYSIS_MODEL = var.openai_analysis_model
       } : name => value if value != null

@@ -66,6 +66,12 @@ variable "worker_concurrency" {
   default     = null
 }
 
+variable "gomaxprocs" {
+  description = "GOMAXPROCS: the Go scheduler's processors. A standard dyno gets one CPU share while Go sees every CPU of the host, and each extra processor adds scheduler wake-ups to the calls' per-frame work: at 1, a call-minute cost 963 ms of CPU at 20 calls against 1,104 ms at 2 (make bench, docs/DEPLOY.md). Raise it with a bigger dyno (performance dynos have dedicated CPUs); null leaves Go's default."
+  type        = number
+  default     = 1
+}
+
 variable "shutdown_timeout" {
   description = "SHUTDOWN_TIMEOUT (Go duration). Heroku sends SIGKILL 30 s after SIGTERM, so keep this below 30s."
   type        = string
