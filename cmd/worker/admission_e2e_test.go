@@ -66,7 +66,19 @@ var hogLineTexts = []string{
 //
 // Not parallel: the hog must not slow the package's other tests, nor
 // theirs hide it.
+//
+// Opt-in (DOCSHIELD_HOG_TEST=1, or `make test-hog`): whether busy loops
+// alone push frames past 100 ms depends on the kernel's scheduler and on
+// what else the machine runs. It passed 3 of 3 on the development machine
+// while other work loaded it (load 7-19); on the same machine otherwise
+// quiet, 16 busy loops left the probe under its 2% level, and the test
+// timed out waiting for the pressure (with the code before and after the
+// per-call CPU changes). A test whose verdict depends on the machine's
+// other load does not belong in `make test`.
 func TestCPUHogDefersNewCallsWhileLiveCallsHold(t *testing.T) {
+	if os.Getenv("DOCSHIELD_HOG_TEST") != "1" {
+		t.Skip("opt-in: DOCSHIELD_HOG_TEST=1 (make test-hog); see the comment")
+	}
 	rig := startAdmissionRig(t, hogLines, hogNewCalls, map[string]string{
 		"WORKER_CONCURRENCY": fmt.Sprint(hogLiveCalls + hogNewCalls),
 	})

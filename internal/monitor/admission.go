@@ -74,7 +74,8 @@ type Admission struct {
 	probe *pacingProbe // nil with NoProbe; started by Start
 
 	// Confined to the loop's goroutine.
-	prev      AudioCounts
+	prev      AudioCounts // the calls' counts at the last look
+	prevProbe AudioCounts // the probe's
 	primed    bool
 	cpuOn     bool
 	cpuGood   int // good looks in a row while on
@@ -136,12 +137,15 @@ func (a *Admission) Shutdown() {
 }
 
 // counts is the calls' counts plus the probe's.
-func (a *Admission) counts() AudioCounts {
-	c := a.o.Audio.Counts()
+// counts are the live calls' counts and the probe's, apart: each is judged
+// on its own, so the frames of calls whose players kept up do not dilute
+// the probe's late frames, nor the probe's a call's stalls.
+func (a *Admission) counts() (calls, probe AudioCounts) {
+	calls = a.o.Audio.Counts()
 	if a.probe != nil {
-		c = c.add(a.probe.counts())
+		probe = a.probe.counts()
 	}
-	return c
+	return calls, probe
 }
 
 func (a *Admission) look(ctx context.Context) {
@@ -164,17 +168,19 @@ func (a *Admission) lookCPU() {
 }
 
 func (a *Admission) lookAudio() {
-	c := a.counts()
-	d := c.sub(a.prev)
-	a.prev = c
+	calls, probe := a.counts()
+	dc, dp := calls.sub(a.prev), probe.sub(a.prevProbe)
+	a.prev, a.prevProbe = calls, probe
 	if !a.primed {
 		a.primed = true
 		return
 	}
+	d := dc.add(dp) // for the log line
 	live := a.o.Audio.Live()
 	bad := false
 	if live > 0 { // nobody to protect: the probe alone is not a reason
-		bad = pct(d.LateFrames, d.Frames) >= a.o.LateFramesPct || pct(d.InputDropped, d.InputChunks) >= a.o.DroppedInputPct
+		late := max(pct(dp.LateFrames, dp.Frames), pct(dc.LateFrames, dc.Frames))
+		bad = late >= a.o.LateFramesPct || pct(d.InputDropped, d.InputChunks) >= a.o.DroppedInputPct
 	}
 	a.audioOn, a.audioGood = a.judge(PressureAudio, a.audioOn, a.audioGood, bad, !bad,
 		zap.Int("live_calls", live),
