@@ -177,15 +177,6 @@ func waitForMixer(t testing.TB, rec *Recorder) {
 	}
 }
 
-func (s callScript) speaking(side int, t time.Duration) bool {
-	for _, b := range s.Bursts {
-		if b.Side == side && t >= b.From && t < b.To {
-			return true
-		}
-	}
-	return false
-}
-
 // pcm is side's audio for d from t: its tone where a burst is, silence
 // elsewhere.
 func (s callScript) pcm(side int, t, d time.Duration) []int16 {
