@@ -97,11 +97,25 @@ const speechHangover = 200 * time.Millisecond
 // heard, in stream time.
 func agentSpeech(c *sipphone.Call) []time.Duration {
 	var out []time.Duration
+	var last sipphone.Span
 	for _, s := range c.Heard().Spans(speechHangover) {
+		// A fragment of a frame or two after a gap is the tail of the
+		// utterance before it, cut off by a stalled sender on a starved
+		// machine: no utterance is that short. It lengthens the one
+		// before (so a leak after a cut still shows), never counts alone.
+		if n := len(out); n > 0 && s.Duration() < fragment {
+			last.EndPos = s.EndPos
+			out[n-1] = last.Duration()
+			continue
+		}
+		last = s
 		out = append(out, s.Duration())
 	}
 	return out
 }
+
+// fragment is shorter than any utterance: 2 frames.
+const fragment = 40 * time.Millisecond
 
 // phoneTone is callee "speech" on the phone line: loud enough for any
 // energy detector.
