@@ -103,11 +103,15 @@ func TestFleetRun(t *testing.T) {
 		"DIALER": "sim", "OPENAI_API_KEY": "sk-fleet-key", "OPENAI_BASE_URL": base,
 		"WORKER_CONCURRENCY":         fmt.Sprint(prof.concurrency),
 		"CAMPAIGN_DISPATCH_INTERVAL": prof.interval.String(),
-		"CALL_LEASE":                 "6s", // the least: the killed process's calls are reaped soon
-		"DIAL_RATE_PER_SECOND":       fmt.Sprint(prof.dialRate),
-		"DIAL_RATE_BURST":            "1",
-		"FLEET_MAX_DYNOS":            fmt.Sprint(fleetProcesses),
-		"SHUTDOWN_TIMEOUT":           "10s",
+		// Short, so the killed process's calls are reaped soon, but longer
+		// than the database's worst stall: under make test-busy FerretDB
+		// answered writes 10 s late, and a 6 s lease lapsed under live
+		// calls whose renewals were stuck (production's is 2 min).
+		"CALL_LEASE":           "30s",
+		"DIAL_RATE_PER_SECOND": fmt.Sprint(prof.dialRate),
+		"DIAL_RATE_BURST":      "1",
+		"FLEET_MAX_DYNOS":      fmt.Sprint(fleetProcesses),
+		"SHUTDOWN_TIMEOUT":     "10s",
 	} {
 		env[k] = v
 	}
@@ -674,6 +678,13 @@ func fleetDiagnose(t *testing.T, st *store.Store, procs []*fleetProc) {
 		}
 	}
 	t.Logf("attempts by status %v; contacts by status %v", calls, contacts)
+	shown := 0
+	for _, c := range cs {
+		if c.Status != store.CallCompleted && shown < 12 {
+			shown++
+			t.Logf("attempt %s %s (outcome %q) owner %q claims %d: %s", c.ID, c.Status, c.Outcome, c.Owner, c.Claims, c.Error)
+		}
+	}
 	un := unsettledContacts(t, st)
 	for _, id := range un[:min(len(un), 5)] {
 		for _, c := range cs {

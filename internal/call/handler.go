@@ -53,7 +53,8 @@ type Handler struct {
 	Calls  HandlerStore
 	Runner AttemptRunner // nil: ErrNoRunner
 	// Queue schedules an inline call that is outside its calling hours
-	// for their next opening. Without it such a call fails and is retried.
+	// for their next opening (without it such a call fails and is
+	// retried), and the analysis of an attempt the claim cancelled.
 	Queue Enqueuer
 	Owner string
 	Lease time.Duration
@@ -90,6 +91,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	claim, err := h.Calls.ClaimAttempt(ctx, attemptID, h.Owner, lease)
 	switch {
+	case errors.Is(err, store.ErrClaimSettled):
+		// An earlier claim lapsed unstarted and we cancelled the attempt:
+		// never dialed, so its contact is due again once the outcome is
+		// applied.
+		log.Warn("call.claim_lost", zap.String("reason", err.Error()))
+		enqueueAnalysis(ctx, h.Queue, attemptID, log)
+		return nil
 	case errors.Is(err, store.ErrClaimLost):
 		// A duplicate delivery, another worker, or an attempt already
 		// settled: the one rule is not to dial again.

@@ -51,7 +51,9 @@ type ReaperOptions struct {
 //  3. settles attempts whose owner stopped renewing its lease (it died):
 //     as interrupted, never redialled, or as its recorded end; and hangs
 //     up an interrupted call's room, so no phone line stays open with
-//     nobody on our side.
+//     nobody on our side. An attempt claimed but never started is
+//     cancelled (it was never dialed) and its analysis enqueued, so its
+//     contact is due again at once.
 //
 // One goroutine (a periodic.Loop), started and stopped by its owner, as
 // asynq runs its recoverer.
@@ -119,6 +121,15 @@ func (r *Reaper) Pass(ctx context.Context) {
 		if c.Recorded {
 			log.Warn("call.end_repaired", zap.String("attempt_id", c.AttemptID), zap.String("status", string(c.Status)),
 				zap.String("reason", "the owner stopped renewing its lease after recording the call's end"))
+			enqueueAnalysis(ctx, r.o.Analyze, c.AttemptID, log)
+			continue
+		}
+		if c.Status == store.CallCancelled {
+			// Claimed, never started, never dialed: its contact is due
+			// again, which the analysis applies now rather than the
+			// dispatcher's repair round SettleAfter later.
+			log.Warn("call.reaped", zap.String("attempt_id", c.AttemptID), zap.String("status", string(c.Status)),
+				zap.String("reason", "claimed but never started: the claim's lease lapsed (worker died or lost the database)"))
 			enqueueAnalysis(ctx, r.o.Analyze, c.AttemptID, log)
 			continue
 		}

@@ -164,7 +164,7 @@ func (s *Store) CancelQueuedAttempt(ctx context.Context, attemptID, reason strin
 	})
 	if err != nil {
 		// The claim is ours, so nobody dials it; once cancelLease passes,
-		// the next claimer or the reaper settles it as interrupted.
+		// the next claimer or the reaper settles it as cancelled.
 		return false, fmt.Errorf("store: cancel attempt %q: %w", attemptID, err)
 	}
 	return ok, nil

@@ -129,7 +129,10 @@ func (s *Store) GetCall(ctx context.Context, attemptID string) (*Call, error) {
 // Of any number of concurrent claimers, across processes, exactly one gets a
 // Claim; the others get ErrClaimLost (possibly as ErrClaimPending) or, if the
 // attempt does not exist, ErrNotFound. An attempt is claimed at most once
-// ever: a lapsed claim is settled as interrupted, never handed on.
+// ever, by one owner: the same owner trying again inside the lease resumes
+// its claim (its first try may have failed between the ledger and the
+// attempt), and a claim that lapsed before starting the attempt is settled
+// as cancelled (never dialed), never handed to another owner.
 func (s *Store) ClaimAttempt(ctx context.Context, attemptID, owner string, lease time.Duration) (Claim, error) {
 	switch {
 	case attemptID == "":
@@ -159,24 +162,32 @@ func (s *Store) ClaimAttempt(ctx context.Context, attemptID, owner string, lease
 		ID: attemptID, Owner: owner, Fence: fence, ClaimedAt: now, LeaseExpiresAt: c.LeaseExpiresAt,
 	})
 	if mongo.IsDuplicateKeyError(err) {
-		return Claim{}, s.lostClaim(ctx, attemptID)
+		return s.lostClaim(ctx, attemptID, owner, lease)
 	}
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim attempt %q: write claim: %w", attemptID, err)
 	}
 
-	// The ledger made us the only claimer; now move the attempt. If this
-	// fails, the attempt stays queued under our claim and is settled as
-	// interrupted after the lease; it is never dialed. No per-attempt lock:
-	// nobody else in this process writes a queued attempt before its lease
-	// lapses, and a lock would hide a broken ledger from the race tests.
+	// The ledger made us the only claimer; now move the attempt.
+	return s.startClaimed(ctx, c, now)
+}
+
+// startClaimed moves a claimed attempt from queued to dialing under c. If
+// this fails, the attempt stays queued under our claim: a retry by the same
+// owner inside the lease resumes it (lostClaim), and otherwise it is
+// settled as cancelled after the lease; it is never dialed meanwhile. No
+// per-attempt lock on the first try: nobody else in this process writes a
+// queued attempt before its lease lapses, and a lock would hide a broken
+// ledger from the race tests.
+func (s *Store) startClaimed(ctx context.Context, c Claim, now time.Time) (Claim, error) {
+	attemptID := c.AttemptID
 	res, err := s.calls.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: attemptID}, {Key: "status", Value: CallQueued}},
 		bson.D{
 			{Key: "$set", Value: bson.D{
 				{Key: "status", Value: CallDialing},
-				{Key: "owner", Value: owner},
-				{Key: "fence", Value: fence},
+				{Key: "owner", Value: c.Owner},
+				{Key: "fence", Value: c.Fence},
 				{Key: "dialing_at", Value: now},
 				{Key: "lease_expires_at", Value: c.LeaseExpiresAt},
 			}},
@@ -192,40 +203,60 @@ func (s *Store) ClaimAttempt(ctx context.Context, attemptID, owner string, lease
 	return c, nil
 }
 
-// lostClaim explains a lost ledger race, settling the attempt as interrupted
-// when the winning claim lapsed without ever starting it.
-func (s *Store) lostClaim(ctx context.Context, attemptID string) error {
+// lostClaim explains a lost ledger race. When the winning claim is the
+// caller's own and inside its lease (its earlier try won the ledger but
+// failed to start the attempt: a database timeout), it resumes that claim
+// with a fresh lease.
+// When the winning claim lapsed without ever starting the attempt, it
+// settles the attempt as cancelled (never dialed) and says so with
+// ErrClaimSettled.
+func (s *Store) lostClaim(ctx context.Context, attemptID, owner string, lease time.Duration) (Claim, error) {
 	status, err := s.callStatus(ctx, attemptID)
 	if err != nil {
-		return fmt.Errorf("store: claim attempt %q: %w", attemptID, err)
+		return Claim{}, fmt.Errorf("store: claim attempt %q: %w", attemptID, err)
 	}
 	if status != CallQueued {
-		return fmt.Errorf("store: claim attempt %q: %w: attempt is %s", attemptID, ErrClaimLost, status)
+		return Claim{}, fmt.Errorf("store: claim attempt %q: %w: attempt is %s", attemptID, ErrClaimLost, status)
 	}
 	var winner claimRecord
 	if err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: attemptID}}).Decode(&winner); err != nil {
-		return fmt.Errorf("store: claim attempt %q: read winning claim: %w", attemptID, err)
+		return Claim{}, fmt.Errorf("store: claim attempt %q: read winning claim: %w", attemptID, err)
 	}
 	now := s.clock()
 	if now.Before(winner.LeaseExpiresAt) {
-		return fmt.Errorf("store: claim attempt %q: %w", attemptID, ErrClaimPending)
+		if winner.Owner != owner {
+			return Claim{}, fmt.Errorf("store: claim attempt %q: %w", attemptID, ErrClaimPending)
+		}
+		// Ours, and inside its lease, so no reaper writes the attempt
+		// (FerretDB's updates are not atomic: see doc.go). The lock keeps
+		// this process's duplicate deliveries from both starting it.
+		unlock, err := s.lockAttempt(ctx, attemptID)
+		if err != nil {
+			return Claim{}, err
+		}
+		defer unlock()
+		return s.startClaimed(ctx, Claim{AttemptID: attemptID, Owner: owner, Fence: winner.Fence,
+			LeaseExpiresAt: now.Add(lease), Lease: lease}, now)
 	}
-	settled, err := s.interruptOrphan(ctx, attemptID, winner.Owner, now)
+	settled, err := s.cancelOrphan(ctx, attemptID, winner.Owner, now)
 	if err != nil {
-		return err
+		return Claim{}, err
 	}
 	if !settled {
-		return fmt.Errorf("store: claim attempt %q: %w: the winning claim by %q started late", attemptID, ErrClaimLost, winner.Owner)
+		return Claim{}, fmt.Errorf("store: claim attempt %q: %w: the winning claim by %q started late", attemptID, ErrClaimLost, winner.Owner)
 	}
-	return fmt.Errorf("store: claim attempt %q: %w: the winning claim by %q lapsed before it started; attempt interrupted",
-		attemptID, ErrClaimLost, winner.Owner)
+	return Claim{}, fmt.Errorf("store: claim attempt %q: %w: the winning claim by %q lapsed before it started",
+		attemptID, ErrClaimSettled, winner.Owner)
 }
 
-// interruptOrphan ends a queued attempt whose claim lapsed before it started.
-func (s *Store) interruptOrphan(ctx context.Context, attemptID, owner string, now time.Time) (bool, error) {
-	return s.interrupt(ctx, attemptID,
+// cancelOrphan ends a queued attempt whose claim lapsed before it started.
+// It is cancelled, not interrupted: moving out of queued is the gate every
+// dial passes, so it was never dialed, and like any attempt cancelled
+// before dialing it does not count against the contact's attempts.
+func (s *Store) cancelOrphan(ctx context.Context, attemptID, owner string, now time.Time) (bool, error) {
+	return s.settle(ctx, attemptID, CallCancelled,
 		bson.D{{Key: "_id", Value: attemptID}, {Key: "status", Value: CallQueued}},
-		now, fmt.Sprintf("claimed by %q but never started; the claim's lease lapsed", owner))
+		now, fmt.Sprintf("claimed by %q but never started (so never dialed); the claim's lease lapsed", owner))
 }
 
 func (s *Store) callStatus(ctx context.Context, attemptID string) (CallStatus, error) {
@@ -410,8 +441,9 @@ const orphanLookback = time.Hour
 // Reaped is one attempt ReapExpired settled.
 type Reaped struct {
 	AttemptID string
-	// Status is what it ended as: interrupted, or the end its owner had
-	// recorded (RecordEnd) before the call document lost it.
+	// Status is what it ended as: interrupted, the end its owner had
+	// recorded (RecordEnd) before the call document lost it, or cancelled
+	// (claimed, never started, so never dialed).
 	Status CallStatus
 	// Recorded: the owner's recorded end was written, not interrupted.
 	Recorded bool
@@ -421,10 +453,10 @@ type Reaped struct {
 }
 
 // ReapExpired settles up to limit attempts whose owner stopped renewing its
-// lease before now, and up to limit queued attempts whose claim lapsed
-// before they started, never to be redialed: as interrupted, unless the
-// owner recorded the call's end (RecordEnd), which is then written
-// instead. Each settlement is a conditional single-document update, so an
+// lease before now, never to be redialed: as interrupted, unless the owner
+// recorded the call's end (RecordEnd), which is then written instead. It
+// also settles up to limit queued attempts whose claim lapsed before they
+// started, as cancelled: they were never dialed. Each settlement is a conditional single-document update, so an
 // owner that renews in time, or a second reaper, is never overridden.
 func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]Reaped, error) {
 	if limit <= 0 {
@@ -437,7 +469,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]Re
 	}
 	orphans, err := s.reapUnstartedClaims(ctx, now, limit)
 	for _, id := range orphans {
-		reaped = append(reaped, Reaped{AttemptID: id, Status: CallInterrupted})
+		reaped = append(reaped, Reaped{AttemptID: id, Status: CallCancelled})
 	}
 	return reaped, err
 }
@@ -479,7 +511,7 @@ func (s *Store) reapLapsedLeases(ctx context.Context, now time.Time, limit int) 
 			}
 			continue
 		}
-		ok, err := s.interrupt(ctx, l.ID, bson.D{
+		ok, err := s.settle(ctx, l.ID, CallInterrupted, bson.D{
 			{Key: "_id", Value: l.ID},
 			{Key: "status", Value: l.Status},
 			{Key: "fence", Value: l.Fence},
@@ -524,7 +556,7 @@ func (s *Store) reapUnstartedClaims(ctx context.Context, now time.Time, limit in
 	}
 	var reaped []string
 	for _, q := range queued {
-		ok, err := s.interruptOrphan(ctx, q.ID, owners[q.ID], now)
+		ok, err := s.cancelOrphan(ctx, q.ID, owners[q.ID], now)
 		if err != nil {
 			return reaped, err
 		}
@@ -535,20 +567,21 @@ func (s *Store) reapUnstartedClaims(ctx context.Context, now time.Time, limit in
 	return reaped, nil
 }
 
-// interrupt ends the attempt as interrupted if filter still matches it.
-func (s *Store) interrupt(ctx context.Context, attemptID string, filter bson.D, now time.Time, reason string) (bool, error) {
+// settle ends the attempt as status (interrupted or cancelled) if filter
+// still matches it.
+func (s *Store) settle(ctx context.Context, attemptID string, status CallStatus, filter bson.D, now time.Time, reason string) (bool, error) {
 	unlock, err := s.lockAttempt(ctx, attemptID)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
 	res, err := s.calls.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "status", Value: CallInterrupted},
+		{Key: "status", Value: status},
 		{Key: "ended_at", Value: now},
 		{Key: "error", Value: reason},
 	}}})
 	if err != nil {
-		return false, fmt.Errorf("store: interrupt attempt %q: %w", attemptID, err)
+		return false, fmt.Errorf("store: settle attempt %q as %s: %w", attemptID, status, err)
 	}
 	return res.MatchedCount > 0, nil
 }

@@ -337,26 +337,68 @@ func TestReapExpiredInterruptsLapsedLeases(t *testing.T) {
 	require.Error(t, err)
 }
 
+// clockedStore is a test store whose clock stands at the returned time
+// until the test moves it (s.now).
+func clockedStore(t *testing.T) (*Store, time.Time) {
+	s, base := newTestStore(t), time.Now()
+	s.now = func() time.Time { return base }
+	return s, base
+}
+
+// halfClaimed leaves a queued attempt under owner's claim, leased for a
+// minute from s's clock, as an owner leaves it whose start never reached
+// the call document. It returns the attempt id and the claim's fence.
+func halfClaimed(t *testing.T, s *Store, owner string) (string, string) {
+	t.Helper()
+	id := queuedAttempt(t, s)
+	fence, err := newFence()
+	require.NoError(t, err)
+	_, err = s.claims.InsertOne(t.Context(), claimRecord{
+		ID: id, Owner: owner, Fence: fence, ClaimedAt: s.clock(), LeaseExpiresAt: s.clock().Add(time.Minute),
+	})
+	require.NoError(t, err)
+	return id, fence
+}
+
+// An owner whose first claim won the ledger but failed to start the
+// attempt (the write timed out) resumes it when it tries again inside the
+// lease, under the same fence; another owner still may not, and after the
+// lease it is too late: the attempt is settled unstarted.
+func TestOwnUnstartedClaimResumesInsideItsLease(t *testing.T) {
+	t.Parallel()
+	s, base := clockedStore(t)
+	ctx := t.Context()
+	resumed, fence := halfClaimed(t, s, "worker-1")
+	_, err := s.ClaimAttempt(ctx, resumed, "worker-2", time.Minute)
+	require.ErrorIs(t, err, ErrClaimPending, "another owner waits")
+	s.now = func() time.Time { return base.Add(30 * time.Second) }
+	c, err := s.ClaimAttempt(ctx, resumed, "worker-1", time.Minute)
+	require.NoError(t, err, "the owner resumes its own claim")
+	require.Equal(t, fence, c.Fence, "under the ledger's fence")
+	require.WithinDuration(t, base.Add(90*time.Second), c.LeaseExpiresAt, time.Millisecond, "with a fresh lease")
+	got := getCall(t, s, resumed)
+	require.Equal(t, CallDialing, got.Status)
+	require.Equal(t, "worker-1", got.Owner)
+	require.Equal(t, 1, got.Claims)
+	_, err = s.ClaimAttempt(ctx, resumed, "worker-1", time.Minute)
+	require.ErrorIs(t, err, ErrClaimLost, "once started, a duplicate delivery to the same owner does not start it again")
+
+	late, _ := halfClaimed(t, s, "worker-1")
+	s.now = func() time.Time { return base.Add(2 * time.Minute) }
+	_, err = s.ClaimAttempt(ctx, late, "worker-1", time.Minute)
+	require.ErrorIs(t, err, ErrClaimSettled, "past the lease a reaper may be settling it: not resumed")
+	require.Equal(t, CallCancelled, getCall(t, s, late).Status)
+}
+
 // A claimer that dies between winning the ledger and starting the attempt
-// leaves it queued; it must end as interrupted, never be claimed again.
+// leaves it queued; it must end as cancelled (it was never dialed, so it
+// does not count against the contact), never be claimed again.
 func TestUnstartedClaimIsSettledNotRedialed(t *testing.T) {
 	t.Parallel()
-	s := newTestStore(t)
+	s, base := clockedStore(t)
 	ctx := t.Context()
-	base := time.Now()
-	s.now = func() time.Time { return base }
-
-	orphan := func() string {
-		id := queuedAttempt(t, s)
-		fence, err := newFence()
-		require.NoError(t, err)
-		_, err = s.claims.InsertOne(ctx, claimRecord{
-			ID: id, Owner: "dead-worker", Fence: fence, ClaimedAt: s.clock(), LeaseExpiresAt: s.clock().Add(time.Minute),
-		})
-		require.NoError(t, err)
-		return id
-	}
-	viaClaim, viaReaper := orphan(), orphan()
+	viaClaim, _ := halfClaimed(t, s, "dead-worker")
+	viaReaper, _ := halfClaimed(t, s, "dead-worker")
 
 	_, err := s.ClaimAttempt(ctx, viaClaim, "worker-2", time.Minute)
 	require.ErrorIs(t, err, ErrClaimPending, "inside the lease the winner may still be starting")
@@ -370,15 +412,19 @@ func TestUnstartedClaimIsSettledNotRedialed(t *testing.T) {
 	_, err = s.ClaimAttempt(ctx, viaClaim, "worker-2", time.Minute)
 	require.ErrorIs(t, err, ErrClaimLost)
 	require.NotErrorIs(t, err, ErrClaimPending)
+	require.ErrorIs(t, err, ErrClaimSettled, "the caller settled it, and must have its outcome applied")
 	got := getCall(t, s, viaClaim)
-	require.Equal(t, CallInterrupted, got.Status)
+	require.Equal(t, CallCancelled, got.Status)
 	require.Contains(t, got.Error, "dead-worker")
 	require.Zero(t, got.Claims)
+	marks, err := s.ContactAttempts(ctx, got.ContactID)
+	require.NoError(t, err)
+	require.Equal(t, []AttemptMark{{Attempt: got.Attempt, Dialed: false}}, marks, "never dialed: not counted")
 
 	reaped, err = s.ReapExpired(ctx, base.Add(2*time.Minute), 100)
 	require.NoError(t, err)
-	require.Equal(t, []Reaped{{AttemptID: viaReaper, Status: CallInterrupted}}, reaped)
-	require.Equal(t, CallInterrupted, getCall(t, s, viaReaper).Status)
+	require.Equal(t, []Reaped{{AttemptID: viaReaper, Status: CallCancelled}}, reaped)
+	require.Equal(t, CallCancelled, getCall(t, s, viaReaper).Status)
 
 	_, err = s.ClaimAttempt(ctx, viaReaper, "worker-2", time.Minute)
 	require.ErrorIs(t, err, ErrClaimLost)

@@ -20,9 +20,12 @@
 // _id = attempt id): that insert elects the single owner on both servers.
 // Only the owner then writes the call document (queued → dialing with its
 // fence token). A claim is never deleted, so an attempt can never be claimed
-// twice; an owner that dies after the insert leaves the attempt queued but
-// unclaimable until the lease passes, then it is settled as interrupted
-// (by the next ClaimAttempt for it, or by ReapExpired) and never redialed.
+// twice. An owner whose write to the call document fails (a timeout) may
+// try again inside its lease and resume its claim. An owner that dies after
+// the insert leaves the attempt queued but unclaimable until the lease
+// passes; then it is settled as cancelled (by the next ClaimAttempt for it,
+// or by ReapExpired): it never left queued, so it was never dialed, and
+// its contact is due again.
 //
 // FerretDB's read-modify-write also means two concurrent writers to one
 // document can silently undo each other (a lease extension written after a

@@ -35,11 +35,15 @@ var (
 	// ErrClaimLost: the attempt exists but someone else claimed it, or it is
 	// no longer queued. The caller must not dial.
 	ErrClaimLost = errors.New("store: claim lost")
-	// ErrClaimPending is an ErrClaimLost where another claim won the ledger
-	// but has not yet moved the attempt out of queued. If its owner died in
-	// between, a retry after the lease settles the attempt as interrupted,
-	// so a caller should retry later rather than drop the job.
+	// ErrClaimPending is an ErrClaimLost where another owner's claim won
+	// the ledger but has not yet moved the attempt out of queued. If that
+	// owner died in between, the attempt is settled as cancelled (never
+	// dialed) once the lease lapses, by the reaper or the next claimer.
 	ErrClaimPending = fmt.Errorf("%w: winner has not started the attempt yet", ErrClaimLost)
+	// ErrClaimSettled is an ErrClaimLost where the winning claim lapsed
+	// without starting the attempt and this call settled it as cancelled:
+	// the caller should have its outcome applied (the contact is due again).
+	ErrClaimSettled = fmt.Errorf("%w: the winning claim lapsed unstarted; attempt cancelled", ErrClaimLost)
 	// ErrFenceMismatch: the claim's fence is stale (the attempt was reaped or
 	// belongs to another owner) or the attempt is already terminal. The
 	// caller no longer owns the attempt and must stop writing to it.
