@@ -219,8 +219,7 @@ func (l *Limiter) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
 	return worker.ForTypes(func(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
 		backlog, err := l.Backlog(ctx)
 		if err == nil && backlog > l.o.MaxWait/2 {
-			logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "dial rate"),
-				zap.Duration("backlog", backlog))
+			// The server logs task.deferred with this error: one line.
 			return &Deferred{Trunk: l.o.Trunk, Backlog: backlog}
 		}
 		return next.ProcessTask(ctx, t)

@@ -24,6 +24,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func client(t *testing.T, addr string) redis.UniversalClient {
@@ -208,7 +210,8 @@ func TestMiddlewareDefersCallsWithoutSpendingARetry(t *testing.T) {
 	}
 	var mu sync.Mutex
 	ran := map[string]int{}
-	srv := worker.New(worker.Options{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	core, logs := observer.New(zapcore.DebugLevel)
+	srv := worker.New(worker.Options{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second, Logger: zap.New(core)})
 	for _, typ := range tasks.Types {
 		srv.Handle(typ, l.Middleware(tasks.TypeCallOutbound)(asynq.HandlerFunc(func(_ context.Context, tk *asynq.Task) error {
 			mu.Lock()
@@ -243,6 +246,9 @@ func TestMiddlewareDefersCallsWithoutSpendingARetry(t *testing.T) {
 	q, err := insp.GetQueueInfo(tasks.QueueCalls)
 	require.NoError(t, err)
 	require.Zero(t, q.FailedTotal, "not counted as a failure")
+	deferred := logs.FilterMessage("task.deferred").All()
+	require.Len(t, deferred, 1, "one line per deferral")
+	require.Contains(t, deferred[0].ContextMap()["error"], "dials booked ahead")
 
 	var d *dialrate.Deferred
 	require.True(t, errors.As(error(&dialrate.Deferred{Backlog: 3 * time.Second}), &d))

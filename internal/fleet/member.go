@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docshield/voice-worker/internal/logging"
 	"github.com/docshield/voice-worker/internal/periodic"
 	"github.com/docshield/voice-worker/internal/worker"
 	"github.com/hibiken/asynq"
@@ -164,7 +163,7 @@ func (m *Member) Middleware(taskTypes ...string) asynq.MiddlewareFunc {
 		m.mu.Lock()
 		if m.draining {
 			m.mu.Unlock()
-			logging.FromContext(ctx).Debug("task.deferred", zap.String("reason", "draining"))
+			// The server logs task.deferred with this error: one line.
 			return &Draining{Dyno: m.o.Dyno}
 		}
 		m.live++
