@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
+	"github.com/docshield/voice-worker/internal/elect"
 	"github.com/docshield/voice-worker/internal/fleet"
 	"github.com/docshield/voice-worker/internal/health"
+	"github.com/docshield/voice-worker/internal/queue"
+	"github.com/redis/go-redis/v9"
 )
 
 // verifyFleet checks what the fleet shares: the connection budgets of
-// MongoDB and Redis at FLEET_MAX_DYNOS, the dial rate and the scaler. It
-// reads only settings, so it needs no connection.
-func verifyFleet(_ context.Context, e env, _ verifyOptions) []health.Finding {
+// MongoDB and Redis at FLEET_MAX_DYNOS, the dial rate and the scaler, from
+// the settings; then, when Redis is configured, who holds the fleet's
+// leases (the reporter, and the scaler with AUTOSCALE).
+func verifyFleet(ctx context.Context, e env, _ verifyOptions) []health.Finding {
 	cfg, err := config.LoadFleet(e.lookup)
 	if err != nil {
 		return configFinding("fleet", err)
@@ -37,5 +42,36 @@ func verifyFleet(_ context.Context, e env, _ verifyOptions) []health.Finding {
 	} else {
 		f.OK("autoscale", "off (AUTOSCALE=true turns the formation scaler on)")
 	}
+	if rc, err := config.LoadRedis(e.lookup); err == nil {
+		roles := []string{"reporter"}
+		if fc.Autoscale.Enabled {
+			roles = append(roles, "scaler")
+		}
+		leaders(ctx, f, rc, roles)
+	}
 	return append(findings, f.List...)
+}
+
+// leaders reports each role's lease holder: the first thing to check when
+// no alert or no scaling comes (RUNBOOK 10d, 10e).
+func leaders(ctx context.Context, f *health.Findings, rc config.Redis, roles []string) {
+	opt, err := queue.ConnOpt(rc)
+	if err != nil {
+		f.Fail("leaders", "%s", config.OneLine(err))
+		return
+	}
+	c := opt.MakeRedisClient().(redis.UniversalClient)
+	defer c.Close()
+	for _, role := range roles {
+		item := "leader " + role
+		owner, left, err := elect.HolderAndLeft(ctx, c, role)
+		switch {
+		case err != nil:
+			f.Warn(item, "could not read the lease: %v", err)
+		case owner == "":
+			f.Warn(item, "nobody holds it: no worker runs, or none reaches Redis, or the holder just stopped (another takes it within a lease)")
+		default:
+			f.OK(item, "held by %s, %s left on its lease", owner, left.Round(100*time.Millisecond))
+		}
+	}
 }

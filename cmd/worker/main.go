@@ -42,7 +42,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the worker daemon (default)", cmdRun},
 		{"health", "check Redis, MongoDB and S3 once; exit 1 if any fails", cmdHealth},
-		{"verify", "deeper checks of one dependency: redis | mongo | s3 | logtail | openai | livekit | sip | all", cmdVerify},
+		{"verify", "deeper checks of one dependency: redis | mongo | s3 | logtail | openai | livekit | sip | fleet | all", cmdVerify},
 		{"enqueue", "enqueue a task from flags or a JSON file and print its id", cmdEnqueue},
 		{"queue", "queue stats: per-queue counters", cmdQueue},
 		{"campaign", "campaigns: import contacts, pause | resume | cancel, stats, check", cmdCampaign},

@@ -134,19 +134,36 @@ func (e *Elector) Leader() bool {
 }
 
 // Holder is the owner of the lease as Redis has it now ("" when nobody
-// holds it), for `worker health` and tests.
+// holds it), for `worker verify fleet` and tests.
 func Holder(ctx context.Context, c redis.UniversalClient, role string) (string, error) {
-	v, err := c.Get(ctx, KeyPrefix+role).Result()
+	owner, _, err := HolderAndLeft(ctx, c, role)
+	return owner, err
+}
+
+// HolderAndLeft is Holder with the time left on the lease (0 when nobody
+// holds it).
+func HolderAndLeft(ctx context.Context, c redis.UniversalClient, role string) (string, time.Duration, error) {
+	key := KeyPrefix + role
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get, ttl = p.Get(ctx, key), p.PTTL(ctx, key)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", 0, fmt.Errorf("elect: read the %s lease: %w", role, err)
+	}
+	v, err := get.Result()
 	if errors.Is(err, redis.Nil) {
-		return "", nil
+		return "", 0, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("elect: read the %s lease: %w", role, err)
+		return "", 0, fmt.Errorf("elect: read the %s lease: %w", role, err)
 	}
 	if i := lastHash(v); i >= 0 {
 		v = v[:i]
 	}
-	return v, nil
+	return v, max(ttl.Val(), 0), nil
 }
 
 func lastHash(s string) int {

@@ -64,6 +64,14 @@ func TestOneLeaderAndHandOver(t *testing.T) {
 	holder, err := elect.Holder(t.Context(), c, "reporter")
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("worker.%d/1", first+1), holder)
+	holder, left, err := elect.HolderAndLeft(t.Context(), c, "reporter")
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("worker.%d/1", first+1), holder)
+	require.True(t, left > 0 && left <= 3*time.Second, "time left on the lease: %s", left)
+	nobody, left, err := elect.HolderAndLeft(t.Context(), c, "nobody-has-this-role")
+	require.NoError(t, err)
+	require.Equal(t, "", nobody)
+	require.Zero(t, left)
 	// Renewals keep it: over two leases nobody else ever leads.
 	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {

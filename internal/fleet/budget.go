@@ -87,10 +87,29 @@ func VerifyBudgets(in BudgetInput) []health.Finding {
 	line("mongodb connections", mongo,
 		fmt.Sprintf("pool %d + %d monitoring", in.MongoPool, MongoMonitorConns),
 		fmt.Sprintf("MONGODB_MAX_CONNECTIONS %d per node, less %d Atlas keeps", in.MongoMaxConnections, AtlasReservedConns),
-		"lower MONGODB_MAX_POOL_SIZE or FLEET_MAX_DYNOS, or move to a larger Atlas tier (M20 and M30: 3,000 per node)")
+		"lower MONGODB_MAX_POOL_SIZE or FLEET_MAX_DYNOS, or "+atlasAdvice(mongo.Total))
 	line("redis connections", redis,
 		fmt.Sprintf("2 × WORKER_CONCURRENCY %d + %d", in.Concurrency, asynqFixedConns+ownFixedConns),
 		fmt.Sprintf("REDIS_MAX_CONNECTIONS %d", in.RedisMaxConnections),
 		"lower WORKER_CONCURRENCY or FLEET_MAX_DYNOS, or move to a Redis plan with more connections")
 	return f.List
+}
+
+// AtlasTiers are Atlas's connection limits per node, by cluster tier, as
+// Atlas publishes them (Atlas Service Limits), smallest first.
+var AtlasTiers = []struct {
+	Name  string
+	Conns int
+}{{"M10", 1500}, {"M20", 3000}, {"M30", 3000}, {"M40", 6000}, {"M50", 16000}, {"M60", 32000}}
+
+// atlasAdvice names the smallest Atlas tier whose limit holds total
+// connections per node, with the reserve Atlas keeps.
+func atlasAdvice(total int) string {
+	for _, t := range AtlasTiers {
+		if t.Conns-AtlasReservedConns >= total {
+			return fmt.Sprintf("move to Atlas %s or larger (%d connections per node) and set MONGODB_MAX_CONNECTIONS to match", t.Name, t.Conns)
+		}
+	}
+	last := AtlasTiers[len(AtlasTiers)-1]
+	return fmt.Sprintf("no Atlas tier up to %s (%d per node) holds it: lower the pool or the dynos", last.Name, last.Conns)
 }
