@@ -230,7 +230,8 @@ func (dm *daemon) queueStats(ctx context.Context) ([]queue.QueueStats, error) {
 
 // start starts the parts, in this order:
 //  1. the recording spool (calls can be recorded from the first task);
-//  2. the reaper, the dispatch ticker and the queue janitor;
+//  2. the reaper, the dispatch ticker, the queue janitor and the fleet's
+//     parts (presence, reporter election, admission, scaler);
 //  3. the metrics endpoint and the monitor;
 //  4. the task server, last: nothing is taken before all the rest runs.
 //
@@ -263,7 +264,8 @@ func (dm *daemon) start() error {
 //     politely and the other tasks finish, or go back to their queue;
 //  2. the recording spool, with what is left of the shutdown budget since
 //     stopAt (the calls handed it what storage had not taken);
-//  3. the reaper, the dispatch ticker and the queue janitor;
+//  3. the reaper, the dispatch ticker, the queue janitor and the fleet's
+//     parts (the reporter's lease is released);
 //  4. the monitor and the metrics endpoint, then the snapshots' client.
 //
 // MongoDB and Redis close after it (deps.close), the log shipper last.
