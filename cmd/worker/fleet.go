@@ -40,7 +40,9 @@ func buildFleet(d *deps, pressure *monitor.Pressure) (f fleetParts, err error) {
 		return f, err
 	}
 	if f.admission, err = monitor.NewAdmission(monitor.AdmissionOptions{Logger: d.log, Pressure: pressure, Audio: f.audio,
-		CPUWarnPct: float64(cfg.Health.CPUWarnPct), Every: fc.AdmissionInterval}); err != nil {
+		CPUWarnPct: float64(cfg.Health.CPUWarnPct), Every: fc.AdmissionInterval,
+		LateFramesPct: fc.AdmissionLateFramesPct, DroppedInputPct: fc.AdmissionDroppedInputPct,
+		WaitRatio: fc.AdmissionWaitRatio, NoRunQueue: fc.AdmissionWaitRatio == 0}); err != nil {
 		return f, err
 	}
 	if fc.DialRatePerSecond > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/config"
+	"github.com/docshield/voice-worker/internal/monitor"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
@@ -473,4 +474,29 @@ func TestMongoPoolFollowsConcurrency(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(20), c.Mongo.MaxPoolSize)
 	require.Equal(t, uint64(50), c.Mongo.NeededPool)
+}
+
+// The admission limits default to monitor's constants, are checked, and
+// ADMISSION_CPU_WAIT_RATIO=0 turns the run-queue reason off.
+func TestAdmissionLimits(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"MONGODB_URI": "mongodb://127.0.0.1:27017/"}
+	c, err := config.LoadFleet(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Equal(t, monitor.DefaultLateFramesPct, c.Fleet.AdmissionLateFramesPct)
+	require.Equal(t, monitor.DefaultDroppedInputPct, c.Fleet.AdmissionDroppedInputPct)
+	require.Equal(t, monitor.DefaultWaitRatio, c.Fleet.AdmissionWaitRatio)
+
+	env["ADMISSION_CPU_WAIT_RATIO"] = "0"
+	env["ADMISSION_LATE_FRAMES_PCT"] = "5"
+	c, err = config.LoadFleet(config.MapLookup(env))
+	require.NoError(t, err)
+	require.Zero(t, c.Fleet.AdmissionWaitRatio)
+	require.Equal(t, 5.0, c.Fleet.AdmissionLateFramesPct)
+
+	env["ADMISSION_DROPPED_INPUT_PCT"] = "0"
+	env["ADMISSION_CPU_WAIT_RATIO"] = "-1"
+	_, err = config.LoadFleet(config.MapLookup(env))
+	require.ErrorContains(t, err, "ADMISSION_DROPPED_INPUT_PCT")
+	require.ErrorContains(t, err, "ADMISSION_CPU_WAIT_RATIO")
 }

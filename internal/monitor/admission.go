@@ -24,6 +24,14 @@ const (
 	// minAudioSample is the fewest frames or chunks a look judges on (a
 	// second of one call's audio).
 	minAudioSample = 50
+	// DefaultWaitRatio: threads that wait in the run queue as long as they
+	// run get every piece of work done in twice the time it needs; past
+	// that a neighbour has our CPU, whatever our own CPU reads.
+	DefaultWaitRatio = 1.0
+	// minWaitShare is the least run-queue wait a look judges on, per
+	// second of wall time: a near idle process that waited 2 ms to run
+	// 1 ms was not starved of anything a call needs.
+	minWaitShare = 0.1
 )
 
 // AdmissionOptions configure an Admission. Pressure is required.
@@ -40,6 +48,14 @@ type AdmissionOptions struct {
 	// LateFramesPct and DroppedInputPct are the audio limits; 0: the
 	// defaults.
 	LateFramesPct, DroppedInputPct float64
+	// RunQueue samples how long this process's threads ran and waited for
+	// a CPU; nil: NewRunQueueMeter on /proc.
+	RunQueue func() (RunQueueSample, bool, error)
+	// WaitRatio is the run-queue limit: waiting this many times as long
+	// as running (with at least a tenth of the wall time waited); 0:
+	// DefaultWaitRatio. NoRunQueue judges no run-queue wait at all.
+	WaitRatio  float64
+	NoRunQueue bool
 	// Hysteresis is the fraction of the CPU level a value must fall below
 	// it to count as good; 0: the thresholds' default (0.05).
 	Hysteresis float64
@@ -55,11 +71,15 @@ type AdmissionOptions struct {
 }
 
 // Admission decides whether this worker takes new calls, beside memory:
-// not while its CPU is at or above the warning level, nor while its live
-// calls miss their audio deadlines (the agent's frames late enough for the
-// callee to hear a gap, callee audio dropped before the model). A dyno
-// shares its CPU with neighbours, and a worker using a third of a core can
-// still starve: then only the deadlines say so. A reason goes on at the
+// not while its CPU is at or above the warning level, nor, while it has
+// live calls, when they miss their audio deadlines (the agent's frames
+// late enough for the callee to hear a gap, callee audio dropped before
+// the model) or its threads wait for a CPU longer than they run on one. A
+// dyno shares its CPU with neighbours, and a worker using a third of a
+// core can still starve: the run-queue wait says so first, the deadlines
+// once calls suffer. A dyno with no live call is never refused for
+// starvation alone: it has no call to protect, and a fleet whose every
+// host is busy must still take calls. A reason goes on at the
 // first bad look, since a starving call degrades at once, and off after
 // ClearAfter good looks in a row, so a worker does not flap between taking
 // calls and refusing them. Calls already running are never touched: the
@@ -81,6 +101,8 @@ type Admission struct {
 	cpuGood   int // good looks in a row while on
 	audioOn   bool
 	audioGood int
+	waitOn    bool
+	waitGood  int
 }
 
 // NewAdmission checks o and builds the duty without starting it.
@@ -105,6 +127,12 @@ func NewAdmission(o AdmissionOptions) (*Admission, error) {
 	}
 	if o.DroppedInputPct <= 0 {
 		o.DroppedInputPct = DefaultDroppedInputPct
+	}
+	if o.RunQueue == nil {
+		o.RunQueue = NewRunQueueMeter(DefaultProcFS(), time.Now).Sample
+	}
+	if o.WaitRatio <= 0 {
+		o.WaitRatio = DefaultWaitRatio
 	}
 	if o.Hysteresis <= 0 {
 		o.Hysteresis = DefaultThresholds().Hysteresis
@@ -154,6 +182,7 @@ func (a *Admission) look(ctx context.Context) {
 	}
 	a.lookCPU()
 	a.lookAudio()
+	a.lookRunQueue()
 }
 
 func (a *Admission) lookCPU() {
@@ -186,6 +215,23 @@ func (a *Admission) lookAudio() {
 		zap.Int("live_calls", live),
 		zap.Int64("late_frames", d.LateFrames), zap.Int64("frames", d.Frames),
 		zap.Int64("dropped_input_chunks", d.InputDropped), zap.Int64("input_chunks", d.InputChunks))
+}
+
+func (a *Admission) lookRunQueue() {
+	if a.o.NoRunQueue {
+		return
+	}
+	s, ok, err := a.o.RunQueue()
+	if err != nil || !ok {
+		return // no figure (a kernel without schedstats): nothing changes
+	}
+	live := a.o.Audio.Live()
+	share, ratio, limit := s.WaitShare(), s.WaitRatio(), a.o.WaitRatio
+	bad := live > 0 && share >= minWaitShare && ratio >= limit
+	good := share < minWaitShare/2 || ratio < limit/2 || live == 0
+	a.waitOn, a.waitGood = a.judge(PressureCPUWait, a.waitOn, a.waitGood, bad, good,
+		zap.Int("live_calls", live), zap.Float64("wait_ratio", round2(ratio)), zap.Float64("threshold_ratio", limit),
+		zap.Duration("run_queue_wait", s.Wait), zap.Duration("ran", s.Run), zap.Duration("over", s.Wall))
 }
 
 // judge moves one reason: on at a bad look, off after ClearAfter good

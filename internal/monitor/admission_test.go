@@ -2,6 +2,9 @@ package monitor
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -33,14 +36,22 @@ type admissionRig struct {
 	pressure *Pressure
 	audio    *AudioMeter
 	a        *Admission
+	runQueue func() RunQueueSample // nil: quiet
 }
 
 // newAdmissionRig builds the duty without its loop: the test runs each
-// look itself (periodic.Loop's schedule is tested on its own).
+// look itself (periodic.Loop's schedule is tested on its own). The run
+// queue reads quiet unless the test sets rig.runQueue.
 func newAdmissionRig(t *testing.T, cpu func() (float64, float64, bool, error)) (*admissionRig, *observedLogs) {
 	log, logs := observed()
 	r := &admissionRig{pressure: NewPressure(log), audio: NewAudioMeter()}
-	a, err := NewAdmission(AdmissionOptions{Logger: log, Pressure: r.pressure, Audio: r.audio, CPU: cpu, NoProbe: true})
+	runQueue := func() (RunQueueSample, bool, error) {
+		if r.runQueue == nil {
+			return RunQueueSample{Run: 100 * time.Millisecond, Wall: time.Second}, true, nil
+		}
+		return r.runQueue(), true, nil
+	}
+	a, err := NewAdmission(AdmissionOptions{Logger: log, Pressure: r.pressure, Audio: r.audio, CPU: cpu, RunQueue: runQueue, NoProbe: true})
 	require.NoError(t, err)
 	r.a = a
 	return r, &observedLogs{logs}
@@ -114,6 +125,114 @@ func TestAdmissionByAudioHealth(t *testing.T) {
 	require.Equal(t, int64(5), on[1]["dropped_input_chunks"])
 	require.Equal(t, AudioCounts{Frames: 1000, LateFrames: 22, InputChunks: 1000, InputDropped: 5}, r.audio.Counts(),
 		"an ended call's counts are kept")
+}
+
+// A neighbour that takes our CPU shows as run-queue wait while our own
+// CPU reads low: with a live call, waiting as long as running (and at
+// least a tenth of the time) defers new calls; it lifts after two looks
+// clearly under (half the ratio or half the share); and without a live
+// call it is never a reason.
+func TestAdmissionByRunQueueWait(t *testing.T) {
+	r, logs := newAdmissionRig(t, cpuSeq(10))
+	sample := func(run, wait time.Duration) RunQueueSample {
+		return RunQueueSample{Run: run, Wait: wait, Wall: 5 * time.Second}
+	}
+	ms := time.Millisecond
+	looks := []struct {
+		run, wait time.Duration
+		live      bool
+		want      bool
+	}{
+		{run: 400 * ms, wait: 4 * time.Second, want: false},             // starved, but no call to protect
+		{run: 400 * ms, wait: 4 * time.Second, live: true, want: true},  // 10× as long waiting
+		{run: 2 * time.Second, wait: 1500 * ms, live: true, want: true}, // 0.75: between the levels
+		{run: 2 * time.Second, wait: 800 * ms, live: true, want: true},  // 0.4: one good look
+		{run: 2 * time.Second, wait: 800 * ms, live: true, want: false}, // two: lifted
+		{run: 40 * ms, wait: 400 * ms, live: true, want: false},         // 10×, but under a tenth of the time
+		{run: 600 * ms, wait: 600 * ms, live: true, want: true},         // 1× over 12% of the time
+	}
+	var done func()
+	for i, l := range looks {
+		if l.live && done == nil {
+			done = r.audio.Track(func() AudioCounts { return AudioCounts{} })
+		}
+		r.runQueue = func() RunQueueSample { return sample(l.run, l.wait) }
+		r.look()
+		require.Equal(t, l.want, r.pressure.UnderPressure(), "look %d: ran %s, waited %s", i, l.run, l.wait)
+	}
+	done()
+	require.Equal(t, []string{PressureCPUWait}, r.pressure.Reasons())
+	on := logs.events("backpressure.on")
+	require.Len(t, on, 2)
+	require.Equal(t, PressureCPUWait, on[0]["pressure"])
+	require.Equal(t, 10.0, on[0]["wait_ratio"])
+	require.Equal(t, 1.0, on[0]["threshold_ratio"])
+}
+
+// The meter reads the real kernel: more busy threads than CPUs wait for
+// each other, so the process's run-queue wait grows with its run time (at
+// least half as much: a loaded machine only adds to it).
+func TestRunQueueMeterSeesContention(t *testing.T) {
+	m := NewRunQueueMeter(DefaultProcFS(), time.Now)
+	if _, _, err := m.Sample(); err != nil {
+		t.Skipf("no schedstat here: %v", err)
+	}
+	n := 2 * runtime.NumCPU()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n + 1))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for x := 0; ; x++ {
+				if x%1024 == 0 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}
+		}()
+	}
+	var s RunQueueSample
+	var ok bool
+	var err error
+	// Bounded: at most 50 samples of 20 ms of busy threads.
+	for i := 0; i < 50 && s.Run < time.Duration(n)*200*time.Millisecond; i++ {
+		time.Sleep(20 * time.Millisecond) // the load runs meanwhile: what is measured, not a wait for it
+		var d RunQueueSample
+		d, ok, err = m.Sample()
+		require.NoError(t, err)
+		require.True(t, ok)
+		s = RunQueueSample{Run: s.Run + d.Run, Wait: s.Wait + d.Wait, Wall: s.Wall + d.Wall}
+	}
+	close(stop)
+	wg.Wait()
+	require.Greater(t, s.Run, time.Duration(0))
+	require.GreaterOrEqual(t, s.WaitRatio(), 0.5, "%d busy threads on %d CPUs: ran %s, waited %s", n, runtime.NumCPU(), s.Run, s.Wait)
+}
+
+// RunQueueTimes sums every thread's schedstat and says what it cannot read.
+func TestRunQueueTimesSumsThreads(t *testing.T) {
+	dir := t.TempDir()
+	write := func(tid, body string) {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "self", "task", tid), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "self", "task", tid, "schedstat"), []byte(body), 0o644))
+	}
+	fs := ProcFS{Proc: dir}
+	_, _, err := fs.RunQueueTimes()
+	require.ErrorContains(t, err, "no task schedstat")
+	write("1", "3000000 1000000 12\n")
+	write("7", "2000000 5000000 40\n")
+	run, wait, err := fs.RunQueueTimes()
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Millisecond, run)
+	require.Equal(t, 6*time.Millisecond, wait)
+	write("9", "garbage\n")
+	_, _, err = fs.RunQueueTimes()
+	require.ErrorContains(t, err, "9/schedstat")
 }
 
 // Reasons add up: memory and CPU together defer, and the error names

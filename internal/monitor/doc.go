@@ -15,10 +15,14 @@
 //
 //   - New calls are refused (deferred, no retry spent) while any reason
 //     holds: memory at its warning level (the evaluator), this process's
-//     CPU at its warning level, or live calls missing their audio
-//     deadlines (Admission). A dyno shares its CPU with neighbours: a
-//     worker using a third of a core can still starve, and then only the
-//     deadlines say so. Calls already running are never touched.
+//     CPU at its warning level, or, while it has live calls, those calls
+//     missing their audio deadlines or its threads waiting in the run
+//     queue as long as they run (Admission). A dyno shares its CPU with
+//     neighbours: a worker using a third of a core can still starve, and
+//     then only the run queue and the deadlines say so. Starvation never
+//     refuses a dyno without a live call: there is no call to protect, and
+//     a fleet on busy hosts must still take calls. Calls already running
+//     are never touched.
 //   - Audio health is read from the calls themselves (AudioMeter: each
 //     call tracks its model session's input chunks and drops) and from a
 //     pacing probe keeping the agent player's 20 ms schedule on its own

@@ -24,6 +24,9 @@ const (
 	PressureMemory = "memory" // RSS at or above its warning level
 	PressureCPU    = "cpu"    // this process's CPU at or above its warning level
 	PressureAudio  = "audio"  // live calls miss their audio deadlines
+	// PressureCPUWait: with live calls, this process's threads wait for a
+	// CPU as long as they run (a neighbour has it).
+	PressureCPUWait = "cpu_wait"
 )
 
 // ErrBackpressure matches every task deferred by the pressure, whatever
