@@ -30,6 +30,7 @@ import (
 // short conversation in the transcript, the end_call tool call and an
 // encrypted recording; the phone heard the agent and was hung up on.
 func TestBinaryPlacesACallEndToEnd(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../scripts/dev/agent.json")
 	require.NoError(t, err)
 	var script realtimesim.Script

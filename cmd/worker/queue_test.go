@@ -68,16 +68,18 @@ func TestBinaryWorkerWithoutSettingsLeavesTheirTasksPending(t *testing.T) {
 	env["ALERT_EVAL_INTERVAL"] = "1s"
 	st := openTestStore(t, env)
 	endedInlineAttempt(t, st, "attempt-pending-0001")
-	a := startWorker(t, env)
-	waitFor(t, "worker started", func() bool { return strings.Contains(a.out.String(), `"msg":"worker.start"`) })
-
 	enqueue := func(typ, payload, id string) {
 		t.Helper()
 		res := runBin(t, env, "enqueue", "--type", typ, "--payload", payload, "--task-id", id)
 		require.Equal(t, 0, res.code, res.stderr)
 	}
+	// Both unserved tasks wait before the worker starts, so that its
+	// first evaluation counts both (alerts are logged on a change of
+	// level only: one evaluated between the two enqueues said 1).
 	enqueue(tasks.TypeCallAnalyze, `{"attempt_id":"attempt-pending-0001"}`, "analyze-1")
 	enqueue(tasks.TypeCallOutbound, `{"attempt_id":"attempt-pending-0001"}`, "call-1")
+	a := startWorker(t, env)
+	waitFor(t, "worker started", func() bool { return strings.Contains(a.out.String(), `"msg":"worker.start"`) })
 	enqueue(tasks.TypeSystemProbe, `{}`, "probe-1")
 	_, insp := asynqClients(t, r)
 	waitFor(t, "probe processed", func() bool {

@@ -19,6 +19,7 @@ import (
 // worker hangs up; a busy line, calling hours and a trunk LiveKit does not
 // know each say so.
 func TestVerifySIP(t *testing.T) {
+	t.Parallel()
 	line := siptest.Start(t, sipphone.Config{})
 	lk := testenv.LiveKit(t)
 	env := map[string]string{

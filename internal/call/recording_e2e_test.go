@@ -41,6 +41,8 @@ const alignment = 60 * time.Millisecond
 // matches the object; and the segments stored during the call, and the
 // note pointing at them, are gone.
 func TestRecordingOfALiveKitCall(t *testing.T) {
+	// Not parallel: it holds both channels to 60 ms, and a dropout from a
+	// neighbouring call's CPU splits a turn (seen at load 30).
 	tones := []struct {
 		freq float64
 		d    time.Duration
@@ -108,6 +110,8 @@ func TestRecordingOfALiveKitCall(t *testing.T) {
 // dropped rest appears later; the callee's voice overlaps the greeting's
 // end on the left channel.
 func TestRecordingCutsABargedInReplyWhereTheCalleeHeardItStop(t *testing.T) {
+	// Not parallel: it holds both channels to 60 ms, and a dropout from a
+	// neighbouring call's CPU splits a turn (seen at load 30).
 	const barge = 700 * time.Millisecond
 	sc := scenario{
 		model: realtimesim.Script{
@@ -163,6 +167,7 @@ func TestRecordingCutsABargedInReplyWhereTheCalleeHeardItStop(t *testing.T) {
 // runs; with the default 30 s segments a short call tries only at the end,
 // to write the final object.
 func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
+	t.Parallel()
 	closedPort := func(t *testing.T) *bucket.Client {
 		return minioClient(t, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)))
 	}
@@ -183,6 +188,7 @@ func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			sc := outageCall()
 			r := newRecordedCall(t, sc, recordingSetup{storage: tc.storage(t), segment: tc.segment})
 			c := r.run(t, testCtx(t), r.inlineTask(t, sc))
@@ -208,6 +214,12 @@ func TestRecordingStorageDownStillCompletesTheCall(t *testing.T) {
 			require.NoError(t, err)
 			require.Nil(t, note, "no note points at segments that were never stored")
 			require.Empty(t, r.partialNotes())
+			// Storage never comes back here: stop the spool holding the
+			// recording now, with a short budget, instead of at cleanup
+			// with the 10 s one, all of which it would spend waiting.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r.recordings.Shutdown(ctx)
 		})
 	}
 }
@@ -306,6 +318,7 @@ func killScenario() scenario {
 const starvedDropout = 250 * time.Millisecond
 
 func TestRecordingOfAKilledWorkerHoldsTheAudioBeforeTheKill(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	id := testenv.UniqueName(t)
 	s3c := minioClient(t, "")
@@ -515,6 +528,7 @@ func outageCall() scenario {
 // stored whole (loss 0, within one segment), joined, decodes, and its
 // document went pending_upload → complete.
 func TestRecordingSurvivesAStorageOutageSpanningTheHangUp(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMinIO(t)
 	storage, err := bucket.New(context.Background(), bucket.Options{
 		Region: m.Region, AccessKeyID: m.AccessKeyID, SecretAccessKey: m.SecretAccessKey, Bucket: m.Bucket, Endpoint: m.Endpoint(),

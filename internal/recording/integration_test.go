@@ -71,6 +71,7 @@ func storedSegments(t testing.TB, st *bucket.Client, k Keys) [][]byte {
 }
 
 func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
+	t.Parallel()
 	st := minio(t)
 	campaign := testenv.UniqueName(t)
 	var mu sync.Mutex
@@ -130,6 +131,7 @@ func TestMinIORecordingIsEncryptedTwoChannelAndAligned(t *testing.T) {
 }
 
 func TestMinIOUnreachableLeavesTheRecordingPendingInBoundedTime(t *testing.T) {
+	t.Parallel()
 	env := testenv.S3(t)
 	st, err := bucket.New(context.Background(), bucket.Options{
 		Region: env.Region, AccessKeyID: env.AccessKeyID, SecretAccessKey: env.SecretAccessKey,
@@ -137,7 +139,8 @@ func TestMinIOUnreachableLeavesTheRecordingPendingInBoundedTime(t *testing.T) {
 	})
 	require.NoError(t, err)
 	start := testStart()
-	rec, err := New(Config{AttemptID: "down", Env: "test", Start: start, Spool: newSpool(t, st),
+	spool := newSpool(t, st)
+	rec, err := New(Config{AttemptID: "down", Env: "test", Start: start, Spool: spool,
 		Options: Options{SegmentDuration: 2 * time.Second, CloseTimeout: 2 * time.Second, Now: frozenClock(start)}})
 	require.NoError(t, err)
 	bargeInScript.feed(t, rec, start) // the call goes on: feeding never blocks
@@ -158,6 +161,12 @@ func TestMinIOUnreachableLeavesTheRecordingPendingInBoundedTime(t *testing.T) {
 	require.Contains(t, res.Reason, "storage has not taken 11s of the recording yet")
 	require.Contains(t, res.Reason, "connection refused")
 	require.Zero(t, res.Stats.CalleeDroppedMS+res.Stats.AgentDroppedMS)
+	// Storage never comes back here: stop the spool holding the recording
+	// with a short budget, instead of at cleanup with the 10 s one, all of
+	// which it would spend waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	spool.Shutdown(ctx)
 }
 
 // killScript is a ten-minute call: the callee speaks for 3 s every 10 s,
@@ -209,6 +218,7 @@ func TestKillChild(t *testing.T) {
 }
 
 func TestKillMidCallLeavesAtMostASegmentMissing(t *testing.T) {
+	t.Parallel()
 	st := minio(t)
 	campaign := testenv.UniqueName(t)
 

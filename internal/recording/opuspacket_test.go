@@ -118,6 +118,7 @@ func decodeAll(t *testing.T, pkt []byte) []int16 { return decodeWith(t, newDecod
 // Either way each side's audio lands where it was heard, on its own
 // channel, and the stream stays two mono 20 ms streams.
 func TestSendersOfOtherPacketShapesAreFittedToTheGrid(t *testing.T) {
+	t.Parallel()
 	cases := map[string][2]senderKind{
 		"40 ms of two CELT frames":     {{Frame: 40 * time.Millisecond, LowDelay: true}, {LowDelay: true}},
 		"60 ms SILK and 10 ms packets": {{Frame: 60 * time.Millisecond}, {Frame: 10 * time.Millisecond}},

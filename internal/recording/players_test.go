@@ -46,6 +46,7 @@ func requirePlayer(t *testing.T, name string) string {
 }
 
 func TestRecordingPlaysInFFmpeg(t *testing.T) {
+	t.Parallel()
 	ffmpeg := requirePlayer(t, "ffmpeg")
 	data := recordForPlayers(t)
 	file := filepath.Join(t.TempDir(), "call.ogg")
@@ -116,6 +117,7 @@ type chromiumResult struct {
 }
 
 func TestRecordingPlaysInChromium(t *testing.T) {
+	t.Parallel()
 	chromium := requirePlayer(t, "chromium")
 	data := recordForPlayers(t)
 	dir := t.TempDir()

@@ -368,6 +368,12 @@ func TestFinalFailureKeepsSegmentsAndHidesURLs(t *testing.T) {
 	require.ErrorIs(t, err, ErrPending)
 	require.Contains(t, err.Error(), "read segment")
 	require.NotContains(t, err.Error(), "Signature")
+	// That storage never comes back: stop the spool holding the recording
+	// with a short budget, instead of at cleanup with the 10 s one, all of
+	// which it would spend waiting.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	rec2.cfg.Spool.Shutdown(ctx2)
 }
 
 // Past the spool's memory cap, audio is spilled to disk, sealed with the

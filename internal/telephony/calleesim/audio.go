@@ -78,18 +78,6 @@ func Tone(freq float64, d time.Duration, rate int, amplitude float64) []int16 {
 	return pcm
 }
 
-// RMS is the root mean square level of pcm, in sample units (0..32767).
-func RMS(pcm []int16) float64 {
-	if len(pcm) == 0 {
-		return 0
-	}
-	var sum float64
-	for _, s := range pcm {
-		sum += float64(s) * float64(s)
-	}
-	return math.Sqrt(sum / float64(len(pcm)))
-}
-
 // ToneLevel is the RMS amplitude of the freq Hz component of pcm (Goertzel),
 // so a test can tell a known tone from noise or other speech.
 func ToneLevel(pcm []int16, freq float64, rate int) float64 {

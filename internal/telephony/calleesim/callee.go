@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 	"go.uber.org/zap"
 )
 
 // Defaults of Options.
 const (
-	DefaultSpeechThreshold = 300.0 // RMS; Opus-coded silence stays far below, speech and tones far above
+	DefaultSpeechThreshold = heard.DefaultSpeechThreshold // Opus-coded silence stays far below, speech and tones far above
 	DefaultAgentQuiet      = 700 * time.Millisecond
 )
 
@@ -62,14 +63,14 @@ func Answer(ctx context.Context, cfg telephony.Config, room string, opts Options
 		opts.Logger = zap.NewNop()
 	}
 	c := &Callee{
-		heard: newRecording(rate, opts.SpeechThreshold, opts.KeepAudio),
+		heard: heard.New(rate, opts.SpeechThreshold, opts.KeepAudio),
 		log:   opts.Logger,
 	}
 	p, err := telephony.Join(ctx, cfg, room, telephony.ParticipantOptions{
 		Identity:    orDefault(opts.Identity, telephony.DefaultCalleeIdentity),
 		Name:        "simulated callee",
 		Peer:        orDefault(opts.Agent, telephony.AgentIdentity),
-		OnPeerAudio: func(pcm []int16) { c.heard.add(time.Now(), pcm) },
+		OnPeerAudio: func(pcm []int16) { c.heard.Append(time.Now(), pcm) },
 		Player:      telephony.PlayerOptions{SampleRate: rate, OnPlayback: c.onPlayback},
 		Logger:      opts.Logger,
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
@@ -42,7 +43,7 @@ func newCall(t *testing.T, script Script) *callFixture {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rooms.Delete(context.Background(), room) })
 
-	f := &callFixture{cfg: cfg, rooms: rooms, room: room, heard: newRecording(rate, DefaultSpeechThreshold, 30*time.Second)}
+	f := &callFixture{cfg: cfg, rooms: rooms, room: room, heard: heard.New(rate, DefaultSpeechThreshold, 30*time.Second)}
 
 	// A join context that ends right after joining: the seat must not
 	// depend on it.
@@ -50,7 +51,7 @@ func newCall(t *testing.T, script Script) *callFixture {
 	f.agent, err = telephony.Join(joinCtx, cfg, room, telephony.ParticipantOptions{
 		Identity:    telephony.AgentIdentity,
 		Peer:        telephony.DefaultCalleeIdentity,
-		OnPeerAudio: func(pcm []int16) { f.heard.add(time.Now(), pcm) },
+		OnPeerAudio: func(pcm []int16) { f.heard.Append(time.Now(), pcm) },
 	})
 	cancel()
 	require.NoError(t, err)

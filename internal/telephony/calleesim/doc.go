@@ -3,8 +3,8 @@
 // call's real LiveKit room. It answers (or is busy, rejects, never picks
 // up), speaks scripted audio (espeak-ng speech or tones), waits for the
 // agent's turns, barges in, hangs up, and records what it heard with
-// arrival times, so tests can check the agent's audio arrived and how fast
-// it stopped.
+// arrival times (package heard, shared with sipphone), so tests can check
+// the agent's audio arrived and how fast it stopped.
 //
 // It is a test double, selected only by explicit configuration; NewDialer
 // refuses to build when the caller says it is production.

@@ -189,6 +189,7 @@ func (l *leg) listen(pt uint8) {
 	r := l.med.RTPPacketReader
 	buf := make([]byte, media.RTPBufSize)
 	pcm := make([]byte, 2*media.RTPBufSize)
+	var clock rtpClock
 	for {
 		n, err := r.Read(buf)
 		if err != nil {
@@ -209,7 +210,7 @@ func (l *leg) listen(pt uint8) {
 		for i := range samples {
 			samples[i] = int16(pcm[2*i]) | int16(pcm[2*i+1])<<8
 		}
-		l.heard.add(time.Now(), r.PacketHeader, samples)
+		clock.place(l.heard, time.Now(), r.PacketHeader, samples)
 	}
 }
 

@@ -70,7 +70,8 @@
 // be sent only once acknowledged). The speaker sends a packet every 20 ms
 // for the whole call, silence between utterances, as a handset does.
 // Heard audio is placed by RTP timestamp, not by arrival, so positions are
-// the sender's clock and a lost packet is a gap where it belongs.
+// the sender's clock and a lost packet is a gap where it belongs; the
+// recording itself is package heard's, shared with calleesim.
 //
 // It is a test double: nothing in the worker imports it. sipgo carries the
 // SIP transactions and dialogs and diago the SDP and RTP sessions; this

@@ -179,6 +179,7 @@ type listener struct {
 	audioPT uint8
 	dtmfPT  int // -1 when telephone-event was not negotiated
 	heard   *Recording
+	clock   rtpClock // places heard packets on the caller's timeline
 	call    *Call
 
 	// The telephone-event being received, keyed by its RTP timestamp.
@@ -204,7 +205,7 @@ func (l *listener) run(r *media.RTPPacketReader) {
 		case int(h.PayloadType) == l.dtmfPT:
 			l.event(at, h, buf[:n])
 		case h.PayloadType == l.audioPT:
-			l.heard.add(at, h, l.codec.decode(buf[:n]))
+			l.clock.place(l.heard, at, h, l.codec.decode(buf[:n]))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/telephony/calleesim"
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
@@ -254,14 +255,14 @@ func TestCutMediaStopsTheStream(t *testing.T) {
 	require.NoError(t, err)
 	rec, err := call.Wait(ctx, func(r Record) bool { return len(r.Said) == 1 && !r.Said[0].End.IsZero() })
 	require.NoError(t, err)
-	_, err = l.heard.waitFor(ctx, func(f []Frame) (time.Time, bool) {
-		return time.Time{}, len(f) > 0 && f[len(f)-1].Pos+f[len(f)-1].Samples >= rec.Said[0].EndPos
+	err = l.heard.WaitFrames(ctx, func(f []heard.Frame) bool {
+		return len(f) > 0 && f[len(f)-1].Pos+f[len(f)-1].Samples >= rec.Said[0].EndPos
 	})
 	require.NoError(t, err, "the caller heard the phone speak")
 	before := len(l.heard.Frames())
 	quiet, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	_, err = l.heard.waitFor(quiet, func(f []Frame) (time.Time, bool) { return time.Time{}, len(f) > before+1 })
+	err = l.heard.WaitFrames(quiet, func(f []heard.Frame) bool { return len(f) > before+1 })
 	require.ErrorIs(t, err, context.DeadlineExceeded, "no packets after the cut (one may have been in flight)")
 	require.Zero(t, call.Record().HungUpBy, "the call is still up")
 	require.NoError(t, l.d.Hangup(ctx))
@@ -426,8 +427,8 @@ func TestCodecs(t *testing.T) {
 	rec, err := call.Wait(ctx, func(r Record) bool { return len(r.Said) == 1 && !r.Said[0].End.IsZero() })
 	require.NoError(t, err)
 	require.Equal(t, PCMA, rec.Codec)
-	_, err = l.heard.waitFor(ctx, func(f []Frame) (time.Time, bool) {
-		return time.Time{}, len(f) > 0 && f[len(f)-1].Pos >= rec.Said[0].EndPos
+	err = l.heard.WaitFrames(ctx, func(f []heard.Frame) bool {
+		return len(f) > 0 && f[len(f)-1].Pos >= rec.Said[0].EndPos
 	})
 	require.NoError(t, err)
 	require.Zero(t, mismatches(l.heard.Audio(), rec.Said[0].StartPos, PCMA.Companded(tone)), "the caller heard A-law audio intact")
@@ -450,13 +451,21 @@ func TestRecordsDropouts(t *testing.T) {
 	require.NoError(t, err)
 	call, err := p.WaitCall(ctx, number)
 	require.NoError(t, err)
-	heard := call.Heard()
-	_, err = heard.waitFor(ctx, func(f []Frame) (time.Time, bool) { return time.Time{}, len(f) >= 5 })
+	rec := call.Heard()
+	err = rec.WaitFrames(ctx, func(f []heard.Frame) bool { return len(f) >= 5 })
 	require.NoError(t, err)
 	l.med.RTPPacketWriter.DelayTimestamp(5 * frameSamples) // five packets that never come
-	_, err = heard.waitFor(ctx, func([]Frame) (time.Time, bool) { return time.Time{}, len(heard.gaps) > 0 })
+	err = rec.WaitFrames(ctx, func(f []heard.Frame) bool {
+		// A gap shows once the packet after it is placed.
+		for i := 1; i < len(f); i++ {
+			if f[i].Pos > f[i-1].Pos+f[i-1].Samples {
+				return true
+			}
+		}
+		return false
+	})
 	require.NoError(t, err)
-	q := heard.Quality()
+	q := rec.Quality()
 	require.Len(t, q.Gaps, 1)
 	require.Equal(t, 5*frameSamples, q.Gaps[0].Samples)
 	require.Equal(t, 100*time.Millisecond, q.Lost)
