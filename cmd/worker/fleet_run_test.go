@@ -78,6 +78,9 @@ const fleetProcesses = 4
 // Throughput with one process and then with four, in the same run, is
 // logged, not asserted (the machine is shared; `make fleet` reports it).
 func TestFleetRun(t *testing.T) {
+	// Parallel: its own Redis, database and campaigns; it is the longest
+	// test of the package, and the others fit beside it.
+	t.Parallel()
 	name := os.Getenv("FLEETRUN")
 	if name == "" {
 		name = "short"
