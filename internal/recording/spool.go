@@ -244,15 +244,15 @@ func (s *Spool) Shutdown(ctx context.Context) SpoolReport {
 	}
 	t.Stop()
 	// Jobs still held stop trying and report; the reports get the rest
-	// of ctx.
-	s.cancelWork()
-	var report SpoolReport
+	// of ctx. Which ones were still held is taken before they are told:
+	// a told job ends and leaves s.jobs at once, and would go uncounted.
 	s.mu.Lock()
+	left := make([]*job, 0, len(s.jobs))
 	for j := range s.jobs {
-		report.Recordings++
-		report.LostMS += j.unstoredMS()
+		left = append(left, j)
 	}
 	s.mu.Unlock()
+	s.cancelWork()
 	if s.sweeper != nil {
 		s.sweeper.Shutdown()
 	}
@@ -265,6 +265,19 @@ func (s *Spool) Shutdown(ctx context.Context) SpoolReport {
 		<-done
 	}
 	s.cancelLife()
+	// Every job has ended: those held at the time-out that still did not
+	// store the whole recording are what the shutdown left unstored.
+	var report SpoolReport
+	for _, j := range left {
+		j.mu.Lock()
+		complete := j.result != nil && j.result.State == Complete
+		j.mu.Unlock()
+		if complete {
+			continue // it made it between the time-out and the telling
+		}
+		report.Recordings++
+		report.LostMS += j.unstoredMS()
+	}
 	s.buf.removeDir()
 	if report.Recordings > 0 {
 		s.log.Warn("recording.spool_stopped", zap.Int("recordings_unstored", report.Recordings), zap.Int64("lost_ms", report.LostMS))
