@@ -34,11 +34,11 @@ local tat = tonumber(redis.call("GET", KEYS[1]) or "0")
 if tat < now then tat = now end
 local wait = tat - tonumber(ARGV[2]) - now
 if wait < 0 then wait = 0 end
-if ARGV[4] ~= "1" then return {0, wait} end
-if wait > tonumber(ARGV[3]) then return {-1, wait} end
+if ARGV[4] ~= "1" then return {0, wait, now + wait} end
+if wait > tonumber(ARGV[3]) then return {-1, wait, now + wait} end
 local nxt = tat + tonumber(ARGV[1])
 redis.call("SET", KEYS[1], string.format("%.0f", nxt), "PX", math.ceil((nxt - now) / 1000) + 1000)
-return {1, wait}`)
+return {1, wait, now + wait}`)
 
 // ErrNoSlot matches a dial refused because its slot would be more than
 // MaxWait away.
@@ -112,55 +112,74 @@ func New(o Options) (*Limiter, error) {
 		tolerance: int64(o.Burst-1) * interval, maxW: o.MaxWait.Microseconds()}, nil
 }
 
-// run calls the script; book says whether to take a slot.
-func (l *Limiter) run(ctx context.Context, book bool) (booked int64, wait time.Duration, err error) {
+// run calls the script; book says whether to take a slot. at is when the
+// slot comes, by Redis's clock.
+func (l *Limiter) run(ctx context.Context, book bool) (booked int64, wait time.Duration, at time.Time, err error) {
 	flag := "0"
 	if book {
 		flag = "1"
 	}
 	res, err := bucket.Run(ctx, l.o.Redis, []string{l.key}, l.interval, l.tolerance, l.maxW, flag).Int64Slice()
 	if err != nil {
-		return 0, 0, fmt.Errorf("dial rate of trunk %s: %w", l.o.Trunk, err)
+		return 0, 0, time.Time{}, fmt.Errorf("dial rate of trunk %s: %w", l.o.Trunk, err)
 	}
-	if len(res) != 2 {
-		return 0, 0, fmt.Errorf("dial rate of trunk %s: the script answered %v", l.o.Trunk, res)
+	if len(res) != 3 {
+		return 0, 0, time.Time{}, fmt.Errorf("dial rate of trunk %s: the script answered %v", l.o.Trunk, res)
 	}
-	return res[0], time.Duration(res[1]) * time.Microsecond, nil
+	return res[0], time.Duration(res[1]) * time.Microsecond, time.UnixMicro(res[2]), nil
 }
 
 // Reserve books the next free slot and returns how long until it comes.
 // A slot more than MaxWait away is not booked: the error is a *SlotError.
 func (l *Limiter) Reserve(ctx context.Context) (time.Duration, error) {
-	booked, wait, err := l.run(ctx, true)
+	s, err := l.reserve(ctx)
+	return s.Waited, err
+}
+
+// Slot is a booked dial slot: when it comes (by Redis's clock, which the
+// whole fleet shares), and how long its booker waited or waits for it.
+type Slot struct {
+	At     time.Time
+	Waited time.Duration
+}
+
+func (l *Limiter) reserve(ctx context.Context) (Slot, error) {
+	booked, wait, at, err := l.run(ctx, true)
 	if err != nil {
-		return 0, err
+		return Slot{}, err
 	}
 	if booked < 0 {
-		return 0, &SlotError{Trunk: l.o.Trunk, Wait: wait, MaxWait: l.o.MaxWait}
+		return Slot{}, &SlotError{Trunk: l.o.Trunk, Wait: wait, MaxWait: l.o.MaxWait}
 	}
-	return wait, nil
+	return Slot{At: at, Waited: wait}, nil
 }
 
 // Wait books the next free slot and sleeps until it comes. It returns how
 // long it waited; the slot is lost if ctx ends first.
 func (l *Limiter) Wait(ctx context.Context) (time.Duration, error) {
-	wait, err := l.Reserve(ctx)
-	if err != nil || wait <= 0 {
-		return 0, err
+	s, err := l.WaitSlot(ctx)
+	return s.Waited, err
+}
+
+// WaitSlot is Wait, returning the slot.
+func (l *Limiter) WaitSlot(ctx context.Context) (Slot, error) {
+	s, err := l.reserve(ctx)
+	if err != nil || s.Waited <= 0 {
+		return s, err
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(s.Waited)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return wait, nil
+		return s, nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return Slot{}, ctx.Err()
 	}
 }
 
 // Backlog is how long a dial booked now would wait, without booking.
 func (l *Limiter) Backlog(ctx context.Context) (time.Duration, error) {
-	_, wait, err := l.run(ctx, false)
+	_, wait, _, err := l.run(ctx, false)
 	return wait, err
 }
 
@@ -168,12 +187,12 @@ func (l *Limiter) Backlog(ctx context.Context) (time.Duration, error) {
 // DialCheck): the call first waits for its slot, then the check runs, so
 // the do-not-call list, the campaign's state and its calling hours are
 // judged after the wait, right before the phone rings. The slot is logged
-// (`dial.slot`, with the wait). A slot further than MaxWait away refuses
+// (`dial.slot`, with the wait and the slot's time by the bucket's clock). A slot further than MaxWait away refuses
 // the dial with an error naming the rate; nothing was dialled. A nil check
 // is no check after the wait.
 func (l *Limiter) BeforeDial(check func(context.Context, *store.Call) (string, error)) func(context.Context, *store.Call) (string, error) {
 	return func(ctx context.Context, c *store.Call) (string, error) {
-		waited, err := l.Wait(ctx)
+		slot, err := l.WaitSlot(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -181,8 +200,10 @@ func (l *Limiter) BeforeDial(check func(context.Context, *store.Call) (string, e
 		if !log.Core().Enabled(zap.FatalLevel) {
 			log = l.o.Logger
 		}
+		// slot_at is the bucket's time for the slot: what the rate holds
+		// to. The line's own time adds this process's wake-up lateness.
 		log.Info("dial.slot", zap.String("trunk", l.o.Trunk), zap.String("attempt_id", c.ID),
-			zap.Int64("waited_ms", waited.Milliseconds()))
+			zap.Int64("waited_ms", slot.Waited.Milliseconds()), zap.Time("slot_at", slot.At))
 		if check == nil {
 			return "", nil
 		}

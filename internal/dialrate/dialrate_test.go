@@ -169,6 +169,23 @@ func TestReserveBoundsTheWait(t *testing.T) {
 	require.LessOrEqual(t, after, before, "a refused booking takes no slot")
 }
 
+// A slot's time is the bucket's (Redis's clock), one interval after the
+// last one booked, however late its booker wakes up for it.
+func TestSlotsAreTimedByTheBucket(t *testing.T) {
+	t.Parallel()
+	l := limiter(t, client(t, testenv.StartRedis(t).Addr()), 20, 1, 3*time.Second)
+	var at []time.Time
+	for range 4 {
+		s, err := l.WaitSlot(t.Context())
+		require.NoError(t, err)
+		require.WithinDuration(t, time.Now(), s.At, 5*time.Second, "Redis's clock is this machine's")
+		at = append(at, s.At)
+	}
+	for i := 1; i < len(at); i++ {
+		require.GreaterOrEqual(t, at[i].Sub(at[i-1]), 50*time.Millisecond, "20 a second, burst 1")
+	}
+}
+
 // The runner's last check runs after the call's slot came, and a call
 // whose slot is too far is refused with the rate named, its check not run.
 func TestBeforeDialWaitsThenChecks(t *testing.T) {
