@@ -128,17 +128,14 @@ type itemState struct {
 // about the item playing now or the one before.
 const maxItems = 16
 
-// AgentOpusComplexity is the libopus complexity of the agent's track.
-// Opus encoding is most of a call's CPU, and the agent's voice ends up on
-// the phone network as 8 kHz G.711 (or at best 16 kHz G.722), where the
-// extra effort of a higher complexity is inaudible. At 1 and wideband a
-// frame costs 0.4 of what it cost at 5 and full band, and 0.6 of what it
-// costs at 3 (which adds only the noise-shaping quantizer's delayed
-// decision and a wider search of the spectrum's codebook: espeak-ng speech
-// encoded at 0 to 5 decoded within 0.2 dB of the same segmental SNR);
-// with silence skipped, a voice quiet a third of the time costs 0.3
-// (BenchmarkVoiceEncoder).
-const AgentOpusComplexity = 1
+// AgentOpusComplexity is the libopus complexity of the agent's track
+// (CELT; see voiceEncoder). Encoding is the largest share of a call's CPU
+// that is ours to choose, and the agent's voice ends up on the phone
+// network as 8 kHz G.711 (or at best 16 kHz G.722), where what a higher
+// complexity adds is inaudible: at 0, CELT skips its pitch pre-filter and
+// its time-frequency search, and a frame costs 0.6 of what it costs at 1
+// (BenchmarkVoiceEncoder), decoding as close to the source at 32 kbit/s.
+const AgentOpusComplexity = 0
 
 // newTrackPlayer returns a Player publishing on a new Opus track. Opus
 // encodes the 24 kHz PCM natively, so no resampler sits in the path.
