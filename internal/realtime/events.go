@@ -230,6 +230,12 @@ func decodeEvent(data []byte) (Event, string, error) {
 	if ev, ok := decodeAudioDelta(data); ok {
 		return ev, audioDeltaType, nil
 	}
+	return decodeGeneral(data)
+}
+
+// decodeGeneral is decodeEvent for any message: the type first, then the
+// event.
+func decodeGeneral(data []byte) (Event, string, error) {
 	var head struct {
 		Type string `json:"type"`
 	}
@@ -318,21 +324,173 @@ func (w audioDeltaWire) event() AudioDelta {
 }
 
 // decodeAudioDelta is the fast path for the event that comes many times a
-// second and is mostly audio: when the message starts as an audio delta
-// does (the type first, as the API sends it), it is decoded in one pass
-// instead of two (the type, then the event). ok is false for anything
-// else, including a message that only looked like a delta, which then
-// takes the general path and its errors.
+// second and is mostly audio. It reads the message in one pass, as a flat
+// object whose fields are strings, integers or literals, in any order (the
+// API sends the type first; a server marshalling a map sorts the keys),
+// and decodes the base64 text where it lies. encoding/json would pass over
+// the text three times before the base64 decode: once to find the type,
+// once to check the whole message, once to decode it. ok is false for
+// anything it does not take as certain, a message that is not a delta,
+// an escape or a byte outside ASCII in a string, a nested value, a key
+// that only differs in case from one it knows, a number that is not a
+// small integer, bad base64, which then takes the general path and its
+// errors (the same result, only slower).
 func decodeAudioDelta(data []byte) (AudioDelta, bool) {
-	const prefix = `{"type":"` + audioDeltaType + `"`
-	if !bytes.HasPrefix(data, []byte(prefix)) {
+	sc := deltaScanner{b: data}
+	var ev AudioDelta
+	var typ, delta []byte
+	if !sc.byte('{') {
 		return AudioDelta{}, false
 	}
-	var w audioDeltaWire
-	if err := json.Unmarshal(data, &w); err != nil || w.Type != audioDeltaType {
+	for first := true; ; first = false {
+		if first && sc.byte('}') {
+			break
+		}
+		key, ok := sc.str()
+		if !ok || !sc.byte(':') {
+			return AudioDelta{}, false
+		}
+		switch string(key) {
+		case "type":
+			typ, ok = sc.str()
+		case "response_id":
+			var v []byte
+			v, ok = sc.str()
+			ev.ResponseID = string(v)
+		case "item_id":
+			var v []byte
+			v, ok = sc.str()
+			ev.ItemID = string(v)
+		case "output_index":
+			ev.OutputIndex, ok = sc.int()
+		case "content_index":
+			ev.ContentIndex, ok = sc.int()
+		case "delta":
+			delta, ok = sc.str()
+		default:
+			ok = !deltaKey(key) && sc.skip()
+		}
+		if !ok {
+			return AudioDelta{}, false
+		}
+		if sc.byte('}') {
+			break
+		}
+		if !sc.byte(',') {
+			return AudioDelta{}, false
+		}
+	}
+	sc.space()
+	if sc.i != len(sc.b) || string(typ) != audioDeltaType || delta == nil {
 		return AudioDelta{}, false
 	}
-	return w.event(), true
+	pcm, err := decodeDeltaText(delta)
+	if err != nil {
+		return AudioDelta{}, false
+	}
+	ev.PCM = pcm
+	return ev, true
+}
+
+// deltaKey reports whether key names a field of audioDeltaWire in another
+// case, which encoding/json would take for it.
+func deltaKey(key []byte) bool {
+	for _, k := range []string{"type", "response_id", "item_id", "output_index", "content_index", "delta"} {
+		if bytes.EqualFold(key, []byte(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// deltaScanner reads the JSON of decodeAudioDelta: each method skips the
+// white space before what it reads and reports false for anything else.
+type deltaScanner struct {
+	b []byte
+	i int
+}
+
+func (s *deltaScanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// byte consumes c if it comes next.
+func (s *deltaScanner) byte(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string of printable ASCII without escapes, and returns its
+// text (a slice of the message).
+func (s *deltaScanner) str() ([]byte, bool) {
+	if !s.byte('"') {
+		return nil, false
+	}
+	start := s.i
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// int reads an integer of at most 9 digits.
+func (s *deltaScanner) int() (int, bool) {
+	s.space()
+	neg := s.i < len(s.b) && s.b[s.i] == '-'
+	if neg {
+		s.i++
+	}
+	start, n := s.i, 0
+	for ; s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9'; s.i++ {
+		n = 10*n + int(s.b[s.i]-'0')
+	}
+	digits := s.i - start
+	if digits == 0 || digits > 9 || (digits > 1 && s.b[start] == '0') {
+		return 0, false
+	}
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// skip passes over the value of a field the event does not use: a string,
+// an integer or a literal (event_id, and whatever the API adds).
+func (s *deltaScanner) skip() bool {
+	s.space()
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		_, ok := s.str()
+		return ok
+	case 't', 'f', 'n':
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+				s.i += len(lit)
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := s.int()
+	return ok
 }
 
 // plainEvents decode straight into their struct.

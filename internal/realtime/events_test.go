@@ -52,20 +52,32 @@ func TestDecodeKnownEvents(t *testing.T) {
 }
 
 // Audio deltas decode the same whichever path they take: the fast one
-// (type first, as the API sends them) or the general one, with escapes in
-// the base64 text or the fields in another order.
+// (a flat object, its fields in any order) or the general one (escapes,
+// nested values, a key in another case).
 func TestDecodeAudioDeltaEveryWay(t *testing.T) {
 	want := AudioDelta{ResponseID: "resp_1", ItemID: "item_2", PCM: []int16{1, -2}}
-	for _, raw := range []string{
-		`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`,
-		`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+\/w=="}`,
-		`{"item_id":"item_2","delta":"AQD+/w==","type":"response.output_audio.delta","response_id":"resp_1"}`,
-		` {"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`,
+	for _, c := range []struct {
+		raw  string
+		fast bool
+	}{
+		{`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`, true},
+		{`{"item_id":"item_2","delta":"AQD+/w==","type":"response.output_audio.delta","response_id":"resp_1"}`, true},
+		{` {"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`, true},
+		// Sorted keys and fields the event does not use, as a server
+		// marshalling a map sends them.
+		{`{"content_index":0,"delta":"AQD+/w==","event_id":"event_9","item_id":"item_2","output_index":0,"response_id":"resp_1","type":"response.output_audio.delta"}`, true},
+		{"{\n \"type\" : \"response.output_audio.delta\",\t\"extra\":null,\"flag\":true,\"n\":-12,\"response_id\":\"resp_1\",\"item_id\":\"item_2\",\"delta\":\"AQD+/w==\"}\r\n", true},
+		{`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+\/w=="}`, false},
+		{`{"type":"response.output_audio.delta","extra":{"a":[1]},"response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`, false},
+		{`{"type":"response.output_audio.delta","Response_ID":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`, false},
+		{`{"type":"response.output_audio.delta","response_id":"resp_\u0031","item_id":"item_2","delta":"AQD+/w=="}`, false},
 	} {
-		got, typ, err := decodeEvent([]byte(raw))
-		require.NoError(t, err, raw)
+		_, fast := decodeAudioDelta([]byte(c.raw))
+		require.Equal(t, c.fast, fast, "fast path for %s", c.raw)
+		got, typ, err := decodeEvent([]byte(c.raw))
+		require.NoError(t, err, c.raw)
 		require.Equal(t, "response.output_audio.delta", typ)
-		require.Equal(t, want, got, raw)
+		require.Equal(t, want, got, c.raw)
 	}
 	// Looks like a delta at first, but a later type says otherwise: the
 	// general path decides (the last key wins in encoding/json).
@@ -73,6 +85,33 @@ func TestDecodeAudioDeltaEveryWay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "response.output_audio.done", typ)
 	require.Equal(t, AudioDone{ItemID: "item_2"}, got)
+}
+
+// Whatever the fast path decodes, the general path decodes the same way:
+// the fast path only ever saves time. The seeds are the shapes above and
+// the malformed deltas below; go test -fuzz FuzzDecodeAudioDelta explores.
+func FuzzDecodeAudioDelta(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_2","delta":"AQD+/w=="}`,
+		`{"content_index":3,"delta":"AQD+/w==","event_id":"e","item_id":"i","output_index":-2,"response_id":"r","type":"response.output_audio.delta"}`,
+		`{"type":"response.output_audio.delta","type":"response.output_audio.done","item_id":"item_2"}`,
+		`{"type":"response.output_audio.delta","delta":"AQD+"}`,
+		`{"type":"response.output_audio.delta","delta":null}`,
+		`{"type":"response.output_audio.delta","x":true,"y":false,"z":null,"delta":""}`,
+		`{}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeAudioDelta(data)
+		if !ok {
+			return
+		}
+		ev, typ, err := decodeGeneral(data)
+		require.NoError(t, err)
+		require.Equal(t, audioDeltaType, typ)
+		require.Equal(t, ev, fast)
+	})
 }
 
 func TestDecodeResponseDone(t *testing.T) {

@@ -81,15 +81,20 @@ func (d *pcmDelta) UnmarshalJSON(b []byte) error {
 		}
 		text = []byte(s)
 	}
-	buf := deltaScratch.Get().(*[]byte)
-	defer deltaScratch.Put(buf)
-	if n := base64.StdEncoding.DecodedLen(len(text)); cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	pcm, err := decodePCM16Base64(text, *buf)
+	pcm, err := decodeDeltaText(text)
 	if err != nil {
 		return err
 	}
 	*d = pcm
 	return nil
+}
+
+// decodeDeltaText decodes the base64 text of an audio delta.
+func decodeDeltaText(text []byte) ([]int16, error) {
+	buf := deltaScratch.Get().(*[]byte)
+	defer deltaScratch.Put(buf)
+	if n := base64.StdEncoding.DecodedLen(len(text)); cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	return decodePCM16Base64(text, *buf)
 }

@@ -26,6 +26,14 @@
 // updates, which only name participants it already knew: wait for
 // PeerAudio after the answer before relying on PeerLeft.
 //
+// The agent's voice is paced by one goroutine for the whole process (the
+// pacer in player.go): every 20 ms it sends each live call's next frame,
+// encoded with CELT (voiceenc.go). One goroutine and one timer for all
+// calls, not one per call, because waking the process 50 times a second
+// per call cost more than the sends; the price is that a Player's sink and
+// its OnPlayback and OnSent callbacks must never block, or every call's
+// voice waits.
+//
 // The callee's identity is the one LiveKit's reply to the dial names, not
 // the one asked for. The agent joins before the dial, so until SetPeer it
 // keeps the audio tracks others publish (the callee's may be subscribed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,8 @@ type PlayerOptions struct {
 	SampleRate int           // of the PCM written; 0: DefaultSampleRate
 	MaxQueue   time.Duration // 0: DefaultMaxQueue
 	// OnPlayback is called on the pacing goroutine, so it must return
-	// quickly: time spent there delays the next frame.
+	// quickly: time spent there delays the next frame of every player the
+	// pacer serves.
 	OnPlayback func(PlaybackEvent)
 	// OnSent receives every Opus packet sent, silence included (for the
 	// recording: exactly what the listener got), with when it was due on
@@ -86,17 +88,26 @@ type PlayerOptions struct {
 //
 // Until Open is called (someone subscribed to the track) audio is held, so
 // a greeting queued early is not spoken to an empty room.
+//
+// The players of a process share one pacer (see pacer).
 type Player struct {
 	// Immutable after construction.
 	rate, frame int // samples per second, per frame
 	maxQueued   int
-	sink        func(due time.Time, pcm []int16) error // confined to the pacing goroutine
 	onEvent     func(PlaybackEvent)
 	log         *zap.Logger
 	track       *webrtc.TrackLocalStaticSample // nil in unit tests
-	stop        chan struct{}
-	done        chan struct{}
+	pacer       *pacer
+	done        chan struct{} // closed by Close, once no frame can go out
 	closeOnce   sync.Once
+
+	// stepMu is held by the pacer while it sends a frame, and by Close to
+	// wait out a frame on its way; the fields below are confined to it.
+	stepMu     sync.Mutex
+	sink       func(due time.Time, pcm []int16) error
+	buf        []int16 // the frame being sent
+	stopped    bool    // Close ran: send nothing more
+	sinkFailed bool    // logged once: a broken track fails every frame
 
 	// Written by the pacing goroutine, read by anyone (the admission's
 	// audio health): frame slots due, and those that passed while the
@@ -128,17 +139,14 @@ type itemState struct {
 // about the item playing now or the one before.
 const maxItems = 16
 
-// AgentOpusComplexity is the libopus complexity of the agent's track.
-// Opus encoding is most of a call's CPU, and the agent's voice ends up on
-// the phone network as 8 kHz G.711 (or at best 16 kHz G.722), where the
-// extra effort of a higher complexity is inaudible. At 1 and wideband a
-// frame costs 0.4 of what it cost at 5 and full band, and 0.6 of what it
-// costs at 3 (which adds only the noise-shaping quantizer's delayed
-// decision and a wider search of the spectrum's codebook: espeak-ng speech
-// encoded at 0 to 5 decoded within 0.2 dB of the same segmental SNR);
-// with silence skipped, a voice quiet a third of the time costs 0.3
-// (BenchmarkVoiceEncoder).
-const AgentOpusComplexity = 1
+// AgentOpusComplexity is the libopus complexity of the agent's track
+// (CELT; see voiceEncoder). Encoding is the largest share of a call's CPU
+// that is ours to choose, and the agent's voice ends up on the phone
+// network as 8 kHz G.711 (or at best 16 kHz G.722), where what a higher
+// complexity adds is inaudible: at 0, CELT skips its pitch pre-filter and
+// its time-frequency search, and a frame costs 0.6 of what it costs at 1
+// (BenchmarkVoiceEncoder), decoding as close to the source at 32 kbit/s.
+const AgentOpusComplexity = 0
 
 // newTrackPlayer returns a Player publishing on a new Opus track. Opus
 // encodes the 24 kHz PCM natively, so no resampler sits in the path.
@@ -155,18 +163,18 @@ func newTrackPlayer(opts PlayerOptions) (*Player, error) {
 	}
 	p := makePlayer(opts, enc.write)
 	p.track = track
-	go p.run()
+	trackPacer.add(p)
 	return p, nil
 }
 
-// newPlayer starts a Player writing frames to sink.
+// newPlayer starts a Player writing frames to sink, on a pacer of its own.
 func newPlayer(opts PlayerOptions, sink func(time.Time, []int16) error) *Player {
 	p := makePlayer(opts, sink)
-	go p.run()
+	newPacer().add(p)
 	return p
 }
 
-// makePlayer builds a Player without starting its pacer.
+// makePlayer builds a Player that no pacer serves yet.
 func makePlayer(opts PlayerOptions, sink func(time.Time, []int16) error) *Player {
 	rate := orDefault(opts.SampleRate, DefaultSampleRate)
 	log := opts.Logger
@@ -175,14 +183,15 @@ func makePlayer(opts PlayerOptions, sink func(time.Time, []int16) error) *Player
 	}
 	drained := make(chan struct{})
 	close(drained)
+	frame := samplesIn(FrameDuration, rate)
 	return &Player{
 		rate:      rate,
-		frame:     int(int64(rate) * int64(FrameDuration) / int64(time.Second)),
+		frame:     frame,
 		maxQueued: samplesIn(orDefault(opts.MaxQueue, DefaultMaxQueue), rate),
 		sink:      sink,
+		buf:       make([]int16, frame),
 		onEvent:   opts.OnPlayback,
 		log:       log,
-		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		drained:   drained,
 	}
@@ -290,65 +299,151 @@ func (p *Player) Open() {
 	p.mu.Unlock()
 }
 
-// Close stops the pacer and discards what is queued. It is idempotent and
-// returns after the pacing goroutine has exited.
+// Close stops the voice and discards what is queued. It is idempotent and
+// returns once no frame of the player can go out any more.
 func (p *Player) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
 		p.queue, p.queued = nil, 0
 		p.mu.Unlock()
-		close(p.stop)
+		p.pacer.remove(p)
+		p.stepMu.Lock() // a frame on its way goes out first
+		p.stopped = true
+		p.stepMu.Unlock()
+		close(p.done)
 	})
 	<-p.done
 }
 
-// run is the pacing goroutine: one frame per FrameDuration on an absolute
-// schedule, so timer jitter does not accumulate into drift.
-func (p *Player) run() {
-	defer close(p.done)
-	frame := make([]int16, p.frame)
+// pacer sends the frames of the players it serves, one frame per
+// FrameDuration each, on an absolute schedule, so timer jitter does not
+// accumulate into drift. Every track player of the process shares one
+// (trackPacer): one goroutine and one timer wake-up per 20 ms for all the
+// calls, where a goroutine per call woke on a timer of its own, 50 times a
+// second each (waking the process's threads from idle is a share of a
+// call's CPU that grows with the calls; the frames themselves cost the
+// same either way). A frame of one player waits for those before it,
+// so a player's sink and callbacks must return at once, as they do: the
+// Opus encoder (16 µs), the RTP write to a UDP socket, and hand-offs that
+// never block. The goroutine runs while the pacer has players, and ends
+// when the last leaves.
+type pacer struct {
+	// kick wakes the goroutine when the last player left, so that it ends
+	// with it.
+	kick chan struct{}
+
+	mu      sync.Mutex // guards the fields below
+	players []*Player
+	running bool // the goroutine runs; it clears this when it ends
+}
+
+func newPacer() *pacer { return &pacer{kick: make(chan struct{}, 1)} }
+
+// trackPacer paces every Player that publishes a LiveKit track.
+var trackPacer = newPacer()
+
+// add starts sending p's frames from the next slot of the schedule; p is
+// new (makePlayer), and this pacer serves it until it is closed.
+func (pc *pacer) add(p *Player) {
+	p.pacer = pc
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.players = append(pc.players, p)
+	if !pc.running {
+		pc.running = true
+		go pc.run()
+	}
+}
+
+// remove stops sending p's frames (but one on its way: see Player.Close).
+func (pc *pacer) remove(p *Player) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.players = slices.DeleteFunc(pc.players, func(q *Player) bool { return q == p })
+	if len(pc.players) == 0 {
+		select {
+		case pc.kick <- struct{}{}:
+		default: // a kick is pending
+		}
+	}
+}
+
+// playing returns the players to serve in this slot into buf, or false if
+// there are none left, in which case the goroutine ends.
+func (pc *pacer) playing(buf []*Player) ([]*Player, bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if len(pc.players) == 0 {
+		pc.running = false
+		return buf, false
+	}
+	return append(buf[:0], pc.players...), true
+}
+
+func (pc *pacer) run() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	next := time.Now()
-	sinkFailed := false
+	var players []*Player
 	for {
 		select {
-		case <-p.stop:
-			return
 		case <-timer.C:
-		}
-		p.frames.Add(1)
-		events, emptied := p.fill(frame)
-		if err := p.sink(next, frame); err != nil && !sinkFailed {
-			// Logged once: a broken track fails every frame.
-			sinkFailed = true
-			p.log.Warn("telephony.player.send_failed", zap.Error(err))
-		}
-		if emptied {
-			// Drained means sent, so it is marked after the last frame went out.
-			p.mu.Lock()
-			if p.queued == 0 {
-				p.markDrained()
+		case <-pc.kick:
+			if _, ok := pc.playing(nil); !ok {
+				return
 			}
-			p.mu.Unlock()
+			continue // a player came back before the goroutine saw it go
 		}
-		if p.onEvent != nil {
-			for _, ev := range events {
-				p.onEvent(ev)
-			}
+		var ok bool
+		if players, ok = pc.playing(players); !ok {
+			return
+		}
+		for _, p := range players {
+			p.step(next)
 		}
 		now := time.Now()
 		next = next.Add(FrameDuration)
 		if behind := now.Sub(next); behind > maxLag {
 			// The frames whose time passed while we were stalled are the
-			// gap the listener hears: counted as due, and late.
+			// gap the listeners hear: counted as due, and late.
 			missed := int64(behind / FrameDuration)
-			p.frames.Add(missed)
-			p.lateFrames.Add(missed)
+			for _, p := range players {
+				p.frames.Add(missed)
+				p.lateFrames.Add(missed)
+			}
 			next = now
 		}
+		clear(players) // let closed players go
 		timer.Reset(next.Sub(now))
+	}
+}
+
+// step sends the player's frame due at due.
+func (p *Player) step(due time.Time) {
+	p.stepMu.Lock()
+	defer p.stepMu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.frames.Add(1)
+	events, emptied := p.fill(p.buf)
+	if err := p.sink(due, p.buf); err != nil && !p.sinkFailed {
+		p.sinkFailed = true
+		p.log.Warn("telephony.player.send_failed", zap.Error(err))
+	}
+	if emptied {
+		// Drained means sent, so it is marked after the last frame went out.
+		p.mu.Lock()
+		if p.queued == 0 {
+			p.markDrained()
+		}
+		p.mu.Unlock()
+	}
+	if p.onEvent != nil {
+		for _, ev := range events {
+			p.onEvent(ev)
+		}
 	}
 }
 

@@ -291,3 +291,47 @@ func TestPlayerCountsLateFrames(t *testing.T) {
 		require.InDelta(t, 2000/20, frames, 1, "every 20 ms slot of the 2 s, sent or lost")
 	})
 }
+
+// The players of a process share one pacer: their frames go out in the
+// same slots, each player's own (one player's frame never goes to
+// another), a closed player's stop while the others go on, and the pacer's
+// goroutine ends with its last player (synctest fails a test that leaves
+// one behind).
+func TestPlayersShareOnePacer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pc := newPacer()
+		a, b := newFrameSink(), newFrameSink()
+		pa, pb := makePlayer(PlayerOptions{}, a.write), makePlayer(PlayerOptions{}, b.write)
+		pc.add(pa)
+		pc.add(pb)
+		pa.Open()
+		pb.Open()
+		require.NoError(t, pa.Write("a", ramp(5*frame, 0)))
+		require.NoError(t, pb.Write("b", ramp(5*frame, 5000)))
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, ramp(5*frame, 0), a.sound())
+		require.Equal(t, ramp(5*frame, 5000), b.sound())
+		a.mu.Lock()
+		b.mu.Lock()
+		require.Len(t, a.due, 11, "a frame at 0 ms and every 20 ms after")
+		require.Equal(t, a.due, b.due, "both players' frames go out in the same slots")
+		b.mu.Unlock()
+		a.mu.Unlock()
+
+		pa.Close()
+		sentA := a.count()
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, sentA, a.count(), "a closed player sends nothing more")
+		require.Equal(t, 16, b.count(), "the other goes on")
+		framesB, _ := pb.Counts()
+		require.Equal(t, int64(16), framesB)
+
+		pb.Close()
+		synctest.Wait()
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		require.False(t, pc.running, "the pacer stopped with its last player")
+	})
+}

@@ -1,11 +1,13 @@
 package telephony
 
 import (
+	"context"
 	"math"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/realtime/realtimesim"
 	"github.com/livekit/media-sdk/opus"
 	"github.com/stretchr/testify/require"
 	hopus "gopkg.in/hraban/opus.v2"
@@ -54,9 +56,7 @@ func TestVoiceEncoderSkipsSilenceAndKeepsTheVoice(t *testing.T) {
 	})
 	require.NoError(t, err)
 	full := &packetSink{}
-	plain, err := hopus.NewEncoder(rate, 1, hopus.AppVoIP)
-	require.NoError(t, err)
-	require.NoError(t, plain.SetComplexity(AgentOpusComplexity))
+	plain := newLibopusEncoder(t, agentCodec)
 	buf := make([]byte, 1500)
 	for _, f := range frames {
 		require.NoError(t, enc.write(time.Now(), f))
@@ -75,7 +75,7 @@ func TestVoiceEncoderSkipsSilenceAndKeepsTheVoice(t *testing.T) {
 	for _, f := range frames {
 		input = append(input, f...)
 	}
-	delay := rate * 65 / 10000 // the encoder's 6.5 ms lookahead
+	delay := rate * 25 / 10000 // the encoder's 2.5 ms lookahead
 	second := [2]int{100 * frame, 150*frame - delay}
 	g, w := levelError(input, got, delay, second), levelError(input, want, delay, second)
 	t.Logf("level error after the silence: %.2f dB; every frame encoded: %.2f dB", g, w)
@@ -118,10 +118,36 @@ func levelError(input, decoded []int16, delay int, span [2]int) float64 {
 	return sum / float64(n)
 }
 
+// codec is a libopus encoder's settings.
+type codec struct {
+	name       string
+	app        hopus.Application
+	complexity int
+	bandwidth  hopus.Bandwidth // 0: libopus's choice
+	bitrate    int             // 0: libopus's choice
+}
+
+// agentCodec is what newVoiceEncoder sets.
+var agentCodec = codec{"CELT, complexity 0, wideband, 32 kbit/s", hopus.AppRestrictedLowdelay, AgentOpusComplexity, hopus.Wideband, agentBitrate}
+
+func newLibopusEncoder(t testing.TB, c codec) *hopus.Encoder {
+	enc, err := hopus.NewEncoder(rate, 1, c.app)
+	require.NoError(t, err)
+	require.NoError(t, enc.SetComplexity(c.complexity))
+	if c.bandwidth != 0 {
+		require.NoError(t, enc.SetMaxBandwidth(c.bandwidth))
+	}
+	if c.bitrate != 0 {
+		require.NoError(t, enc.SetBitrate(c.bitrate))
+	}
+	return enc
+}
+
 // BenchmarkVoiceEncoder: a frame of the agent's voice, a third of them
 // digital silence as between turns: the player's encoder, against libopus
-// encoding every frame at complexity 5 and full bandwidth (what the player
-// did before) and at its own settings.
+// encoding every frame with the player's settings and with those it had
+// before (SILK at complexity 5 and full band, then 3 and 1 at wideband;
+// CELT at complexity 1).
 func BenchmarkVoiceEncoder(b *testing.B) {
 	frames := voiceSilenceVoice()
 	b.Run("player", func(b *testing.B) {
@@ -135,18 +161,15 @@ func BenchmarkVoiceEncoder(b *testing.B) {
 			}
 		}
 	})
-	for _, c := range []struct {
-		name       string
-		complexity int
-		bandwidth  hopus.Bandwidth
-	}{{"every frame, complexity 5, fullband", 5, 0}, {"every frame, complexity 3, wideband", 3, hopus.Wideband}, {"every frame, complexity 1, wideband", AgentOpusComplexity, hopus.Wideband}} {
-		b.Run(c.name, func(b *testing.B) {
-			enc, err := hopus.NewEncoder(rate, 1, hopus.AppVoIP)
-			require.NoError(b, err)
-			require.NoError(b, enc.SetComplexity(c.complexity))
-			if c.bandwidth != 0 {
-				require.NoError(b, enc.SetMaxBandwidth(c.bandwidth))
-			}
+	for _, c := range []codec{
+		{"SILK, complexity 5, fullband", hopus.AppVoIP, 5, 0, 0},
+		{"SILK, complexity 3, wideband", hopus.AppVoIP, 3, hopus.Wideband, 0},
+		{"SILK, complexity 1, wideband", hopus.AppVoIP, 1, hopus.Wideband, 0},
+		{"CELT, complexity 1, wideband, 32 kbit/s", hopus.AppRestrictedLowdelay, 1, hopus.Wideband, agentBitrate},
+		agentCodec,
+	} {
+		b.Run("every frame, "+c.name, func(b *testing.B) {
+			enc := newLibopusEncoder(b, c)
 			buf := make([]byte, 1500)
 			b.ReportAllocs()
 			defer reportCPU(b)()
@@ -181,3 +204,94 @@ func processCPU() time.Duration {
 type discardPackets struct{ packetSink }
 
 func (*discardPackets) WriteSample(opus.Sample) error { return nil }
+
+// The agent's codec (CELT) keeps spoken audio as well as the SILK setting
+// it replaced where the callee hears it: within a G.711 call's band
+// (0.1-3.4 kHz) its decoded spectrum is no further from the source, and
+// within 1 dB of it above (3.4-7 kHz, what only a G.722 call carries).
+func TestAgentCodecKeepsSpeechAsWellAsSILK(t *testing.T) {
+	speech, err := realtimesim.Espeak(context.Background(),
+		"Hello, this is Riverside Dental. I am calling to confirm your appointment on Tuesday at ten thirty in the morning.")
+	require.NoError(t, err)
+	speech = speech[:len(speech)/frame*frame]
+
+	sink := &packetSink{}
+	enc, err := newVoiceEncoder(sink, rate, AgentOpusComplexity, nil)
+	require.NoError(t, err)
+	silk := newLibopusEncoder(t, codec{"SILK, complexity 1, wideband", hopus.AppVoIP, 1, hopus.Wideband, 0})
+	var silkPkts [][]byte
+	buf := make([]byte, 1500)
+	for i := 0; i < len(speech); i += frame {
+		require.NoError(t, enc.write(time.Now(), speech[i:i+frame]))
+		n, err := silk.Encode(speech[i:i+frame], buf)
+		require.NoError(t, err)
+		silkPkts = append(silkPkts, append([]byte(nil), buf[:n]...))
+	}
+	agentLow, agentHigh := spectralDistance(speech, decodeStream(t, sink.pkts))
+	silkLow, silkHigh := spectralDistance(speech, decodeStream(t, silkPkts))
+	t.Logf("log-spectral distance 0.1-3.4 kHz / 3.4-7 kHz: agent %.2f / %.2f dB, SILK %.2f / %.2f dB",
+		agentLow, agentHigh, silkLow, silkHigh)
+	require.LessOrEqual(t, agentLow, silkLow, "the phone band")
+	require.Less(t, agentHigh, silkHigh+1, "the wideband rest")
+}
+
+// spectralDistance is the RMS difference in dB between the spectra of
+// input and decoded, over the voiced 1024-sample windows, in the 0.1-3.4
+// and 3.4-7 kHz bands; decoded is first aligned on input (the codec's
+// delay).
+func spectralDistance(input, decoded []int16) (low, high float64) {
+	delay, best := 0, math.Inf(-1)
+	for d := range 400 {
+		var s float64
+		for i := 0; i+d < len(decoded) && i < len(input); i += 3 {
+			s += float64(input[i]) * float64(decoded[i+d])
+		}
+		if s > best {
+			delay, best = d, s
+		}
+	}
+	const win = 1024
+	var hann, cos, sin [win]float64
+	for n := range win {
+		hann[n] = 0.5 - 0.5*math.Cos(2*math.Pi*float64(n)/win)
+		sin[n], cos[n] = math.Sincos(2 * math.Pi * float64(n) / win)
+	}
+	power := func(x []int16, k int) float64 {
+		var re, im float64
+		for n, v := range x {
+			w := hann[n] * float64(v)
+			re += w * cos[k*n%win]
+			im -= w * sin[k*n%win]
+		}
+		return re*re + im*im + 1e3 // a floor, so silent bins do not dominate
+	}
+	windows := 0
+	for i := 0; i+win+delay <= len(decoded) && i+win <= len(input); i += win {
+		x, y := input[i:i+win], decoded[i+delay:i+delay+win]
+		var energy float64
+		for _, v := range x {
+			energy += float64(v) * float64(v)
+		}
+		if energy/win < 300*300 {
+			continue // a pause
+		}
+		var lo, hi float64
+		var nlo, nhi int
+		for k := 1; k < win/2; k++ {
+			f := float64(k) * rate / win
+			if f < 100 || f >= 7000 {
+				continue
+			}
+			d := 10 * math.Log10(power(y, k)/power(x, k))
+			if f < 3400 {
+				lo, nlo = lo+d*d, nlo+1
+			} else {
+				hi, nhi = hi+d*d, nhi+1
+			}
+		}
+		low += math.Sqrt(lo / float64(nlo))
+		high += math.Sqrt(hi / float64(nhi))
+		windows++
+	}
+	return low / float64(windows), high / float64(windows)
+}
