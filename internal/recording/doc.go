@@ -14,9 +14,9 @@
 // almost no CPU: no decode, no mix, no encode (BenchmarkRecordCallMinute:
 // about 15 ms of CPU per call-minute, against 440 ms when it mixed both
 // sides' PCM and encoded a stereo stream itself). The price is size:
-// the senders' bitrates (about 28 kbit/s each while speaking) instead of
-// one 32 kbit/s stereo stream, about 230 KiB per call-minute of speech
-// against 170. Where a side sent nothing for a slot (silence, a lost
+// the senders' bitrates (the callee's about 28 kbit/s while speaking, the
+// agent's 32 kbit/s CELT) instead of one 32 kbit/s stereo stream, about
+// 200-230 KiB per call-minute against 170. Where a side sent nothing for a slot (silence, a lost
 // packet, before its first word) the slot holds a 20 ms packet of digital
 // silence. The streams are uncoupled, so each side is exactly what was
 // sent or heard, with nothing of the other in it.

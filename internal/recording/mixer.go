@@ -18,8 +18,11 @@ const (
 	frame48 = 960
 	// preSkip is libopus's encoder lookahead (2.5 ms + 4 ms of delay
 	// compensation, in 48 kHz samples) for every application but
-	// restricted-lowdelay, which both senders use; decoders drop it so the
-	// audio lines up with its stamps. The alignment test checks the value.
+	// restricted-lowdelay: the callee's sender (livekit-sip's encoder)
+	// uses one of those; decoders drop it so the audio lines up with its
+	// stamps. One pre-skip covers every stream (RFC 7845), and the agent's
+	// CELT-only encoder looks ahead 2.5 ms only, so the agent's channel
+	// sits 4 ms early: well inside the 60 ms alignment the tests hold.
 	preSkip = 312
 	// maxPacket is libopus's recommended output buffer (RFC 6716 caps a
 	// frame at 1275 bytes).
