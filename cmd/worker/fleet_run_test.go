@@ -53,7 +53,7 @@ var fleetProfiles = map[string]fleetProfile{
 	"short": {contacts: [3]int{20, 20, 20}, limits: [3]int{3, 4, 5}, concurrency: 3, dialRate: 2, interval: 2 * time.Second,
 		solo: 8, fleet: 16, timeout: 8 * time.Minute},
 	"full": {contacts: [3]int{700, 700, 600}, limits: [3]int{8, 12, 16}, concurrency: 4, dialRate: 4, interval: 15 * time.Second,
-		solo: 100, fleet: 400, timeout: 50 * time.Minute},
+		solo: 100, fleet: 400, timeout: 80 * time.Minute},
 }
 
 const fleetProcesses = 4

@@ -53,14 +53,29 @@ func TestMergeEnvOverrides(t *testing.T) {
 }
 
 func TestSelectServices(t *testing.T) {
-	svcs, err := selectServices("livekit, ferretdb,sip")
-	require.NoError(t, err)
-	var names []string
-	for _, s := range svcs {
-		names = append(names, s.name())
+	names := func(svcs []service) []string {
+		var out []string
+		for _, s := range svcs {
+			out = append(out, s.name())
+		}
+		return out
 	}
-	require.Equal(t, []string{"redis", "minio"}, names)
+	svcs, err := selectServices("livekit, ferretdb,sip", backendSQLite)
+	require.NoError(t, err)
+	require.Equal(t, []string{"redis", "minio"}, names(svcs))
 
-	_, err = selectServices("postgres")
+	_, err = selectServices("postgres", backendSQLite)
 	require.ErrorContains(t, err, `unknown service "postgres"`)
+
+	// PostgreSQL comes with FerretDB on it, started first.
+	svcs, err = selectServices("livekit,sip", backendPostgreSQL)
+	require.NoError(t, err)
+	require.Equal(t, []string{"redis", "postgres", "mongo", "minio"}, names(svcs))
+	require.Same(t, envLookup(svcs, "postgres"), envLookup(svcs, "mongo").(*mongoService).pg)
+	svcs, err = selectServices("mongo", backendPostgreSQL)
+	require.NoError(t, err)
+	require.Nil(t, envLookup(svcs, "postgres"), "no FerretDB, no PostgreSQL")
+
+	_, err = selectServices("", "mysql")
+	require.ErrorContains(t, err, `--mongo-backend (or DEVSTACK_MONGO_BACKEND): "mysql"`)
 }

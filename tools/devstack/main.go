@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -24,8 +25,8 @@ import (
 
 const usage = `usage:
   devstack install
-  devstack up   [--env-file path] [--dir path] [--without livekit,minio,...]
-  devstack exec [--env-file path] [--dir path] [--without ...] -- cmd args...
+  devstack up   [--env-file path] [--dir path] [--without livekit,minio,...] [--mongo-backend sqlite|postgresql]
+  devstack exec [--env-file path] [--dir path] [--without ...] [--mongo-backend ...] -- cmd args...
   devstack enter [--env-file path] -- cmd args...
   devstack gotest [--record file] -- cmd args...
   devstack summary [--step name=ok|fail]... record.json...
@@ -65,9 +66,10 @@ func run(args []string) int {
 
 // stackFlags are the flags shared by up and exec.
 type stackFlags struct {
-	envFile string
-	dir     string
-	without string
+	envFile      string
+	dir          string
+	without      string
+	mongoBackend string
 }
 
 func parseStackFlags(name string, args []string) (stackFlags, []string, error) {
@@ -76,7 +78,13 @@ func parseStackFlags(name string, args []string) (stackFlags, []string, error) {
 	fs.StringVar(&f.envFile, "env-file", "", "where to write the KEY=VALUE env file (default <dir>/devstack.env)")
 	fs.StringVar(&f.dir, "dir", "", "stack directory for data and logs (default: a new temporary directory, removed on a clean stop)")
 	fs.StringVar(&f.without, "without", "", "comma-separated services not to start: "+strings.Join(serviceNames, ",")+" (sip needs redis and livekit)")
+	fs.StringVar(&f.mongoBackend, "mongo-backend", cmp.Or(os.Getenv(mongoBackendVar), backendSQLite),
+		"what FerretDB stores in: sqlite, or postgresql (Debian's PostgreSQL, started by devstack; default $"+mongoBackendVar+" or sqlite)")
 	if err := fs.Parse(args); err != nil {
+		return f, nil, err
+	}
+	if err := checkMongoBackend(f.mongoBackend); err != nil {
+		fmt.Fprintf(fs.Output(), "devstack %s: %v\n", name, err)
 		return f, nil, err
 	}
 	return f, fs.Args(), nil
@@ -173,7 +181,7 @@ func startStack(f stackFlags, sigs <-chan os.Signal) (*stack, error) {
 	if err := setupNetns(); err != nil {
 		return nil, fmt.Errorf("private network namespace: %w", err)
 	}
-	svcs, err := selectServices(f.without)
+	svcs, err := selectServices(f.without, f.mongoBackend)
 	if err != nil {
 		return nil, err
 	}

@@ -13,11 +13,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// mongoService embeds FerretDB on SQLite: it speaks the MongoDB wire
-// protocol and needs no server binary (MongoDB itself is not packaged
-// for these machines). It runs inside devstack, so stopping devstack
-// stops it.
+// mongoService embeds FerretDB: it speaks the MongoDB wire protocol and
+// needs no server binary (MongoDB itself is not packaged for these
+// machines). It runs inside devstack, so stopping devstack stops it. It
+// stores on SQLite, or on the stack's PostgreSQL when pg is set
+// (--mongo-backend postgresql): SQLite has one writer at a time, which
+// four worker processes dispatching 2,000 contacts outrun (make fleet).
 type mongoService struct {
+	pg      *postgresService // nil: SQLite
 	uri     string
 	logFile *os.File
 	cancel  context.CancelFunc
@@ -26,7 +29,20 @@ type mongoService struct {
 
 func (m *mongoService) name() string              { return "mongo" }
 func (m *mongoService) logPath(dir string) string { return filepath.Join(dir, "ferretdb.log") }
-func (m *mongoService) endpoint() string          { return m.uri + "  (FerretDB on SQLite)" }
+
+func (m *mongoService) endpoint() string {
+	if m.pg != nil {
+		return m.uri + "  (FerretDB on PostgreSQL)"
+	}
+	return m.uri + "  (FerretDB on SQLite)"
+}
+
+func (m *mongoService) after() []string {
+	if m.pg != nil {
+		return []string{m.pg.name()}
+	}
+	return nil
+}
 
 func (m *mongoService) env() []envVar {
 	return []envVar{
@@ -64,12 +80,16 @@ func (m *mongoService) start(ctx context.Context, dir string) error {
 		return fmt.Errorf("ferretdb log: %w", err)
 	}
 	// FerretDB binds the listener in New, so port 0 is race-free here.
-	f, err := ferretdb.New(&ferretdb.Config{
+	cfg := &ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
+		Handler:   backendSQLite,
 		SQLiteURL: "file:" + data + "/?" + sqliteParams,
 		Logger:    slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}
+	if m.pg != nil {
+		cfg.Handler, cfg.SQLiteURL, cfg.PostgreSQLURL = backendPostgreSQL, "", m.pg.url()
+	}
+	f, err := ferretdb.New(cfg)
 	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("ferretdb: %w", err)

@@ -30,6 +30,11 @@ type proc struct {
 var errExitedEarly = errors.New("exited before it was ready")
 
 func startProc(name, logPath string, env []envVar, bin string, args ...string) (*proc, error) {
+	return startProcAttr(name, logPath, env, &syscall.SysProcAttr{}, bin, args...)
+}
+
+// startProcAttr is startProc with attr's namespaces and credentials.
+func startProcAttr(name, logPath string, env []envVar, attr *syscall.SysProcAttr, bin string, args ...string) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
@@ -37,7 +42,8 @@ func startProc(name, logPath string, env []envVar, bin string, args ...string) (
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = mergeEnv(os.Environ(), env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	attr.Setpgid, attr.Pdeathsig = true, syscall.SIGKILL
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)

@@ -43,7 +43,12 @@ const readyTimeout = 2 * time.Minute
 // stopGrace is how long a server gets after SIGTERM before SIGKILL.
 const stopGrace = 15 * time.Second
 
-func selectServices(without string) ([]service, error) {
+// selectServices picks the services to start; backend is FerretDB's
+// (--mongo-backend), and postgresql starts PostgreSQL before it.
+func selectServices(without, backend string) ([]service, error) {
+	if err := checkMongoBackend(backend); err != nil {
+		return nil, err
+	}
 	skip := map[string]bool{}
 	for _, n := range strings.Split(without, ",") {
 		n = strings.TrimSpace(n)
@@ -74,7 +79,12 @@ func selectServices(without string) ([]service, error) {
 			redis = &redisService{}
 			svcs = append(svcs, redis)
 		case "mongo":
-			svcs = append(svcs, &mongoService{})
+			m := &mongoService{}
+			if backend == backendPostgreSQL {
+				m.pg = &postgresService{}
+				svcs = append(svcs, m.pg)
+			}
+			svcs = append(svcs, m)
 		case "minio":
 			svcs = append(svcs, &minioService{})
 		case "livekit":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,10 +25,11 @@ import (
 )
 
 // availableServices is every service whose server is on this machine, so
-// the tests never trigger a multi-minute build (`make tools` installs them).
+// the tests never trigger a multi-minute build (`make tools` installs them),
+// with FerretDB on $DEVSTACK_MONGO_BACKEND's backend, as devstack picks it.
 func availableServices(t *testing.T) []service {
 	t.Helper()
-	svcs, err := selectServices(withoutMissing(t))
+	svcs, err := selectServices(withoutMissing(t), cmp.Or(os.Getenv(mongoBackendVar), backendSQLite))
 	require.NoError(t, err)
 	return svcs
 }
@@ -52,6 +54,8 @@ func serverPIDs(svcs []service) []int {
 		case *livekitService:
 			pids = append(pids, s.p.pid())
 		case *sipService:
+			pids = append(pids, s.p.pid())
+		case *postgresService:
 			pids = append(pids, s.p.pid())
 		}
 	}
@@ -232,17 +236,17 @@ func TestWaitForDependencies(t *testing.T) {
 }
 
 func TestSelectServicesKeepsSIPWithWhatItNeeds(t *testing.T) {
-	_, err := selectServices("livekit")
+	_, err := selectServices("livekit", backendSQLite)
 	require.ErrorContains(t, err, "sip needs redis and livekit")
-	svcs, err := selectServices("livekit,sip")
+	svcs, err := selectServices("livekit,sip", backendSQLite)
 	require.NoError(t, err)
 	require.Nil(t, envLookup(svcs, "sip"))
-	svcs, err = selectServices("")
+	svcs, err = selectServices("", backendSQLite)
 	require.NoError(t, err)
 	lk := envLookup(svcs, "livekit").(*livekitService)
 	require.Same(t, envLookup(svcs, "redis"), lk.redis, "LiveKit uses the stack's Redis as its bus")
 	require.Contains(t, lk.config(), "redis:\n")
-	svcs, err = selectServices("redis,sip")
+	svcs, err = selectServices("redis,sip", backendSQLite)
 	require.NoError(t, err)
 	require.NotContains(t, envLookup(svcs, "livekit").(*livekitService).config(), "redis:")
 }
