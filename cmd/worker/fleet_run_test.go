@@ -186,11 +186,12 @@ func TestFleetRun(t *testing.T) {
 	startProc(1)
 	t.Logf("%s: killed and restarted %s", time.Since(start).Round(time.Second), victim.name)
 
-	// Drained: every contact final, but for those whose call the kill
-	// cut; no call live; no call task left in the queue (the killed
+	// Drained: every contact final, but for those the kill left to the
+	// repair round (a call it cut, or one it ended without living to
+	// enqueue its analysis); no call live; no call task left in the queue (the killed
 	// process's tasks come back once asynq sees its lease lapse).
 	fleetWait(t, "every contact settled or cut by the kill", deadline, func() bool {
-		return len(unsettledContacts(t, st)) == 0 && countCalls(t, st, liveCallStatuses) == 0
+		return len(unsettledContacts(t, st, victim.owner)) == 0 && countCalls(t, st, liveCallStatuses) == 0
 	})
 	fleetWait(t, "the call and analysis queues empty", deadline, func() bool {
 		for _, q := range []string{tasks.QueueCalls, tasks.QueueAnalysis} {
@@ -231,7 +232,7 @@ func TestFleetRun(t *testing.T) {
 		_, err := svc.Round(ctx, c.id)
 		require.NoError(t, err)
 	}
-	require.Empty(t, unsettledContacts(t, st))
+	require.Empty(t, unsettledContacts(t, st, ""))
 
 	// Every contact final; every campaign completed.
 	contacts := allContacts(t, st)
@@ -395,9 +396,11 @@ func countCalls(t *testing.T, st *store.Store, statuses []store.CallStatus, more
 	return int(n)
 }
 
-// unsettledContacts are the pending contacts, less those whose attempt the
-// kill cut (interrupted: the repair round settles them later).
-func unsettledContacts(t *testing.T, st *store.Store) []bson.ObjectID {
+// unsettledContacts are the pending contacts, less those the dispatcher's
+// repair round settles later: whose attempt the kill cut (interrupted), or
+// whose attempt killed ended but did not live to hand on to its analysis
+// (ended, owned by killed; "" for none).
+func unsettledContacts(t *testing.T, st *store.Store, killed string) []bson.ObjectID {
 	var pending []struct {
 		ID bson.ObjectID `bson:"_id"`
 	}
@@ -412,7 +415,11 @@ func unsettledContacts(t *testing.T, st *store.Store) []bson.ObjectID {
 		err = cur.All(qctx, &pending)
 	}
 	if err == nil {
-		cur, err = st.DB().Collection(store.CollCalls).Find(qctx, bson.M{"status": store.CallInterrupted},
+		repair := bson.A{bson.M{"status": store.CallInterrupted}}
+		if killed != "" {
+			repair = append(repair, bson.M{"owner": killed, "status": bson.M{"$in": terminalCallStatuses()}})
+		}
+		cur, err = st.DB().Collection(store.CollCalls).Find(qctx, bson.M{"$or": repair},
 			options.Find().SetProjection(bson.M{"contact_id": 1}))
 	}
 	if err == nil {
@@ -697,7 +704,7 @@ func fleetDiagnose(t *testing.T, st *store.Store, procs []*fleetProc) {
 			t.Logf("attempt %s %s (outcome %q) owner %q claims %d: %s", c.ID, c.Status, c.Outcome, c.Owner, c.Claims, c.Error)
 		}
 	}
-	un := unsettledContacts(t, st)
+	un := unsettledContacts(t, st, "")
 	for _, id := range un[:min(len(un), 5)] {
 		for _, c := range cs {
 			if c.ContactID == id {

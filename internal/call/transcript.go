@@ -54,7 +54,11 @@ func newTranscript(zero time.Time, silence time.Duration, inputStart func() time
 
 func (t *transcript) inputOffset(ms int) time.Duration {
 	start := t.inputStart()
-	if start.IsZero() {
+	// The model's input starts where its first batch started: its send
+	// time less the batch's length. A batch whose first packet came right
+	// at the answer would start up to a packet before it, and no turn
+	// starts before the call does.
+	if start.IsZero() || start.Before(t.zero) {
 		start = t.zero
 	}
 	return start.Sub(t.zero) + time.Duration(ms)*time.Millisecond

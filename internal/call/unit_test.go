@@ -79,4 +79,13 @@ func TestTranscriptAssemblesTurns(t *testing.T) {
 	require.Equal(t, store.Turn{Role: "agent", Text: "Let me [interrupted]", StartMS: 3000, EndMS: 3500}, got[2])
 	tr.flush(at(5000))
 	require.Len(t, got, 3, "a3 was never heard")
+
+	// The model's input began a packet before the answer (its first batch
+	// counts back from its send time): speech from its start is at 0.
+	got = nil
+	early := newTranscript(zero, 300*time.Millisecond, func() time.Time { return at(-13) }, func(t store.Turn) { got = append(got, t) })
+	early.speechStarted("c2", 0)
+	early.speechStopped("c2", 1300)
+	early.calleeText("c2", "Elm Dental.")
+	require.Equal(t, []store.Turn{{Role: "callee", Text: "Elm Dental.", StartMS: 0, EndMS: 1000}}, got)
 }
