@@ -68,13 +68,16 @@ var hogLineTexts = []string{
 // Not parallel: the hog must not slow the package's other tests, nor
 // theirs hide it.
 //
-// Opt-in (DOCSHIELD_HOG_TEST=1, or `make test-hog`): it needs a machine
-// that is quiet before the hog, since it first waits for no pressure (so
-// that the pressure seen next is the hog's doing); on a machine CI already
-// loads, the worker's threads wait in the run queue before any hog, and
-// the test could not tell the hog's effect from the neighbours'. (Before
-// the run-queue reason, 16 busy loops on a quiet machine left the probe's
-// frames under the 2% level and the test timed out.)
+// Opt-in (DOCSHIELD_HOG_TEST=1, or `make test-hog`): whether busy loops
+// starve the worker depends on the kernel's scheduler and on what else
+// runs. It passed 3 of 3 while other work loaded the machine (load 7-19).
+// On the same machine otherwise quiet, 16 busy loops starve nothing the
+// worker can see: CFS lets a thread that slept preempt a busy loop when it
+// wakes, so neither the probe's frames (the audio reason) nor the run
+// queue (cpu_wait) move, and the test times out waiting for the pressure
+// (measured again after the run-queue reason was added). A test whose
+// verdict depends on the machine's other load does not belong in `make
+// test`.
 func TestCPUHogDefersNewCallsWhileLiveCallsHold(t *testing.T) {
 	if os.Getenv("DOCSHIELD_HOG_TEST") != "1" {
 		t.Skip("opt-in: DOCSHIELD_HOG_TEST=1 (make test-hog); see the comment")
