@@ -3,6 +3,8 @@ package call
 import (
 	"math"
 	"time"
+
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 )
 
 // beepDetector finds the end of an answering machine's beep in the
@@ -89,7 +91,7 @@ func (b *beepDetector) frameDone() time.Time {
 
 // toneOf reports whether a frame is a loud pure tone, and its frequency.
 func toneOf(frame []int16, rate int) (float64, bool) {
-	level := rms(frame)
+	level := heard.RMS(frame)
 	if level < beepMinRMS {
 		return 0, false
 	}

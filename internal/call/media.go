@@ -8,6 +8,7 @@ import (
 
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/internal/telephony"
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 )
 
 // media is where LiveKit's goroutines meet the call. The callee's voice is
@@ -63,7 +64,7 @@ func (m *media) setRecorder(r Recorder) {
 func (m *media) calleeAudio(pcm []int16) {
 	now := time.Now()
 	m.lastIn.Store(now.UnixNano())
-	if rms(pcm) >= murmurRMS {
+	if heard.RMS(pcm) >= murmurRMS {
 		m.loudIn.Store(now.UnixNano())
 	}
 	m.detectMu.Lock()

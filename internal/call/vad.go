@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"time"
+
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 )
 
 // LocalVAD is the worker's own barge-in detector: an energy threshold on
@@ -68,20 +70,8 @@ func (v *energyVAD) feed(pcm []int16) bool {
 	return onset
 }
 
-// rms is the root mean square level of pcm; 0 for none.
-func rms(pcm []int16) float64 {
-	if len(pcm) == 0 {
-		return 0
-	}
-	var sum float64
-	for _, s := range pcm {
-		sum += float64(s) * float64(s)
-	}
-	return math.Sqrt(sum / float64(len(pcm)))
-}
-
 func (v *energyVAD) frame(f []int16) bool {
-	loud := rms(f) >= v.threshold
+	loud := heard.RMS(f) >= v.threshold
 	if v.speaking {
 		if loud {
 			v.quiet = 0

@@ -183,15 +183,3 @@ func decodePCM(s string) ([]int16, error) {
 	}
 	return pcm, nil
 }
-
-// rms of a frame, on the int16 scale.
-func rms(frame []int16) float64 {
-	if len(frame) == 0 {
-		return 0
-	}
-	var sum float64
-	for _, v := range frame {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(frame)))
-}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 )
@@ -534,7 +535,7 @@ func (c *conn) vadFrame(f []int16) {
 	if !c.vadOn {
 		return
 	}
-	loud := rms(f) >= c.script.VAD.ThresholdRMS
+	loud := heard.RMS(f) >= c.script.VAD.ThresholdRMS
 	if !v.speaking {
 		if !loud {
 			v.run = 0

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/telephony/heard"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 )
@@ -266,11 +267,11 @@ func TestSynthesisedAudio(t *testing.T) {
 	require.Equal(t, v, Voice(1000, "hello"), "deterministic")
 	require.NotEqual(t, v, Voice(1000, "other text"))
 	for i := 0; i+480 <= len(v); i += 480 {
-		require.Greater(t, rms(v[i:i+480]), 500.0, "every frame of a turn is speech to an energy VAD (frame %d)", i/480)
+		require.Greater(t, heard.RMS(v[i:i+480]), 500.0, "every frame of a turn is speech to an energy VAD (frame %d)", i/480)
 	}
 	tone := Tone(100, 440, 8000)
-	require.InDelta(t, 8000/math.Sqrt2, rms(tone[240:len(tone)-240]), 50)
-	require.Zero(t, rms(Silence(100)))
+	require.InDelta(t, 8000/math.Sqrt2, heard.RMS(tone[240:len(tone)-240]), 50)
+	require.Zero(t, heard.RMS(Silence(100)))
 
 	pcm := []int16{0, 1, -1, 32767, -32768}
 	back, err := decodePCM(encodePCM(pcm))
@@ -302,7 +303,7 @@ func TestEspeakVoice(t *testing.T) {
 	pcm, err := Espeak(context.Background(), "Hello, this is DocShield calling.")
 	require.NoError(t, err)
 	require.Greater(t, len(pcm), SampleRate/2, "more than half a second of speech")
-	require.Greater(t, rms(pcm), 500.0)
+	require.Greater(t, heard.RMS(pcm), 500.0)
 
 	srv := New(Script{Voice: "espeak", Agent: []AgentTurn{{Text: "Goodbye."}}})
 	_, err = srv.Start("127.0.0.1:0")
