@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/phone"
 	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/store"
+	"github.com/docshield/voice-worker/internal/testenv"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
@@ -369,27 +372,30 @@ func TestProcessTaskRunsARound(t *testing.T) {
 
 // openZoneNow picks a zone whose clock is inside 08:00–21:00 for the next
 // few minutes of real time.
-func openZoneNow(t *testing.T) string {
-	h, err := ParseHours("08:00", "21:00", everyDay)
-	require.NoError(t, err)
-	now := time.Now()
-	for _, name := range []string{"America/New_York", "Europe/London", "Asia/Tokyo", "America/Los_Angeles",
-		"Asia/Kolkata", "Pacific/Honolulu", "Pacific/Kiritimati", "Australia/Sydney"} {
-		loc := mustZone(t, name)
-		if h.Open(now, loc) && h.Open(now.Add(10*time.Minute), loc) {
-			return name
-		}
+// daytimePhones are n numbers ringing where it is mid-afternoon now, and
+// that zone: a test on the real clock places calls at any hour without
+// bending the calling-hours rule (a number's own zones are checked, so the
+// campaign's default zone alone does not open its hours).
+func daytimePhones(t *testing.T, n int) ([]store.Contact, string) {
+	t.Helper()
+	sample := testenv.SampleAt(time.Now(), testenv.Afternoon)
+	prefix := sample.Phone[:len(sample.Phone)-4]
+	cs := make([]store.Contact, n)
+	for i := range cs {
+		cs[i] = store.Contact{Phone: fmt.Sprintf("%s%04d", prefix, i)}
+		zones, err := phone.Zones(cs[i].Phone)
+		require.NoError(t, err)
+		require.Equal(t, []string{sample.Zone}, zones, "%s rings where the sample does", cs[i].Phone)
 	}
-	t.Fatal("no zone is inside calling hours now")
-	return ""
+	return cs, sample.Zone
 }
 
 func TestTickerDispatchesEveryRoundAndShutsDown(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	zone := openZoneNow(t)
+	numbers, zone := daytimePhones(t, 3)
 	c := e.campaign(func(c *store.Campaign) { c.Schedule.DefaultTimeZone = zone })
-	cs := e.contacts(c.ID, phones(3, "")...)
+	cs := e.contacts(c.ID, numbers...)
 
 	realStore := e.openStore(e.st.DB().Name())
 	realStore.SetClock(time.Now)
