@@ -106,8 +106,16 @@ func (s *Store) AttemptSummaries(ctx context.Context, ids []string) ([]Call, err
 		return nil, nil
 	}
 	var out []Call
+	// One id, the common case (each outcome asks for the attempt after
+	// it), by equality: the same index lookup on MongoDB, and the only
+	// form the local FerretDB hands to its database; it filters $in itself
+	// after reading the whole collection, once per call ended.
+	var id any = bson.D{{Key: "$in", Value: ids}}
+	if len(ids) == 1 {
+		id = ids[0]
+	}
 	err := s.findAll(ctx, s.calls,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		bson.D{{Key: "_id", Value: id}},
 		options.Find().SetProjection(bson.D{
 			{Key: "transcript", Value: 0}, {Key: "tool_calls", Value: 0}, {Key: "latencies_ms", Value: 0},
 		}), &out)

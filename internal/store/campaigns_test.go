@@ -345,6 +345,15 @@ func TestAttemptQueriesForDispatch(t *testing.T) {
 		require.True(t, c.Status.Terminal(), c.ID)
 		require.False(t, c.EndedAt.IsZero(), c.ID)
 	}
+	// One id is asked by equality: found, and missing.
+	sums, err = s.AttemptSummaries(ctx, []string{a2.ID})
+	require.NoError(t, err)
+	require.Len(t, sums, 1)
+	require.Equal(t, a2.ID, sums[0].ID)
+	require.Equal(t, CallCancelled, sums[0].Status)
+	sums, err = s.AttemptSummaries(ctx, []string{"missing-1"})
+	require.NoError(t, err)
+	require.Empty(t, sums)
 }
 
 func TestCancelQueuedAttemptRacesAClaim(t *testing.T) {

@@ -143,12 +143,12 @@ func (s *Store) ApplyRecordedEnds(ctx context.Context, since time.Time, limit in
 		ID    string `bson:"_id"`
 		Fence string `bson:"fence"`
 	}
-	if err := s.findAll(ctx, s.calls, bson.D{
+	if err := findByStatus(ctx, s.calls, activeCallStatuses, bson.D{
 		{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
-		{Key: "status", Value: bson.D{{Key: "$in", Value: activeCallStatuses}}},
 	}, options.Find().SetProjection(bson.D{{Key: "fence", Value: 1}}).SetLimit(int64(limit)), &open); err != nil {
 		return nil, fmt.Errorf("store: apply recorded ends: find calls not ended: %w", err)
 	}
+	open = open[:min(len(open), limit)]
 	var applied []string
 	for _, o := range open {
 		ce := byID[o.ID]
