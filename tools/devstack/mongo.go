@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -105,6 +107,79 @@ func (m *mongoService) start(ctx context.Context, dir string) error {
 	if err := m.waitPing(ctx); err != nil {
 		m.stop()
 		return err
+	}
+	if m.pg != nil {
+		if err := m.fillPool(ctx); err != nil {
+			m.stop()
+			return err
+		}
+	}
+	return nil
+}
+
+// pgPoolFill is how many PostgreSQL connections FerretDB opens at start
+// (its pool holds up to 50).
+const pgPoolFill = 48
+
+// fillPool makes FerretDB open its PostgreSQL connections now, not during
+// the tests' first burst. FerretDB gives each new connection 2 s to answer
+// `SELECT version()` (pool/opendb.go), and PostgreSQL's postmaster starts
+// its backends one at a time: forty calls writing at once on a busy
+// machine forked forty backends in a queue, and the last ones' writes were
+// refused with an i/o timeout. Concurrent finds that each hold a
+// connection open (a cursor of one-document batches) make the pool open
+// pgPoolFill connections; idle ones stay open for 30 minutes (pgxpool's
+// default). The warm-up database is dropped afterwards.
+func (m *mongoService) fillPool(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(m.uri).SetMaxPoolSize(pgPoolFill + 2))
+	if err != nil {
+		return fmt.Errorf("mongo client: %w", err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	db := client.Database("devstack_pool_fill")
+	defer func() { _ = db.Drop(context.Background()) }()
+	coll := db.Collection("fill")
+	if _, err := coll.InsertMany(ctx, []any{bson.M{"n": 1}, bson.M{"n": 2}}); err != nil {
+		return fmt.Errorf("mongo pool fill: %w", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, pgPoolFill)
+	opened := make(chan struct{}, pgPoolFill)
+	release := make(chan struct{})
+	for range pgPoolFill {
+		wg.Go(func() {
+			// A first batch of one leaves the cursor, and its connection,
+			// open until it is closed.
+			cur, err := coll.Find(ctx, bson.M{}, options.Find().SetBatchSize(1))
+			if err != nil {
+				errs <- err
+				return
+			}
+			opened <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			_ = cur.Close(context.Background())
+		})
+	}
+	var failed error
+	for range pgPoolFill {
+		select {
+		case <-opened:
+		case failed = <-errs:
+		}
+		if failed != nil {
+			break
+		}
+	}
+	close(release)
+	wg.Wait()
+	if err := failed; err != nil {
+		// Not fatal to the stack: the pool opens the rest on demand.
+		fmt.Fprintf(os.Stderr, "devstack: FerretDB's PostgreSQL pool not filled: %v\n", err)
 	}
 	return nil
 }
