@@ -81,7 +81,7 @@ import (
 //
 // and for the dyno (the "dyno" line):
 //
-//	calls-per-dyno-by-cpu    = floor(0.7 core / cpu-per-call at 20 calls)
+//	calls-per-dyno-by-cpu    = floor(0.7 core / all-in cpu-per-call at 20 calls)
 //	calls-per-dyno-by-memory = floor((450 MiB - base-rss) / rss-per-call),
 //	                           RSS fitted across the levels
 //	calls-per-dyno           = the smaller
@@ -96,6 +96,8 @@ import (
 //	make bench   (CALL_CAPACITY_LEVELS=1,10,20,30,40 by default, about 4 minutes)
 //	devstack exec -- go test -run '^$' -bench CallCapacity -benchtime 1x ./internal/call/
 //	CALL_CAPACITY_SIM_CPUPROFILE=file profiles the simulators
+//	CALL_CAPACITY_SIM_NICE=n runs them at niceness n (default 10; 0: the
+//	                        worker's own priority)
 
 const (
 	capacityLevelsEnv    = "CALL_CAPACITY_LEVELS"
@@ -551,7 +553,11 @@ func reportDyno(b *testing.B, levels []levelResult) {
 	rssPerCall, baseRSS := fitLine(ns, rss)
 	heapPerCall, _ := fitLine(ns, heap)
 	gorPerCall, _ := fitLine(ns, gor)
-	corePerCall := cpu.cores / float64(cpu.n)
+	// All-in: the level's CPU over its call-minutes, setup and teardown
+	// included, what a dyno must have per call; the steady window's is
+	// logged beside it.
+	steadyPerCall := cpu.cores / float64(cpu.n)
+	corePerCall := cpu.allInCPUPerCallMinute.Seconds() / 60
 	byMem := math.Floor((dynoWarnRSSMiB - baseRSS) / rssPerCall)
 	byCPU := math.Floor(dynoWarnCPUCore / corePerCall)
 	b.ReportMetric(rssPerCall, "rss-MiB-per-call")
@@ -562,8 +568,8 @@ func reportDyno(b *testing.B, levels []levelResult) {
 	b.ReportMetric(byMem, "calls-per-dyno-by-memory")
 	b.ReportMetric(byCPU, "calls-per-dyno-by-cpu")
 	b.ReportMetric(min(byMem, byCPU), "calls-per-dyno")
-	b.Logf("per call: %.2f MiB RSS (%.2f MiB Go heap), %.1f goroutines, %.0f ms CPU per call-minute at %d calls (%.2f%% of a core); fixed: %.1f MiB RSS",
-		rssPerCall, heapPerCall, gorPerCall, corePerCall*60000, cpu.n, corePerCall*100, baseRSS)
+	b.Logf("per call: %.2f MiB RSS (%.2f MiB Go heap), %.1f goroutines, %.0f ms CPU per call-minute all-in at %d calls (%.2f%% of a core; %.0f ms in the steady window); fixed: %.1f MiB RSS",
+		rssPerCall, heapPerCall, gorPerCall, corePerCall*60000, cpu.n, corePerCall*100, steadyPerCall*60000, baseRSS)
 	if why := cpu.starved(); why != "" {
 		b.Logf("CPU starved at %d calls (%s): the CPU per call understates the worker's need", cpu.n, why)
 	}

@@ -45,6 +45,7 @@ const (
 	// capacitySimNice is the simulators' niceness: 10 gives them about a
 	// tenth of the worker's weight in the kernel's scheduler.
 	capacitySimNice     = 10
+	capacitySimNiceEnv  = "CALL_CAPACITY_SIM_NICE"
 	capacityReadyPrefix = "capacity-phone-network-ready "
 	capacityTurns       = 4 // callee turns per call; with the greeting, a call of about 30 s
 	// capacityBargeIn is the callee line that talks over the agent's reply
@@ -313,10 +314,15 @@ func startPhoneNetwork(b testing.TB) *phoneNetwork {
 		args = append(args, "-test.cpuprofile="+p)
 	}
 	cmd := exec.Command(exe, args...)
-	if nice, err := exec.LookPath("nice"); err == nil {
+	simNice := capacitySimNice
+	if v := os.Getenv(capacitySimNiceEnv); v != "" {
+		simNice, err = strconv.Atoi(v)
+		require.NoError(b, err, capacitySimNiceEnv)
+	}
+	if nice, err := exec.LookPath("nice"); err == nil && simNice != 0 {
 		// A lower priority than the worker's: on a machine short of CPU the
 		// simulators wait, not the worker (see BenchmarkCallCapacity).
-		cmd = exec.Command(nice, append([]string{"-n", strconv.Itoa(capacitySimNice), exe}, args...)...)
+		cmd = exec.Command(nice, append([]string{"-n", strconv.Itoa(simNice), exe}, args...)...)
 	}
 	cmd.Env = append(os.Environ(), capacityNetworkEnv+"=1")
 	n := &phoneNetwork{cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{}),
