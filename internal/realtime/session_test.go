@@ -456,3 +456,33 @@ func TestHalfOpenConnectionIsDetected(t *testing.T) {
 	require.Equal(t, 1006, ce.Code)
 	require.Contains(t, ce.Reason, "pong")
 }
+
+// A response cancelled before any of it was sent (the model still
+// thinking) gives its scripted turn back: the next response says it, as a
+// model interrupted while thinking says the same again.
+func TestCancelledBeforeSpeakingGivesItsTurnBack(t *testing.T) {
+	srv, base := startSim(t, realtimesim.Script{
+		Agent: []realtimesim.AgentTurn{
+			{Text: "First line.", AudioMS: 400},
+			{Text: "Second line.", AudioMS: 400},
+		},
+		ResponseDelayMS: 60_000, // no step runs before the cancel
+	})
+	s := dial(t, testConfig(base))
+
+	require.NoError(t, s.CreateResponse(""))
+	next[realtime.ResponseCreated](t, s)
+	require.NoError(t, s.CancelResponse())
+	done, _ := next[realtime.ResponseDone](t, s)
+	require.Equal(t, "cancelled", done.Response.Status)
+	require.Empty(t, done.Response.Output, "nothing of it was sent")
+
+	require.NoError(t, s.CreateResponse(""))
+	next[realtime.ResponseCreated](t, s)
+	l := srv.Log()
+	require.Len(t, l.Responses, 2)
+	require.Equal(t, "cancelled", l.Responses[0].Status)
+	require.Zero(t, l.Responses[0].AudioSamples)
+	require.Equal(t, 0, l.Responses[0].Turn)
+	require.Equal(t, 0, l.Responses[1].Turn, "the cancelled response's turn is offered again")
+}

@@ -72,10 +72,15 @@ type vadState struct {
 type response struct {
 	id           string
 	instructions string
-	queue        []step
-	outputs      []map[string]any
-	samples      int
-	textChars    int
+	// turn is the script's agent turn it says (-1: none); sent is set once
+	// any of it went out. A response cancelled before that gives its turn
+	// back: a model interrupted while thinking says the same next time.
+	turn      int
+	sent      bool
+	queue     []step
+	outputs   []map[string]any
+	samples   int
+	textChars int
 }
 
 type step struct {
@@ -207,6 +212,7 @@ func (c *conn) loop() {
 func (c *conn) runStep() {
 	st := c.resp.queue[0]
 	c.resp.queue = c.resp.queue[1:]
+	c.resp.sent = true
 	st.do()
 }
 
@@ -696,10 +702,13 @@ func (c *conn) startResponse(instructions, eventID string) {
 			"Conversation already has an active response in progress: "+c.resp.id+". Wait until the response is finished before creating a new one.", "", eventID)
 		return
 	}
-	r := &response{id: c.newID("resp"), instructions: instructions}
+	r := &response{id: c.newID("resp"), instructions: instructions, turn: -1}
+	if c.nextTurn < len(c.script.Agent) {
+		r.turn = c.nextTurn
+	}
 	c.resp = r
 	c.srv.rec.update(func(l *Log) {
-		l.Responses = append(l.Responses, ResponseRecord{Conn: c.id, ID: r.id, Status: "in_progress", Instructions: instructions})
+		l.Responses = append(l.Responses, ResponseRecord{Conn: c.id, ID: r.id, Status: "in_progress", Instructions: instructions, Turn: r.turn})
 	})
 	c.send(ev{"type": "response.created", "event_id": c.newID("event"), "response": c.responseObject(r, "in_progress", nil)})
 	c.send(ev{"type": "rate_limits.updated", "event_id": c.newID("event"), "rate_limits": []any{
@@ -835,6 +844,9 @@ func (c *conn) cancelResponse(reason string) bool {
 		if o["status"] == "in_progress" {
 			o["status"] = "incomplete"
 		}
+	}
+	if !r.sent && r.turn >= 0 && c.nextTurn == r.turn+1 {
+		c.nextTurn = r.turn
 	}
 	c.finishResponse(r, "cancelled", ev{"type": "cancelled", "reason": reason})
 	return true

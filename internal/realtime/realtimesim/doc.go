@@ -14,7 +14,10 @@
 //     the session's silence_duration_ms as hangover): speech_started,
 //     speech_stopped, committed, the input transcription from the script,
 //     then the next response when create_response is on, and cancellation
-//     of a running response when interrupt_response is on;
+//     of a running response when interrupt_response is on (a response
+//     cancelled before any of it was sent gives its scripted turn back to
+//     the next one, as a model interrupted while thinking says the same
+//     again);
 //   - scripted function calls that wait for function_call_output and
 //     response.create; conversation.item.truncate checked against the audio
 //     actually sent; response.cancel → response.done "cancelled";

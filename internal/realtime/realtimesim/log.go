@@ -41,6 +41,9 @@ type ResponseRecord struct {
 	Instructions string `json:"instructions,omitempty"`
 	AudioSamples int    `json:"audio_samples"` // agent audio sent
 	ToolCallID   string `json:"tool_call_id,omitempty"`
+	// Turn is the index of the script's agent turn it says; -1 for none
+	// (the script ran out).
+	Turn int `json:"turn"`
 }
 
 // CalleeTurn is a stretch of speech the VAD found in the client's audio.
