@@ -397,17 +397,6 @@ var latestFirst = func() []store.CallStatus {
 	return out
 }()
 
-func terminalCallStatuses() []store.CallStatus {
-	var out []store.CallStatus
-	for _, s := range []store.CallStatus{store.CallCompleted, store.CallNoAnswer, store.CallBusy, store.CallVoicemail,
-		store.CallFailed, store.CallInterrupted, store.CallCancelled} {
-		if s.Terminal() {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // The test's own queries while the fleet runs ask one status at a time,
 // by equality: the local FerretDB hands an equality filter to PostgreSQL
 // and decodes only the documents that match, but filters $in, $or and
