@@ -486,7 +486,7 @@ func (s *Store) reapLapsedLeases(ctx context.Context, now time.Time, limit int) 
 		LeaseExpiresAt time.Time `bson:"lease_expires_at"`
 	}
 	var found []lapsed
-	if err := findByStatus(ctx, s.calls, activeCallStatuses, bson.D{
+	if err := findByStatus(ctx, s, s.calls, activeCallStatuses, bson.D{
 		{Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}},
 	}, options.Find().
 		SetProjection(bson.D{{Key: "status", Value: 1}, {Key: "owner", Value: 1}, {Key: "fence", Value: 1}, {Key: "room", Value: 1},
@@ -609,16 +609,11 @@ func (s *Store) findAll(ctx context.Context, coll *mongo.Collection, filter bson
 // filters anything else itself, after decoding every document of the
 // collection: four processes' reapers asking $in every 10 s decoded every
 // call ever made, transcripts and all, and that bounded the fleet test.
-func findByStatus[T any](ctx context.Context, coll *mongo.Collection, statuses []CallStatus, filter bson.D,
+func findByStatus[T any](ctx context.Context, s *Store, coll *mongo.Collection, statuses []CallStatus, filter bson.D,
 	opts *options.FindOptionsBuilder, out *[]T) error {
 	for _, st := range statuses {
 		var part []T
-		f := append(bson.D{{Key: "status", Value: st}}, filter...)
-		cur, err := coll.Find(ctx, f, opts)
-		if err == nil {
-			err = cur.All(ctx, &part)
-		}
-		if err != nil {
+		if err := s.findAll(ctx, coll, append(bson.D{{Key: "status", Value: st}}, filter...), opts, &part); err != nil {
 			return err
 		}
 		*out = append(*out, part...)

@@ -143,7 +143,7 @@ func (s *Store) ApplyRecordedEnds(ctx context.Context, since time.Time, limit in
 		ID    string `bson:"_id"`
 		Fence string `bson:"fence"`
 	}
-	if err := findByStatus(ctx, s.calls, activeCallStatuses, bson.D{
+	if err := findByStatus(ctx, s, s.calls, activeCallStatuses, bson.D{
 		{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
 	}, options.Find().SetProjection(bson.D{{Key: "fence", Value: 1}}).SetLimit(int64(limit)), &open); err != nil {
 		return nil, fmt.Errorf("store: apply recorded ends: find calls not ended: %w", err)
