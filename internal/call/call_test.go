@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -302,6 +303,12 @@ func TestVoicemailLeavesTheCampaignsMessage(t *testing.T) {
 	require.Equal(t, []string{"voicemail_detected"}, toolNames(c.ToolCalls))
 
 	log := e.sim.Log()
+	// A response the greeting cancelled before it said anything gives its
+	// turn back (realtimesim), so only those that said one count.
+	said := slices.DeleteFunc(slices.Clone(log.Responses), func(r realtimesim.ResponseRecord) bool {
+		return r.Status == "cancelled" && r.AudioSamples == 0 && r.ToolCallID == ""
+	})
+	log.Responses = said
 	require.Len(t, log.Responses, 3, "the opener, the tool call, the message: the machine's greeting and beep started no response")
 	require.Contains(t, log.Responses[2].Instructions, "Hi, this is Ava from DocShield with a message for Oak Clinic. Please call us back.")
 	require.Contains(t, log.Responses[2].Instructions, "calling Oak Clinic on behalf of DocShield", "the session's instructions stay")
