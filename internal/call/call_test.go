@@ -253,7 +253,11 @@ func TestCalleeHangsUpMidSentence(t *testing.T) {
 	require.Equal(t, sipphone.PartyPhone, rec.HungUpBy)
 	took := e.clock.hangupAt().Sub(firstEvent(t, rec, true, sip.BYE))
 	t.Logf("measured: the callee's BYE ended the call %s after the phone sent it", took.Round(time.Millisecond))
-	require.Less(t, took, hangUpReached)
+	// Usually LiveKit tells the agent the callee left (well under
+	// hangUpReached). A busy SIP service has acted on the BYE more than
+	// 5 s late; the call then still ends as hung up, through the silence
+	// check and its second question to LiveKit, which bounds it.
+	require.Less(t, took, call.DefaultMediaLoss+call.PresenceRecheck+hangUpReached)
 }
 
 // Voicemail on a campaign call: the prompt comes from the campaign and the

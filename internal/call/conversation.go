@@ -95,6 +95,14 @@ type presenceAnswer struct {
 // presenceTimeout bounds asking LiveKit whether the callee is still there.
 const presenceTimeout = 3 * time.Second
 
+// PresenceRecheck is how long after LiveKit first says a silent callee is
+// still in the room (or cannot say) the worker asks once more before it
+// ends the call as media lost. A BYE can reach LiveKit late: SIP resends
+// a lost one after 0.5, 1, 2 and 4 s, and a busy SIP service acts on it
+// late. Such a callee hung up, and must not be called again as if the
+// line had failed; a dead line costs the wait.
+const PresenceRecheck = 5 * time.Second
+
 // closing is a call on its way out: the last line plays, then the call
 // ends as end (or runs then, which may resume the call).
 type closing struct {
@@ -373,11 +381,27 @@ func (cv *conversation) calleeSilentFor(now time.Time) time.Duration {
 	return now.Sub(last)
 }
 
+// checkPresence asks LiveKit whether the callee is in the room and, unless
+// they are gone, once more after PresenceRecheck (or when the call ends).
 func (cv *conversation) checkPresence(out chan<- presenceAnswer) {
+	ans := cv.askPresence()
+	if ans.err != nil || ans.present {
+		wait := time.NewTimer(PresenceRecheck)
+		defer wait.Stop()
+		select {
+		case <-wait.C:
+			ans = cv.askPresence()
+		case <-cv.ctx.Done():
+		}
+	}
+	out <- ans
+}
+
+func (cv *conversation) askPresence() presenceAnswer {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(cv.ctx), presenceTimeout)
 	defer cancel()
 	present, err := cv.a.r.o.Rooms.HasParticipant(ctx, cv.leg.Room, cv.leg.Identity)
-	out <- presenceAnswer{present, err}
+	return presenceAnswer{present, err}
 }
 
 // onPresence ends a call whose callee's audio stopped: "callee hung up"

@@ -443,6 +443,9 @@ type fakeRooms struct {
 	present bool
 	err     error
 	asked   int
+	// leaveAfter > 0: the callee leaves after that many answers (a BYE
+	// that reaches LiveKit late).
+	leaveAfter int
 }
 
 func (r *fakeRooms) Create(context.Context, string) (string, error)  { return "room", nil }
@@ -452,6 +455,9 @@ func (r *fakeRooms) HasParticipant(context.Context, string, string) (bool, error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.asked++
+	if r.leaveAfter > 0 && r.asked > r.leaveAfter {
+		return false, nil
+	}
 	return r.present, r.err
 }
 
@@ -500,6 +506,9 @@ type loopSetup struct {
 	// LiveKit cannot say.
 	calleeGone  bool
 	presenceErr error
+	// calleeLeavesLate: LiveKit has the callee in the room (or cannot
+	// say, with presenceErr) the first time it is asked, and not after.
+	calleeLeavesLate bool
 	// lease is the claim's (0: DefaultLease).
 	lease time.Duration
 }
@@ -527,6 +536,9 @@ func startLoop(t *testing.T, setup loopSetup) *loop {
 		calls: &memCalls{}, dialer: &fakeDialer{}, media: newMedia(LocalVAD{}),
 		rooms: &fakeRooms{present: !setup.calleeGone, err: setup.presenceErr},
 		done:  make(chan ending, 1), exited: make(chan struct{}), speech: make(chan []int16, 8),
+	}
+	if setup.calleeLeavesLate {
+		l.rooms.leaveAfter = 1
 	}
 	r := &Runner{o: Options{Store: l.calls, Dialer: l.dialer, Rooms: l.rooms, Timers: timers.withDefaults(), Logger: zap.NewNop()}}
 	claim := store.Claim{AttemptID: "attempt-1", Owner: "test", Fence: "fence", Lease: setup.lease}
