@@ -14,10 +14,13 @@
 package testenv
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -76,13 +79,75 @@ func UniqueName(t testing.TB) string {
 	return "t_" + base + "_" + randomHex(t, 4)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a port on 127.0.0.1, free for TCP and UDP when picked,
+// for a server a test starts. The kernel hands out ports in its ephemeral
+// range to every outgoing connection (the worker's, the servers'), and one
+// took a port picked by listening on :0 before redis-server bound it. So
+// the port comes from below that range, where only a bind takes it: at
+// random, never twice in this process; another test process picks the
+// same one only by a chance of one in thousands, in the moment before the
+// bind.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := freePortRange()
+	if hi-lo < 1000 { // an ephemeral range spanning almost every port
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo)
+		if portsGiven[port] || !portFree(port) {
+			continue
+		}
+		portsGiven[port] = true
+		return port
+	}
+	t.Fatalf("no free port in %d-%d after 1000 tries", lo, hi)
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{} // guarded by portsMu
+)
+
+// freePortRange is [10000, the ephemeral range's first port), or a range
+// of its own size above the ephemeral range's end when that start is too
+// low to leave room.
+func freePortRange() (lo, hi int) {
+	ephLo, ephHi := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			z, errZ := strconv.Atoi(f[1])
+			if errA == nil && errZ == nil && a <= z {
+				ephLo, ephHi = a, z
+			}
+		}
+	}
+	if ephLo-10000 >= 5000 {
+		return 10000, ephLo
+	}
+	return ephHi + 1, 65536
+}
+
+func portFree(port int) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
