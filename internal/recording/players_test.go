@@ -1,15 +1,19 @@
 package recording
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,14 +73,14 @@ func TestRecordingPlaysInFFmpeg(t *testing.T) {
 	require.JSONEq(t, `{"programs":[],"streams":[{"codec_name":"opus","channels":2}]}`, string(probe))
 }
 
-// chromiumPage decodes the recording in the page, then writes what it
-// found into the body: the <audio> element's duration (or its error) and,
-// from decodeAudioData, each channel's level in 5 ms windows.
+// chromiumPage decodes the recording in the page, then posts what it found
+// to the server it came from: the <audio> element's duration (or its
+// error) and, from decodeAudioData, each channel's level in 5 ms windows.
 const chromiumPage = `<!doctype html><body><script>
 const b64 = "%s";
 const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
 const url = URL.createObjectURL(new Blob([bytes], {type: "audio/ogg"}));
-const report = r => { document.body.textContent = "RESULT" + JSON.stringify(r) + "END"; };
+const report = r => fetch("/result", {method: "POST", body: JSON.stringify(r)});
 const audio = new Audio();
 const meta = new Promise(ok => {
   audio.onloadedmetadata = () => ok({duration: audio.duration});
@@ -101,7 +105,7 @@ audio.src = url;
       r.levels.push(out);
     }
   } catch (e) { r.decodeError = String(e); }
-  report(r);
+  await report(r);
 })();
 </script></body>`
 
@@ -120,32 +124,49 @@ func TestRecordingPlaysInChromium(t *testing.T) {
 	t.Parallel()
 	chromium := requirePlayer(t, "chromium")
 	data := recordForPlayers(t)
-	dir := t.TempDir()
-	page := filepath.Join(dir, "play.html")
-	require.NoError(t, os.WriteFile(page, fmt.Appendf(nil, chromiumPage, base64.StdEncoding.EncodeToString(data)), 0o600))
-	// The page reports by replacing its body; until it has, the DOM dumped
-	// still holds the script, whose "RESULT" is not followed by an object.
-	// Headless Chromium dumps the DOM when its virtual time budget is spent,
-	// and on a starved machine the decoding may not have finished by then:
-	// that run is repeated (at most three runs), never taken as a result.
-	report := regexp.MustCompile(`RESULT(\{.*\})END`)
-	var m [][]byte
-	var out []byte
-	for run := 0; run < 3 && m == nil; run++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		var err error
-		out, err = exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-			"--disable-background-networking", "--user-data-dir="+filepath.Join(dir, fmt.Sprintf("profile%d", run)),
-			"--virtual-time-budget=60000", "--dump-dom", "file://"+page).Output()
-		cancel()
-		require.NoError(t, err, "chromium")
-		if m = report.FindSubmatch(out); m == nil {
-			t.Logf("run %d: the page had not reported when Chromium dumped it", run+1)
+	// Headless Chromium, given a page and no command, runs until stopped:
+	// it is stopped once the page has posted its result. (--dump-dom with a
+	// virtual time budget dumped before a starved machine had decoded.)
+	page := fmt.Appendf(nil, chromiumPage, base64.StdEncoding.EncodeToString(data))
+	results := make(chan []byte, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write(page)
+	})
+	mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
+		if b, err := io.ReadAll(r.Body); err == nil {
+			select {
+			case results <- b:
+			default:
+			}
 		}
+	})
+	srv := httptest.NewServer(mux) // 127.0.0.1
+	defer srv.Close()
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--user-data-dir="+filepath.Join(t.TempDir(), "profile"), srv.URL+"/")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers go with it
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start(), "chromium")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}()
+	var result []byte
+	select {
+	case result = <-results:
+	case err := <-exited:
+		exited <- err // for the deferred wait
+		require.Fail(t, "Chromium exited before the page reported", "%v: %.1000s", err, stderr.String())
+	case <-time.After(2 * time.Minute):
+		require.Fail(t, "the page reported nothing in 2 minutes", "%.1000s", stderr.String())
 	}
-	require.NotNil(t, m, "the page reported nothing: %.500s", out)
 	var r chromiumResult
-	require.NoError(t, json.Unmarshal(m[1], &r))
+	require.NoError(t, json.Unmarshal(result, &r))
 	require.Equal(t, "probably", r.CanPlay)
 	require.Empty(t, r.Error, "<audio> refuses the recording")
 	require.InDelta(t, bargeInScript.Length.Seconds(), r.Duration, 0.03, "<audio> duration")
