@@ -24,7 +24,11 @@
 //
 // The agent learns that the callee left from LiveKit's participant
 // updates, which only name participants it already knew: wait for
-// PeerAudio after the answer before relying on PeerLeft.
+// PeerAudio after the answer before relying on PeerLeft. The SIP service
+// marks the callee's participant sip.callStatus=hangup before it leaves;
+// PeerLeft closes on that mark too, and Rooms.HasParticipant counts such a
+// participant gone, because the leave itself has been lost under load
+// (LiveKit then held the seat of a callee who had hung up).
 //
 // The agent's voice is paced by one goroutine for the whole process (the
 // pacer in player.go): every 20 ms it sends each live call's next frame,

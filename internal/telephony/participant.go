@@ -164,7 +164,8 @@ func JoinToken(cfg Config, room, identity, name string, attrs map[string]string)
 func (p *Participant) callbacks() *lksdk.RoomCallback {
 	return &lksdk.RoomCallback{
 		ParticipantCallback: lksdk.ParticipantCallback{
-			OnTrackSubscribed: p.onTrackSubscribed,
+			OnTrackSubscribed:   p.onTrackSubscribed,
+			OnAttributesChanged: p.onAttributesChanged,
 		},
 		OnParticipantDisconnected: p.onParticipantLeft,
 		OnLocalTrackSubscribed: func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) {
@@ -213,13 +214,35 @@ func (p *Participant) receiveLocked(track *webrtc.TrackRemote, identity string, 
 	go p.receive(track, w)
 }
 
-func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) {
+func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) { p.peerGone(rp.Identity()) }
+
+// onAttributesChanged: LiveKit's SIP service sets its participant's
+// sip.callStatus to "hangup" as the call ends, then leaves the room. On a
+// busy machine its leave never reached LiveKit (it closed the signal
+// connection first), and LiveKit kept a callee who had hung up in the
+// room for more than 10 s: the call ended media lost, and the campaign
+// would have called them again. The attribute is the SIP service's own
+// word that the call is over.
+func (p *Participant) onAttributesChanged(changed map[string]string, who lksdk.Participant) {
+	if changed[livekit.AttrSIPCallStatus] == SIPCallHungUp {
+		p.peerGone(who.Identity())
+	}
+}
+
+// SIPCallHungUp is the sip.callStatus LiveKit's SIP service gives its
+// participant once the call is over (the callee's BYE, a hang-up of ours,
+// a cancelled dial).
+const SIPCallHungUp = "hangup"
+
+func (p *Participant) peerGone(identity string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.peer == "" && len(p.gone) < maxEarly:
-		p.gone = append(p.gone, rp.Identity())
-	case p.peer != "" && rp.Identity() == p.peer:
+		if !slices.Contains(p.gone, identity) {
+			p.gone = append(p.gone, identity)
+		}
+	case p.peer != "" && identity == p.peer:
 		p.peerLeft.fire()
 	}
 }

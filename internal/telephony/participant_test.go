@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docshield/voice-worker/internal/testenv"
+	"github.com/livekit/protocol/livekit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -133,4 +134,48 @@ func TestSetPeerOfAPeerThatLeft(t *testing.T) {
 		t.Fatal("a peer that left before SetPeer is gone")
 	}
 	require.Error(t, agent.SetPeer(""))
+}
+
+// LiveKit's SIP service marks its participant sip.callStatus=hangup when
+// the call ends. A callee so marked is gone, though LiveKit still holds
+// their seat (the SIP service's leave can be lost): PeerLeft closes, and
+// the server-side presence check says they are not there.
+func TestPeerWhoseSIPCallHungUpIsGone(t *testing.T) {
+	cfg := liveKit(t)
+	ctx := testCtx(t)
+	room := testRoom(t, cfg)
+	agent, err := Join(ctx, cfg, room, ParticipantOptions{Identity: AgentIdentity, Peer: "sip_callee_9"})
+	require.NoError(t, err)
+	t.Cleanup(agent.Close)
+	speak(t, cfg, room, "sip_callee_9")
+	rooms, err := NewRooms(cfg, nil)
+	require.NoError(t, err)
+	select {
+	case <-agent.PeerAudio():
+	case <-ctx.Done():
+		t.Fatal("the callee was never heard")
+	}
+	in, err := rooms.HasParticipant(ctx, room, "sip_callee_9")
+	require.NoError(t, err)
+	require.True(t, in)
+
+	// As the SIP service does (its own participant's attributes); the
+	// server sends the change to the room.
+	_, err = rooms.client.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: room, Identity: "sip_callee_9",
+		Attributes: map[string]string{livekit.AttrSIPCallStatus: "active"}})
+	require.NoError(t, err)
+	_, err = rooms.client.UpdateParticipant(ctx, &livekit.UpdateParticipantRequest{Room: room, Identity: "sip_callee_9",
+		Attributes: map[string]string{livekit.AttrSIPCallStatus: SIPCallHungUp}})
+	require.NoError(t, err)
+	select {
+	case <-agent.PeerLeft():
+	case <-ctx.Done():
+		t.Fatal("the callee's SIP call hung up, but PeerLeft never closed")
+	}
+	in, err = rooms.HasParticipant(ctx, room, "sip_callee_9")
+	require.NoError(t, err)
+	require.False(t, in, "a callee whose SIP call hung up is not there")
+	all, err := rooms.Participants(ctx, room)
+	require.NoError(t, err)
+	require.Contains(t, all, "sip_callee_9", "LiveKit still holds the seat")
 }

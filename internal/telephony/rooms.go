@@ -113,10 +113,12 @@ func (r *Rooms) Delete(ctx context.Context, room string) error {
 // reports a participant leaving only if it had seen them join, which under
 // load it may not have; the server knows.
 func (r *Rooms) HasParticipant(ctx context.Context, room, identity string) (bool, error) {
-	_, err := r.client.GetParticipant(ctx, &livekit.RoomParticipantIdentity{Room: room, Identity: identity})
+	info, err := r.client.GetParticipant(ctx, &livekit.RoomParticipantIdentity{Room: room, Identity: identity})
 	switch {
 	case err == nil:
-		return true, nil
+		// A SIP participant whose call is over is gone, even while LiveKit
+		// still holds its seat (see Participant's onAttributesChanged).
+		return info.GetAttributes()[livekit.AttrSIPCallStatus] != SIPCallHungUp, nil
 	case isNotFound(err):
 		return false, nil
 	}
