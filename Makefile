@@ -55,30 +55,29 @@ modules:
 # plain go test (failing tests' output only); `devstack summary` then ends
 # the log with the verdict and the counts.
 #
-# Time (issue 12): the devstack module's tests and go vet run beside the
-# main run (their output is printed after it), test binaries are linked
-# without DWARF (-ldflags=-w: a third of the link time; stack traces and
-# race reports use the symbol table, which stays), and a race-built
-# binary exits at once instead of sleeping a second to let other threads
-# report (GORACE atexit_sleep_ms, once per test binary).
+# Time (issue 12): go vet runs beside the devstack module's tests, after
+# the main run (beside the main run, the extra load split a callee's tone
+# in a recording test), test binaries are linked without DWARF
+# (-ldflags=-w: a third of the link time; stack traces and race reports
+# use the symbol table, which stays), and a race-built binary exits at
+# once instead of sleeping a second to let other threads report (GORACE
+# atexit_sleep_ms, once per test binary).
 GOTESTFLAGS := -json -race -count=1 -ldflags=-w
 export GORACE := atexit_sleep_ms=0 $(GORACE)
 
 test: tools build modules
 	@rm -rf $(TESTOUT) && mkdir -p $(TESTOUT)
 	@rc=0; \
-	( $(DEVSTACK) gotest --record $(TESTOUT)/devstack.json -- \
-		go test -C tools/devstack $(GOTESTFLAGS) -timeout 10m ./... > $(TESTOUT)/devstack.out 2>&1; \
-	  echo $$? > $(TESTOUT)/devstack.rc ) & devstack=$$!; \
-	( { go vet ./... && go vet -C tools/devstack ./...; } > $(TESTOUT)/vet.out 2>&1; \
-	  echo $$? > $(TESTOUT)/vet.rc ) & vet=$$!; \
-	trap 'kill $$devstack $$vet 2>/dev/null' EXIT; \
 	echo "==> go test ./... (against devstack)"; \
 	$(DEVSTACK) gotest --record $(TESTOUT)/worker.json -- \
 		env WORKER_BIN=$(CURDIR)/bin/worker $(DEVSTACK) exec -- go test $(GOTESTFLAGS) -timeout 20m ./... || rc=1; \
-	wait $$devstack $$vet; \
-	echo "==> go test (tools/devstack), run beside it"; \
-	cat $(TESTOUT)/devstack.out; [ "$$(cat $(TESTOUT)/devstack.rc)" = 0 ] || rc=1; \
+	( { go vet ./... && go vet -C tools/devstack ./...; } > $(TESTOUT)/vet.out 2>&1; \
+	  echo $$? > $(TESTOUT)/vet.rc ) & vet=$$!; \
+	trap 'kill $$vet 2>/dev/null' EXIT; \
+	echo "==> go test (tools/devstack)"; \
+	$(DEVSTACK) gotest --record $(TESTOUT)/devstack.json -- \
+		go test -C tools/devstack $(GOTESTFLAGS) -timeout 10m ./... || rc=1; \
+	wait $$vet; \
 	echo "==> go vet, run beside it"; \
 	cat $(TESTOUT)/vet.out; \
 	vet=ok; [ "$$(cat $(TESTOUT)/vet.rc)" = 0 ] || { vet=fail; rc=1; }; \
