@@ -73,7 +73,7 @@ test: tools build modules
 		env WORKER_BIN=$(CURDIR)/bin/worker $(DEVSTACK) exec -- go test $(GOTESTFLAGS) -timeout 20m ./... || rc=1; \
 	( { go vet ./... && go vet -C tools/devstack ./...; } > $(TESTOUT)/vet.out 2>&1; \
 	  echo $$? > $(TESTOUT)/vet.rc ) & vet=$$!; \
-	trap 'kill $$vet 2>/dev/null' EXIT; \
+	trap 'kill $$vet 2>/dev/null || true' EXIT; \
 	echo "==> go test (tools/devstack)"; \
 	$(DEVSTACK) gotest --record $(TESTOUT)/devstack.json -- \
 		go test -C tools/devstack $(GOTESTFLAGS) -timeout 10m ./... || rc=1; \
