@@ -74,7 +74,10 @@ type response struct {
 	instructions string
 	// turn is the script's agent turn it says (-1: none); sent is set once
 	// any of it went out. A response cancelled before that gives its turn
-	// back: a model interrupted while thinking says the same next time.
+	// back: a model interrupted while thinking says the same next time. A
+	// silent turn (no text, no tool: the model waits) is not given back:
+	// there is nothing left to say, and giving it back made the callee's
+	// next turn get the silence again, so the script fell a turn behind.
 	turn      int
 	sent      bool
 	queue     []step
@@ -845,7 +848,7 @@ func (c *conn) cancelResponse(reason string) bool {
 			o["status"] = "incomplete"
 		}
 	}
-	if !r.sent && r.turn >= 0 && c.nextTurn == r.turn+1 {
+	if !r.sent && r.turn >= 0 && c.nextTurn == r.turn+1 && !c.script.Agent[r.turn].silent() {
 		c.nextTurn = r.turn
 	}
 	c.finishResponse(r, "cancelled", ev{"type": "cancelled", "reason": reason})

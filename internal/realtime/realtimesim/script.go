@@ -42,6 +42,9 @@ type AgentTurn struct {
 	Tool *ToolCall `json:"tool,omitempty"`
 }
 
+// silent: the turn says and does nothing (the model waits).
+func (t AgentTurn) silent() bool { return t.Text == "" && t.Tool == nil }
+
 // ToolCall is a scripted function call.
 type ToolCall struct {
 	Name      string          `json:"name"`
