@@ -461,11 +461,28 @@ func TestHalfOpenConnectionIsDetected(t *testing.T) {
 // thinking) gives its scripted turn back: the next response says it, as a
 // model interrupted while thinking says the same again.
 func TestCancelledBeforeSpeakingGivesItsTurnBack(t *testing.T) {
+	l := cancelThenRespond(t, realtimesim.AgentTurn{Text: "First line.", AudioMS: 400})
+	require.Equal(t, "cancelled", l.Responses[0].Status)
+	require.Zero(t, l.Responses[0].AudioSamples)
+	require.Equal(t, 0, l.Responses[0].Turn)
+	require.Equal(t, 0, l.Responses[1].Turn, "the cancelled response's turn is offered again")
+}
+
+// A silent turn (the model waits: no text, no tool) cancelled before it
+// ran is not given back: the next response takes the turn after it, as
+// the model would answer what it heard instead of waiting again.
+func TestCancelledSilentTurnIsNotGivenBack(t *testing.T) {
+	l := cancelThenRespond(t, realtimesim.AgentTurn{Text: ""})
+	require.Equal(t, 0, l.Responses[0].Turn)
+	require.Equal(t, 1, l.Responses[1].Turn, "the silent turn is not offered again")
+}
+
+// cancelThenRespond scripts first and a second line, cancels the first
+// response before any of it ran, asks for another, and returns the log.
+func cancelThenRespond(t *testing.T, first realtimesim.AgentTurn) realtimesim.Log {
+	t.Helper()
 	srv, base := startSim(t, realtimesim.Script{
-		Agent: []realtimesim.AgentTurn{
-			{Text: "First line.", AudioMS: 400},
-			{Text: "Second line.", AudioMS: 400},
-		},
+		Agent:           []realtimesim.AgentTurn{first, {Text: "Second line.", AudioMS: 400}},
 		ResponseDelayMS: 60_000, // no step runs before the cancel
 	})
 	s := dial(t, testConfig(base))
@@ -481,35 +498,5 @@ func TestCancelledBeforeSpeakingGivesItsTurnBack(t *testing.T) {
 	next[realtime.ResponseCreated](t, s)
 	l := srv.Log()
 	require.Len(t, l.Responses, 2)
-	require.Equal(t, "cancelled", l.Responses[0].Status)
-	require.Zero(t, l.Responses[0].AudioSamples)
-	require.Equal(t, 0, l.Responses[0].Turn)
-	require.Equal(t, 0, l.Responses[1].Turn, "the cancelled response's turn is offered again")
-}
-
-// A silent turn (the model waits: no text, no tool) cancelled before it
-// ran is not given back: the next response takes the turn after it, as
-// the model would answer what it heard instead of waiting again.
-func TestCancelledSilentTurnIsNotGivenBack(t *testing.T) {
-	srv, base := startSim(t, realtimesim.Script{
-		Agent: []realtimesim.AgentTurn{
-			{Text: ""},
-			{Text: "Second line.", AudioMS: 400},
-		},
-		ResponseDelayMS: 60_000, // no step runs before the cancel
-	})
-	s := dial(t, testConfig(base))
-
-	require.NoError(t, s.CreateResponse(""))
-	next[realtime.ResponseCreated](t, s)
-	require.NoError(t, s.CancelResponse())
-	done, _ := next[realtime.ResponseDone](t, s)
-	require.Equal(t, "cancelled", done.Response.Status)
-
-	require.NoError(t, s.CreateResponse(""))
-	next[realtime.ResponseCreated](t, s)
-	l := srv.Log()
-	require.Len(t, l.Responses, 2)
-	require.Equal(t, 0, l.Responses[0].Turn)
-	require.Equal(t, 1, l.Responses[1].Turn, "the silent turn is not offered again")
+	return l
 }
