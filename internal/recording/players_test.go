@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,17 +153,22 @@ func TestRecordingPlaysInChromium(t *testing.T) {
 	require.NoError(t, cmd.Start(), "chromium")
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() {
+	// stop ends Chromium and waits for it: only then is stderr, which
+	// exec copies in a goroutine of its own, safe to read.
+	stop := sync.OnceFunc(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
-	}()
+	})
+	defer stop()
 	var result []byte
 	select {
 	case result = <-results:
 	case err := <-exited:
-		exited <- err // for the deferred wait
+		exited <- err // for stop's wait
+		stop()
 		require.Fail(t, "Chromium exited before the page reported", "%v: %.1000s", err, stderr.String())
 	case <-time.After(2 * time.Minute):
+		stop()
 		require.Fail(t, "the page reported nothing in 2 minutes", "%.1000s", stderr.String())
 	}
 	var r chromiumResult

@@ -224,7 +224,7 @@ func (p *Participant) onParticipantLeft(rp *lksdk.RemoteParticipant) { p.peerGon
 // would have called them again. The attribute is the SIP service's own
 // word that the call is over.
 func (p *Participant) onAttributesChanged(changed map[string]string, who lksdk.Participant) {
-	if changed[livekit.AttrSIPCallStatus] == SIPCallHungUp {
+	if sipCallOver(changed) {
 		p.peerGone(who.Identity())
 	}
 }
@@ -233,6 +233,12 @@ func (p *Participant) onAttributesChanged(changed map[string]string, who lksdk.P
 // participant once the call is over (the callee's BYE, a hang-up of ours,
 // a cancelled dial).
 const SIPCallHungUp = "hangup"
+
+// sipCallOver reports whether a participant's attributes say its SIP call
+// is over.
+func sipCallOver(attrs map[string]string) bool {
+	return attrs[livekit.AttrSIPCallStatus] == SIPCallHungUp
+}
 
 func (p *Participant) peerGone(identity string) {
 	p.mu.Lock()

@@ -118,7 +118,7 @@ func (r *Rooms) HasParticipant(ctx context.Context, room, identity string) (bool
 	case err == nil:
 		// A SIP participant whose call is over is gone, even while LiveKit
 		// still holds its seat (see Participant's onAttributesChanged).
-		return info.GetAttributes()[livekit.AttrSIPCallStatus] != SIPCallHungUp, nil
+		return !sipCallOver(info.GetAttributes()), nil
 	case isNotFound(err):
 		return false, nil
 	}
