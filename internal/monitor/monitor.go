@@ -181,9 +181,6 @@ func (m *Monitor) Latest() Snapshot {
 // CheckResults is the last result of each periodic check, by name.
 func (m *Monitor) CheckResults() []health.Result { return m.status.all() }
 
-// every runs fn now and then on each tick until ctx is done. A tick that
-// races with cancellation is dropped: fn never starts after shutdown.
-
 // checkStatus is the last result of each check, shared between the
 // checkers (writers) and the metrics endpoint (reader) under mu.
 type checkStatus struct {

@@ -78,6 +78,9 @@ func TestMonitorRunsEveryDutyOnItsSchedule(t *testing.T) {
 	waitFor(t, "third redis check logged", func() bool { return countOf(logs, "health.check", "component", "redis") == 3 })
 	waitFor(t, "third evaluation resolved the queue alert", func() bool { return countOf(logs, "resolved", "", nil) == 1 })
 	waitFor(t, "second heartbeat", func() bool { return countOf(logs, "health.check", "component", "worker") == 2 })
+	// The mongodb duty was never ticked: its run at start may not have
+	// been scheduled yet, and Shutdown would interrupt it unlogged.
+	waitFor(t, "first mongodb check", func() bool { return countOf(logs, "health.check", "component", "mongodb") == 1 })
 	m.Shutdown()
 
 	require.Equal(t, int32(3), redisRuns.Load())
