@@ -61,7 +61,13 @@ var fleetProfiles = map[string]fleetProfile{
 		solo: 100, fleet: 400, timeout: 40 * time.Minute},
 }
 
-const fleetProcesses = 4
+const (
+	fleetProcesses = 4
+	// victimIndex is the process killed mid-call; its calls' greeting
+	// lasts victimGreetingMS, the others' 800 ms.
+	victimIndex      = 1
+	victimGreetingMS = 6000
+)
 
 // TestFleetRun: four worker processes, the real binary, on one Redis and
 // one MongoDB, call three campaigns' contacts through the callee simulator
@@ -96,12 +102,22 @@ func TestFleetRun(t *testing.T) {
 	deadline := start.Add(prof.timeout)
 	ctx := t.Context()
 
-	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-fleet-key", realtimesim.Script{Agent: []realtimesim.AgentTurn{{
-		Text: "Hi, this is DocShield: your appointment is confirmed. Goodbye!", AudioMS: 800,
-		Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: json.RawMessage(`{"reason":"confirmed"}`)},
-	}}}, chatsim.Script{})
+	greeting := func(audioMS int) realtimesim.Script {
+		return realtimesim.Script{Agent: []realtimesim.AgentTurn{{
+			Text: "Hi, this is DocShield: your appointment is confirmed. Goodbye!", AudioMS: audioMS,
+			Tool: &realtimesim.ToolCall{Name: "end_call", Arguments: json.RawMessage(`{"reason":"confirmed"}`)},
+		}}}
+	}
+	sim, base, err := openaisim.Start("127.0.0.1:0", "sk-fleet-key", greeting(800), chatsim.Script{})
 	require.NoError(t, err)
 	t.Cleanup(sim.Close)
+	// The process to be killed speaks a longer greeting, so that the kill
+	// lands mid-call: a call's status in MongoDB trails the call (its
+	// writes go in the background), and with 800 ms calls a call seen in
+	// progress had sometimes ended before the kill, which then cut none.
+	slowSim, slowBase, err := openaisim.Start("127.0.0.1:0", "sk-fleet-key", greeting(victimGreetingMS), chatsim.Script{})
+	require.NoError(t, err)
+	t.Cleanup(slowSim.Close)
 	r := testenv.StartRedis(t)
 	env := stackEnv(t, r.URL())
 	for _, k := range []string{"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} {
@@ -140,6 +156,9 @@ func TestFleetRun(t *testing.T) {
 	startProc := func(i int) {
 		e := maps.Clone(env)
 		e["WORKER_NAME"] = fmt.Sprintf("fleet-%d", i)
+		if i == victimIndex {
+			e["OPENAI_BASE_URL"] = slowBase
+		}
 		procs[i] = startFleetProc(t, e["WORKER_NAME"], e)
 		started = append(started, procs[i])
 	}
@@ -193,9 +212,13 @@ func TestFleetRun(t *testing.T) {
 
 	// SIGKILL one mid-call, as the kernel's OOM killer or a lost host
 	// would, then start it again as Heroku restarts a crashed dyno.
-	victim := procs[1]
+	// Mid-call by both counts: its own log (a call answered less than half
+	// a greeting ago) and the store (one of its calls in progress).
+	victim := procs[victimIndex]
 	fleetWait(t, "the victim in a call", deadline, func() bool {
-		return countCalls(t, st, []store.CallStatus{store.CallInProgress}, bson.E{Key: "owner", Value: victim.owner}) > 0
+		answered := victim.events("call.answered")
+		return len(answered) > 0 && time.Since(answered[len(answered)-1].TS) < victimGreetingMS*time.Millisecond/2 &&
+			countCalls(t, st, []store.CallStatus{store.CallInProgress}, bson.E{Key: "owner", Value: victim.owner}) > 0
 	})
 	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
 	<-victim.done
@@ -662,7 +685,7 @@ type fleetProc struct {
 	failed string // the error of the last campaign.round_failed
 }
 
-var fleetKept = []string{"calleesim.dial", "dial.slot"}
+var fleetKept = []string{"calleesim.dial", "dial.slot", "call.answered"}
 
 func startFleetProc(t *testing.T, name string, env map[string]string) *fleetProc {
 	t.Helper()
