@@ -33,10 +33,6 @@ var workerBin string
 // `make test` has built it already (WORKER_BIN); otherwise it is built once
 // here, with make build's flags so the build cache serves both.
 func TestMain(m *testing.M) {
-	// The package's tests mostly wait on worker processes and the stack:
-	// at 4 at once they use about 1.3 cores, and the package takes 89 s
-	// instead of 134 s on 2 cores (issue 12).
-	testenv.DefaultParallel(4)
 	if workerBin = os.Getenv("WORKER_BIN"); workerBin != "" {
 		os.Exit(m.Run())
 	}
