@@ -32,3 +32,19 @@ func TestFreePortIsBelowTheEphemeralRangeAndNeverRepeats(t *testing.T) {
 	kernel := dial.Addr().(*net.TCPAddr).Port
 	require.False(t, kernel >= lo && kernel < hi, "the kernel's own pick %d is inside FreePort's range %d-%d", kernel, lo, hi)
 }
+
+// A port given to one test process is not given to another while the test
+// holds it: the lock file is per open file, so a second hold in this
+// process is refused exactly as another process's would be.
+func TestFreePortIsHeldAgainstOtherProcessesUntilTheTestEnds(t *testing.T) {
+	t.Parallel()
+	var port int
+	t.Run("holder", func(t *testing.T) {
+		port = FreePort(t)
+		_, ok := holdPort(port)
+		require.False(t, ok, "port %d taken again while its test runs", port)
+	})
+	release, ok := holdPort(port)
+	require.True(t, ok, "port %d still held after its test ended", port)
+	release()
+}

@@ -17,10 +17,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -84,9 +86,10 @@ func UniqueName(t testing.TB) string {
 // range to every outgoing connection (the worker's, the servers'), and one
 // took a port picked by listening on :0 before redis-server bound it. So
 // the port comes from below that range, where only a bind takes it: at
-// random, never twice in this process; another test process picks the
-// same one only by a chance of one in thousands, in the moment before the
-// bind.
+// random, never twice in this process, and never while another test
+// process holds it (a lock file each, held until the test ends: go test
+// runs several packages' binaries at once, and two picking the same port
+// before either bound it shared one Redis).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := freePortRange()
@@ -102,10 +105,19 @@ func FreePort(t testing.TB) int {
 	defer portsMu.Unlock()
 	for range 1000 {
 		port := lo + rand.IntN(hi-lo)
-		if portsGiven[port] || !portFree(port) {
+		if portsGiven[port] {
+			continue
+		}
+		release, ok := holdPort(port)
+		if !ok {
+			continue
+		}
+		if !portFree(port) {
+			release()
 			continue
 		}
 		portsGiven[port] = true
+		t.Cleanup(release)
 		return port
 	}
 	t.Fatalf("no free port in %d-%d after 1000 tries", lo, hi)
@@ -116,6 +128,25 @@ var (
 	portsMu    sync.Mutex
 	portsGiven = map[int]bool{} // guarded by portsMu
 )
+
+// holdPort takes port's lock file, shared by every test process on the
+// machine, without waiting; release gives it back. A process that dies
+// gives its locks back with it (flock).
+func holdPort(port int) (release func(), ok bool) {
+	dir := filepath.Join(os.TempDir(), "docshield-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, false
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { f.Close() }, true // closing the file drops its lock
+}
 
 // freePortRange is [10000, the ephemeral range's first port), or a range
 // of its own size above the ephemeral range's end when that start is too
