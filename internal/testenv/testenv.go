@@ -135,8 +135,8 @@ var (
 // (a read-only temp dir), it holds nothing and says yes: the bind check
 // and the in-process record still apply.
 func holdPort(port int) (release func(), ok bool) {
-	dir := filepath.Join(os.TempDir(), "docshield-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	dir := portLockDir()
+	if dir == "" {
 		return func() {}, true
 	}
 	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
@@ -149,6 +149,16 @@ func holdPort(port int) (release func(), ok bool) {
 	}
 	return func() { f.Close() }, true // closing the file drops its lock
 }
+
+// portLockDir is where the port locks live, made once per process; "" if
+// it cannot be made.
+var portLockDir = sync.OnceValue(func() string {
+	dir := filepath.Join(os.TempDir(), "docshield-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return ""
+	}
+	return dir
+})
 
 // freePortRange is [10000, the ephemeral range's first port), or a range
 // of its own size above the ephemeral range's end when that start is too
