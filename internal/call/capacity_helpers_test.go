@@ -533,10 +533,12 @@ func machineBusy() (time.Duration, error) {
 
 // stackProcs finds the local stack's processes: the devstack process this
 // benchmark runs under (FerretDB runs inside it) and the servers it
-// started (Redis, MinIO, LiveKit, its SIP service), so their CPU can be
-// told apart from the worker's, the simulators' and other work on the
-// machine. Empty outside devstack.
-func stackProcs(b testing.TB) []monitor.ProcFS {
+// started (Redis, MinIO, LiveKit, its SIP service, PostgreSQL and its
+// backends), so their CPU can be told apart from the worker's, the
+// simulators' and other work on the machine. Processes started later are
+// not in it: PostgreSQL's backends are opened with the stack. Empty
+// outside devstack.
+func stackProcs(b testing.TB) []stackServer {
 	stat := func(pid int) (comm string, ppid int) {
 		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
@@ -570,15 +572,29 @@ func stackProcs(b testing.TB) []monitor.ProcFS {
 	}
 	entries, err := os.ReadDir("/proc")
 	require.NoError(b, err)
-	procs := []monitor.ProcFS{procOf(b, root)}
+	children := map[int][]int{}
+	comms := map[int]string{}
 	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || slices.Contains(chain, child) {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
-		if _, ppid := stat(child); ppid == root {
-			procs = append(procs, procOf(b, child))
+		comm, ppid := stat(p)
+		children[ppid] = append(children[ppid], p)
+		comms[p] = comm
+	}
+	procs := []stackServer{{"devstack", procOf(b, root)}}
+	// Every descendant of devstack but this benchmark's own line (go
+	// test, this process and its simulators).
+	next := children[root]
+	for len(next) > 0 {
+		p := next[0]
+		next = next[1:]
+		if slices.Contains(chain, p) {
+			continue
 		}
+		procs = append(procs, stackServer{comms[p], procOf(b, p)})
+		next = append(next, children[p]...)
 	}
 	return procs
 }

@@ -2,10 +2,7 @@ package call_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,15 +31,9 @@ func stackServers(b testing.TB) map[string]stackServer {
 	b.Helper()
 	out := map[string]stackServer{}
 	for _, p := range stackProcs(b) {
-		// procOf links <Proc>/self to /proc/<pid>.
-		target, err := os.Readlink(filepath.Join(p.Proc, "self"))
-		require.NoError(b, err)
-		comm, err := os.ReadFile(filepath.Join(target, "comm"))
-		if err != nil {
-			continue // it exited
+		if _, ok := out[p.name]; !ok { // the server, not a child of the same name
+			out[p.name] = p
 		}
-		name := strings.TrimSpace(string(comm))
-		out[name] = stackServer{name: name, proc: p}
 	}
 	return out
 }

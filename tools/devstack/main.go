@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -30,6 +31,9 @@ const usage = `usage:
   devstack enter [--env-file path] -- cmd args...
   devstack gotest [--record file] -- cmd args...
   devstack summary [--step name=ok|fail]... record.json...
+
+DEVSTACK_CPUPROFILE=path writes each devstack process's CPU profile (FerretDB
+runs inside the stack's) to path.PID.
 `
 
 func main() {
@@ -40,6 +44,18 @@ func run(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return 2
+	}
+	if path := os.Getenv("DEVSTACK_CPUPROFILE"); path != "" {
+		// Profiles devstack itself, FerretDB included: what the local
+		// stack's MongoDB costs a benchmark.
+		// One file per process: exec re-runs devstack inside the network
+		// namespace, and both would write one path.
+		stop, err := startCPUProfile(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "devstack: DEVSTACK_CPUPROFILE: %v\n", err)
+			return 2
+		}
+		defer stop()
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -219,4 +235,20 @@ func startStack(f stackFlags, sigs <-chan os.Signal) (*stack, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// startCPUProfile writes this process's CPU profile to path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
