@@ -243,7 +243,11 @@ type procSample struct {
 	sim        time.Duration   // the child's CPU time
 	stack      time.Duration   // the local stack's CPU time
 	stackEach  []time.Duration // each of e.stack's, in its order; -1: not read
-	machine    time.Duration   // every process's CPU time
+	// This process's threads' schedstat sums (monitor.RunQueueTimes): what
+	// the admission's cpu_wait reason reads.
+	rqRun, rqWait time.Duration
+	rqSlices      int64
+	machine       time.Duration // every process's CPU time
 	// harness is the CPU the sampler itself has spent so far (reading
 	// /proc for this process, the child and the stack, 10 times a
 	// second): the benchmark's cost, not the worker's, so it is taken
@@ -257,6 +261,7 @@ func (e *capacityEnv) sample() procSample {
 	metrics.Read(m)
 	s := procSample{at: time.Now(), heap: m[0].Value.Uint64(), goroutines: runtime.NumGoroutine(), live: e.live.Load()}
 	s.cpu, _ = e.self.CPUTime()
+	s.rqRun, s.rqWait, s.rqSlices, _ = e.self.RunQueueTimes()
 	s.rss, _ = e.self.RSSBytes()
 	s.sim, _ = e.net.proc.CPUTime()
 	s.stackEach = make([]time.Duration, len(e.stack))
@@ -300,8 +305,9 @@ type levelResult struct {
 	heap                  uint64
 	goroutines            int
 	cores, simCores, busy float64
-	stackCores            float64       // LiveKit, FerretDB, MinIO, Redis
-	stackSplit            string        // stackCores by process
+	stackCores            float64 // LiveKit, FerretDB, MinIO, Redis
+	stackSplit            string  // stackCores by process
+	runQueue              monitor.RunQueueSample
 	samplerCores          float64       // the sampler's own, left out of cores
 	allInCPUPerCallMinute time.Duration // the level's CPU over its call-minutes
 	// workerReply: the worker's own reply latency (the call document's,
@@ -501,6 +507,8 @@ func (r *levelResult) steadyFigures(ss []procSample, stack []stackServer) {
 	r.simCores = (last.sim - first.sim).Seconds() / secs
 	r.stackCores = (last.stack - first.stack).Seconds() / secs
 	r.stackSplit = stackSplit(stack, first.stackEach, last.stackEach, secs)
+	r.runQueue = monitor.RunQueueSample{Run: last.rqRun - first.rqRun, Wait: last.rqWait - first.rqWait,
+		Slices: last.rqSlices - first.rqSlices, Wall: r.steady}
 	r.samplerCores = (last.harness - first.harness).Seconds() / secs
 	r.busy = (last.machine - first.machine).Seconds() / secs
 	for _, s := range ss[best : best+bestLen+1] {
@@ -576,6 +584,8 @@ func (r levelResult) report(b *testing.B) {
 	b.ReportMetric(r.stackCores, "stack-cpu-cores")
 	b.ReportMetric(r.busy, "machine-busy-cores")
 	b.ReportMetric(r.loadavg, "loadavg-1m")
+	b.ReportMetric(r.runQueue.WaitRatio(), "runq-wait-ratio")
+	b.ReportMetric(r.runQueue.WaitShare(), "runq-wait-share")
 	if r.callMinutes > 0 {
 		b.ReportMetric(float64(r.recordingBytes)/1024/r.callMinutes, "recording-KiB-per-call-minute")
 	}
@@ -597,9 +607,11 @@ func (r levelResult) report(b *testing.B) {
 		}
 	}
 	b.Logf("%d calls: steady %.1fs of %.1fs, %.2f call-minutes; peak RSS %.1f MiB, steady RSS %.1f MiB, heap %.1f MiB, %d goroutines; "+
-		"worker %.3f cores (its sampler's %.3f left out), simulators %.3f, local stack %.3f (%s), whole machine %.2f of %d (other work %.2f), load average %.2f",
+		"worker %.3f cores (its sampler's %.3f left out), simulators %.3f, local stack %.3f (%s), whole machine %.2f of %d (other work %.2f), load average %.2f; "+
+		"the worker's threads waited for a CPU %.2f times as long as they ran, %.2f of the time, %s per turn on a CPU",
 		r.n, r.steady.Seconds(), r.levelSecs, r.callMinutes, float64(r.peakRSS)/capacityMiB, float64(r.steadyRSS)/capacityMiB, float64(r.heap)/capacityMiB,
-		r.goroutines, r.cores, r.samplerCores, r.simCores, r.stackCores, r.stackSplit, r.busy, runtime.NumCPU(), max(0, r.busy-r.cores-r.samplerCores-r.simCores-r.stackCores), r.loadavg)
+		r.goroutines, r.cores, r.samplerCores, r.simCores, r.stackCores, r.stackSplit, r.busy, runtime.NumCPU(), max(0, r.busy-r.cores-r.samplerCores-r.simCores-r.stackCores), r.loadavg,
+		r.runQueue.WaitRatio(), r.runQueue.WaitShare(), r.runQueue.WaitPerSlice().Round(time.Microsecond))
 	if r.runs > 0 {
 		b.Logf("%d calls placed %d times, one after another: latencies pooled (%d replies), CPU and memory from the first (%s)",
 			r.n, r.runs+1, len(r.heard), capacityLoneCallsEnv)

@@ -78,10 +78,11 @@ func (r *reader) fleet(env Env, w Worker) Fleet {
 		RedisMaxConnections: r.integer("REDIS_MAX_CONNECTIONS", 10000, 10, 1_000_000),
 		LeaderLease:         r.duration("LEADER_LEASE", 15*time.Second, 3*time.Second, 5*time.Minute),
 		AdmissionInterval:   r.duration("ADMISSION_INTERVAL", 5*time.Second, time.Second, time.Minute),
-		// The defaults are monitor's; config does not import it.
+		// The defaults are monitor's (config_test checks they agree); config
+		// does not import it.
 		AdmissionLateFramesPct:   r.number("ADMISSION_LATE_FRAMES_PCT", 2, 0.1, 100),
 		AdmissionDroppedInputPct: r.number("ADMISSION_DROPPED_INPUT_PCT", 1, 0.1, 100),
-		AdmissionWaitRatio:       r.number("ADMISSION_CPU_WAIT_RATIO", 1, 0, 100),
+		AdmissionWaitRatio:       r.number("ADMISSION_CPU_WAIT_RATIO", 4, 0, 100),
 	}
 	c.Autoscale = r.autoscale(env, w, c.MaxDynos)
 	return c

@@ -24,14 +24,25 @@ const (
 	// minAudioSample is the fewest frames or chunks a look judges on (a
 	// second of one call's audio).
 	minAudioSample = 50
-	// DefaultWaitRatio: threads that wait in the run queue as long as they
-	// run get every piece of work done in twice the time it needs; past
-	// that a neighbour has our CPU, whatever our own CPU reads.
-	DefaultWaitRatio = 1.0
+	// DefaultWaitRatio: threads that wait in the run queue four times as
+	// long as they run get every piece of work done in five times the time
+	// it needs; past that a neighbour has our CPU, whatever our own CPU
+	// reads. The level sits well clear of a worker that merely shares its
+	// machine, whose threads always wait a little for each wake-up:
+	// measured on a 2-core machine that also ran LiveKit and the
+	// simulators, 0.5-0.6 with 40 calls, 0.9-1.3 with 2 calls (peaks at a
+	// call's start and end), against 11-16 with 2 calls beside 16 busy
+	// loops. At 1, the first level, a quiet machine's own peaks turned it
+	// on, and it never lifted (see minWaitShare).
+	DefaultWaitRatio = 4.0
 	// minWaitShare is the least run-queue wait a look judges on, per
 	// second of wall time: a near idle process that waited 2 ms to run
-	// 1 ms was not starved of anything a call needs.
-	minWaitShare = 0.1
+	// 1 ms was not starved of anything a call needs. Lifting takes half of
+	// it (or half the ratio), so it sits well above what a machine without
+	// a CPU neighbour shows: 0.02-0.16 measured as above, against 0.6-0.9
+	// under the busy loops. At 0.1 a quiet machine's 0.08-0.09 never fell
+	// under the 0.05 that lifts it.
+	minWaitShare = 0.25
 )
 
 // AdmissionOptions configure an Admission. Pressure is required.
@@ -227,6 +238,9 @@ func (a *Admission) lookRunQueue() {
 	}
 	live := a.o.Audio.Live()
 	share, ratio, limit := s.WaitShare(), s.WaitRatio(), a.o.WaitRatio
+	a.o.Logger.Debug("admission.run_queue", zap.Int("live_calls", live), zap.Float64("wait_ratio", round2(ratio)),
+		zap.Float64("wait_share", round2(share)), zap.Duration("run_queue_wait", s.Wait), zap.Duration("ran", s.Run),
+		zap.Int64("slices", s.Slices), zap.Duration("wait_per_slice", s.WaitPerSlice()))
 	bad := live > 0 && share >= minWaitShare && ratio >= limit
 	good := share < minWaitShare/2 || ratio < limit/2 || live == 0
 	a.waitOn, a.waitGood = a.judge(PressureCPUWait, a.waitOn, a.waitGood, bad, good,

@@ -12,6 +12,7 @@ import (
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 )
 
 // fakeCall is a live call's audio counters, moved by the test.
@@ -43,7 +44,7 @@ type admissionRig struct {
 // look itself (periodic.Loop's schedule is tested on its own). The run
 // queue reads quiet unless the test sets rig.runQueue.
 func newAdmissionRig(t *testing.T, cpu func() (float64, float64, bool, error)) (*admissionRig, *observedLogs) {
-	log, logs := observed()
+	log, logs := observedAt(zapcore.InfoLevel) // not each look's debug line
 	r := &admissionRig{pressure: NewPressure(log), audio: NewAudioMeter()}
 	runQueue := func() (RunQueueSample, bool, error) {
 		if r.runQueue == nil {
@@ -128,10 +129,10 @@ func TestAdmissionByAudioHealth(t *testing.T) {
 }
 
 // A neighbour that takes our CPU shows as run-queue wait while our own
-// CPU reads low: with a live call, waiting as long as running (and at
-// least a tenth of the time) defers new calls; it lifts after two looks
-// clearly under (half the ratio or half the share); and without a live
-// call it is never a reason.
+// CPU reads low: with a live call, waiting four times as long as running
+// (and at least a quarter of the time) defers new calls; it lifts after
+// two looks clearly under (half the ratio or half the share); and without
+// a live call it is never a reason.
 func TestAdmissionByRunQueueWait(t *testing.T) {
 	r, logs := newAdmissionRig(t, cpuSeq(10))
 	sample := func(run, wait time.Duration) RunQueueSample {
@@ -143,13 +144,16 @@ func TestAdmissionByRunQueueWait(t *testing.T) {
 		live      bool
 		want      bool
 	}{
-		{run: 400 * ms, wait: 4 * time.Second, want: false},             // starved, but no call to protect
-		{run: 400 * ms, wait: 4 * time.Second, live: true, want: true},  // 10× as long waiting
-		{run: 2 * time.Second, wait: 1500 * ms, live: true, want: true}, // 0.75: between the levels
-		{run: 2 * time.Second, wait: 800 * ms, live: true, want: true},  // 0.4: one good look
-		{run: 2 * time.Second, wait: 800 * ms, live: true, want: false}, // two: lifted
-		{run: 40 * ms, wait: 400 * ms, live: true, want: false},         // 10×, but under a tenth of the time
-		{run: 600 * ms, wait: 600 * ms, live: true, want: true},         // 1× over 12% of the time
+		{run: 400 * ms, wait: 4 * time.Second, want: false},            // starved, but no call to protect
+		{run: 400 * ms, wait: 4 * time.Second, live: true, want: true}, // 10× as long waiting
+		{run: 500 * ms, wait: 1500 * ms, live: true, want: true},       // 3×: between the levels
+		{run: 1000 * ms, wait: 1500 * ms, live: true, want: true},      // 1.5×: one good look
+		{run: 1000 * ms, wait: 1500 * ms, live: true, want: false},     // two: lifted
+		{run: 100 * ms, wait: time.Second, live: true, want: false},    // 10×, but a fifth of the time
+		{run: 400 * ms, wait: 1600 * ms, live: true, want: true},       // 4× over 32% of the time
+		{run: 50 * ms, wait: 600 * ms, live: true, want: true},         // 12× but 12% of the time: one good look
+		{run: 50 * ms, wait: 600 * ms, live: true, want: false},        // two: lifted
+		{run: 400 * ms, wait: 1600 * ms, live: true, want: true},       // on again
 	}
 	var done func()
 	for i, l := range looks {
@@ -163,10 +167,10 @@ func TestAdmissionByRunQueueWait(t *testing.T) {
 	done()
 	require.Equal(t, []string{PressureCPUWait}, r.pressure.Reasons())
 	on := logs.events("backpressure.on")
-	require.Len(t, on, 2)
+	require.Len(t, on, 3)
 	require.Equal(t, PressureCPUWait, on[0]["pressure"])
 	require.Equal(t, 10.0, on[0]["wait_ratio"])
-	require.Equal(t, 1.0, on[0]["threshold_ratio"])
+	require.Equal(t, DefaultWaitRatio, on[0]["threshold_ratio"])
 }
 
 // The meter reads the real kernel: more busy threads than CPUs wait for
@@ -222,16 +226,17 @@ func TestRunQueueTimesSumsThreads(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "self", "task", tid, "schedstat"), []byte(body), 0o644))
 	}
 	fs := ProcFS{Proc: dir}
-	_, _, err := fs.RunQueueTimes()
+	_, _, _, err := fs.RunQueueTimes()
 	require.ErrorContains(t, err, "no task schedstat")
 	write("1", "3000000 1000000 12\n")
 	write("7", "2000000 5000000 40\n")
-	run, wait, err := fs.RunQueueTimes()
+	run, wait, slices, err := fs.RunQueueTimes()
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Millisecond, run)
 	require.Equal(t, 6*time.Millisecond, wait)
+	require.Equal(t, int64(52), slices)
 	write("9", "garbage\n")
-	_, _, err = fs.RunQueueTimes()
+	_, _, _, err = fs.RunQueueTimes()
 	require.ErrorContains(t, err, "9/schedstat")
 }
 

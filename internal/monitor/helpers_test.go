@@ -12,7 +12,12 @@ import (
 
 // observed returns a logger that records everything, and the record.
 func observed() (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(zapcore.DebugLevel)
+	return observedAt(zapcore.DebugLevel)
+}
+
+// observedAt records entries at level and above.
+func observedAt(level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(level)
 	return zap.New(core), logs
 }
 
