@@ -411,14 +411,32 @@ func (s *Service) sortOutExisting(ctx context.Context, p plan, now time.Time, at
 }
 
 // enqueue puts the attempt's call:outbound task on the queue, with the
-// attempt id as task id. It reports false when the task was already there.
+// attempt id as task id. It reports false when the task was already there
+// and will run. A task that is there but archived (its retries spent
+// before it claimed the attempt: MongoDB down for minutes, say) is put
+// back to pending, and reported true: asynq refuses its id to a new
+// enqueue, and the attempt, still queued, would otherwise hold its
+// campaign's slot and its contact until ExpireQueuedAfter.
 func (s *Service) enqueue(ctx context.Context, attemptID string) (bool, error) {
 	if s.queue == nil {
 		return false, errors.New("campaign: no queue to enqueue call:outbound on")
 	}
-	_, err := s.queue.Enqueue(ctx, tasks.CallOutbound{AttemptID: attemptID}, asynq.TaskID(attemptID))
+	p := tasks.CallOutbound{AttemptID: attemptID}
+	_, err := s.queue.Enqueue(ctx, p, asynq.TaskID(attemptID))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
+		ar, ok := s.queue.(archivedRunner)
+		if !ok {
+			return false, nil
+		}
+		ran, err := ar.RunArchived(p.Queue(), attemptID)
+		if err != nil {
+			return false, fmt.Errorf("campaign: attempt %s: %w", attemptID, err)
+		}
+		if ran {
+			s.log.Warn("campaign.task_revived", zap.String("attempt_id", attemptID),
+				zap.String("why", "its call task was archived while the attempt was still queued"))
+		}
+		return ran, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("campaign: enqueue call for attempt %s: %w", attemptID, err)

@@ -320,6 +320,16 @@ func TestRoundRepairsLostTasksAndUnappliedOutcomes(t *testing.T) {
 	r = e.roundAt(c.ID, tuesday.Add(4*time.Minute))
 	require.Zero(t, r.Requeued, "the tasks exist now: enqueueing again is a no-op")
 
+	// A task whose retries ran out before it claimed its attempt (MongoDB
+	// down for minutes) is archived; asynq refuses its id to a new enqueue,
+	// so the repair puts it back to pending.
+	archived := AttemptID(cs[0].ID, 1)
+	require.NoError(t, e.insp.ArchiveTask(tasks.QueueCalls, archived))
+	require.NotContains(t, e.callTasks(), archived)
+	r = e.roundAt(c.ID, tuesday.Add(5*time.Minute))
+	require.Equal(t, 1, r.Requeued, "the archived task runs again")
+	require.Equal(t, archived, e.callTasks()[archived])
+
 	// A call that ended without its outcome being applied.
 	e.endCall(AttemptID(cs[2].ID, 1), store.CallNoAnswer, false)
 	r = e.roundAt(c.ID, tuesday.Add(10*time.Minute))

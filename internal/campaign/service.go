@@ -53,6 +53,13 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// archivedRunner is an Enqueuer that can also put an archived task back to
+// pending (queue.Client): the repair's way past a call task whose retries
+// ran out before it claimed its attempt.
+type archivedRunner interface {
+	RunArchived(queue, id string) (bool, error)
+}
+
 // Options tune a Service. Zero values take the defaults.
 type Options struct {
 	// Interval is the length of a dispatch round (default 30s): each

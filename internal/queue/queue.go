@@ -51,13 +51,45 @@ func ConnOpt(c config.Redis) (asynq.RedisClientOpt, error) {
 }
 
 // Client enqueues tasks.
-type Client struct{ c *asynq.Client }
+type Client struct {
+	c    *asynq.Client
+	insp *asynq.Inspector // RunArchived's
+}
 
 // NewClient connects lazily; the first Enqueue reports a dead Redis.
-func NewClient(opt asynq.RedisConnOpt) *Client { return &Client{c: asynq.NewClient(opt)} }
+func NewClient(opt asynq.RedisConnOpt) *Client {
+	return &Client{c: asynq.NewClient(opt), insp: asynq.NewInspector(opt)}
+}
 
-// Close releases the connection pool.
-func (c *Client) Close() error { return c.c.Close() }
+// Close releases the connection pools.
+func (c *Client) Close() error { return errors.Join(c.c.Close(), c.insp.Close()) }
+
+// RunArchived puts task id on queue back to pending if it is archived,
+// with the retries it had. ran is false when there is no such task or it
+// is in any other state: a task that is there and not archived will run
+// (or is running) by itself.
+//
+// asynq refuses to enqueue a task id whose task exists in any state,
+// archived included, so enqueueing again cannot revive an archived task.
+func (c *Client) RunArchived(queue, id string) (ran bool, err error) {
+	info, err := c.insp.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue: task %s on %s: %w", id, queue, err)
+	}
+	if info.State != asynq.TaskStateArchived {
+		return false, nil
+	}
+	if err := c.insp.RunTask(queue, id); err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			return false, nil // deleted meanwhile (the janitor, an operator)
+		}
+		return false, fmt.Errorf("queue: run archived task %s on %s: %w", id, queue, err)
+	}
+	return true, nil
+}
 
 // Enqueue validates p and enqueues it on its queue with the type's retry
 // budget (tasks.MaxRetry); opts (TaskID, ProcessIn, ...) come after and win.
