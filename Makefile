@@ -12,7 +12,7 @@
 #   make bench   benchmarks against the local stack, then the SIP leg's
 #                (the worker against an echo through LiveKit's SIP service)
 #                and the capacity benchmark (calls per dyno, latencies at 1
-#                to 40 calls; about 8 minutes)
+#                to 40 calls; about 6 minutes)
 #   make test-busy  make test with every core saturated by CPU hogs (2 per core)
 #   make fleet   the fleet test in full: 4 worker processes, 2,000 contacts in 3
 #                campaigns, one process killed mid-run (TestFleetRun, FLEETRUN=full)
@@ -139,7 +139,7 @@ $(STATICCHECK):
 # others: one op is a level of concurrent calls. SIPLeg (SIP_LEG_LEVELS,
 # default 1,10; about 2 minutes) puts the worker beside an echo over
 # LiveKit's SIP service, as the SIP phone hears them; CallCapacity
-# (CALL_CAPACITY_LEVELS, default 1,10,20,30,40; about 8 minutes) prints the
+# (CALL_CAPACITY_LEVELS, default 1,10,20,30,40; about 6 minutes) prints the
 # dyno's size and each level's latencies. CallCapacity runs as production
 # does, GOMAXPROCS=1, and on FerretDB over PostgreSQL: FerretDB's SQLite
 # backend reads the whole calls collection for every fenced update (it hands

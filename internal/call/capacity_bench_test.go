@@ -97,7 +97,7 @@ import (
 // The 1-call level is the baseline: its call is placed 8 times, one after
 // another (see capacityLoneCalls).
 //
-//	make bench   (CALL_CAPACITY_LEVELS=1,10,20,30,40 by default, about 8 minutes)
+//	make bench   (CALL_CAPACITY_LEVELS=1,10,20,30,40 by default, about 6 minutes)
 //	devstack exec -- go test -run '^$' -bench CallCapacity -benchtime 1x ./internal/call/
 //	CALL_CAPACITY_SIM_CPUPROFILE=file profiles the simulators
 //	CALL_CAPACITY_SIM_NICE=n runs them at niceness n (default 10; 0: the
@@ -106,7 +106,7 @@ import (
 
 const (
 	capacityLevelsEnv    = "CALL_CAPACITY_LEVELS"
-	capacityDefaultLevel = "1,10,20,30,40" // about 8 minutes together
+	capacityDefaultLevel = "1,10,20,30,40" // about 6 minutes together
 	capacityCPULevel     = 20              // whose CPU per call sizes the dyno
 	capacityStagger      = 150 * time.Millisecond
 	capacityLevelTimeout = 4 * time.Minute
