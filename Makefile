@@ -94,8 +94,8 @@ test-busy:
 	$(MAKE) test
 
 # The CPU hog admission test (cmd/worker TestCPUHogDefersNewCallsWhileLiveCallsHold):
-# opt-in, since whether busy loops alone delay the worker's frames past
-# 100 ms depends on the machine.
+# opt-in, since it saturates every core on purpose, which would starve the
+# packages `make test` runs beside it.
 test-hog: tools build modules
 	$(DEVSTACK) exec -- env DOCSHIELD_HOG_TEST=1 WORKER_BIN=$(CURDIR)/bin/worker \
 		go test -count=1 -v -run '^TestCPUHogDefersNewCallsWhileLiveCallsHold$$' ./cmd/worker/
