@@ -128,3 +128,38 @@ func TestEnqueueRefusesOversizedPayload(t *testing.T) {
 	require.ErrorContains(t, err, "call:outbound")
 	require.NoError(t, tasks.CheckPayloadSize(make([]byte, tasks.MaxPayloadBytes)))
 }
+
+// RunArchived revives only an archived task: one that is not there, or is
+// pending, is left alone; an archived one is pending again, and still the
+// one task under its id.
+func TestRunArchivedRevivesOnlyArchivedTasks(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartRedis(t)
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	c := NewClient(opt)
+	defer c.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	ctx := context.Background()
+	q := tasks.CallOutbound{}.Queue()
+
+	ran, err := c.RunArchived(q, "attempt-none")
+	require.NoError(t, err)
+	require.False(t, ran, "no such task (and no such queue yet)")
+
+	_, err = c.Enqueue(ctx, tasks.CallOutbound{AttemptID: "attempt-0001"}, asynq.TaskID("attempt-0001"))
+	require.NoError(t, err)
+	ran, err = c.RunArchived(q, "attempt-0001")
+	require.NoError(t, err)
+	require.False(t, ran, "pending: it will run by itself")
+
+	require.NoError(t, insp.ArchiveTask(q, "attempt-0001"))
+	ran, err = c.RunArchived(q, "attempt-0001")
+	require.NoError(t, err)
+	require.True(t, ran)
+	info, err := insp.GetTaskInfo(q, "attempt-0001")
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, info.State)
+	_, err = c.Enqueue(ctx, tasks.CallOutbound{AttemptID: "attempt-0001"}, asynq.TaskID("attempt-0001"))
+	require.ErrorIs(t, err, asynq.ErrTaskIDConflict, "one task per attempt, revived or not")
+}
