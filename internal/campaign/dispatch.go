@@ -424,11 +424,7 @@ func (s *Service) enqueue(ctx context.Context, attemptID string) (bool, error) {
 	p := tasks.CallOutbound{AttemptID: attemptID}
 	_, err := s.queue.Enqueue(ctx, p, asynq.TaskID(attemptID))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		ar, ok := s.queue.(archivedRunner)
-		if !ok {
-			return false, nil
-		}
-		ran, err := ar.RunArchived(p.Queue(), attemptID)
+		ran, err := s.queue.RunArchived(p.Queue(), attemptID)
 		if err != nil {
 			return false, fmt.Errorf("campaign: attempt %s: %w", attemptID, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docshield/voice-worker/internal/queue"
 	"github.com/docshield/voice-worker/internal/store"
 	"github.com/docshield/voice-worker/tasks"
 	"github.com/hibiken/asynq"
@@ -49,16 +50,15 @@ type Store interface {
 var _ Store = (*store.Store)(nil)
 
 // Enqueuer puts tasks on the queue; *queue.Client implements it.
+// RunArchived puts an archived task back to pending (false when it is
+// absent or in any other state): the repair's way past a call task whose
+// retries ran out before it claimed its attempt.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, p tasks.Payload, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
-// archivedRunner is an Enqueuer that can also put an archived task back to
-// pending (queue.Client): the repair's way past a call task whose retries
-// ran out before it claimed its attempt.
-type archivedRunner interface {
 	RunArchived(queue, id string) (bool, error)
 }
+
+var _ Enqueuer = (*queue.Client)(nil)
 
 // Options tune a Service. Zero values take the defaults.
 type Options struct {
